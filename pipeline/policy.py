@@ -1,0 +1,200 @@
+"""Dunning policies: the versioned configuration finance operations edit.
+
+A policy file (YAML) holds named policies, each a list of versions with an
+effective date. A version is identified by a hash of its content, so the
+ledger can always say exactly which rules caused an action, and a case keeps
+the version in force on the day it opened. Validation errors name the file,
+the key path and what is allowed, because the people editing this file are
+not the people who wrote the code.
+
+The models are loaded into small DuckDB tables (`policy_versions`,
+`policy_levels`, ...) so the SQL models can join policy to data set-based.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
+
+ANCHORS = ("due_date", "invoice_date", "scheduled_payment_date", "previous_level")
+SCOPES = ("contract", "invoice")
+CHANNELS = ("outbox",)
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; the message is meant for the person who edits it."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timing(_Strict):
+    """When a level is due: `days` after an anchor of the receivable the case follows,
+    or after the previous level's own due date (the receivable's due date for level 1)."""
+
+    after: Literal["due_date", "invoice_date", "scheduled_payment_date", "previous_level"]
+    days: int = Field(ge=-365, le=3650)
+
+    @property
+    def absolute(self) -> bool:
+        return self.after != "previous_level"
+
+
+class Level(_Strict):
+    name: str = Field(min_length=1)
+    enabled: bool = True
+    timing: Timing
+    payment_term_days: int = Field(default=0, ge=0, le=365)
+    fee: dict[Currency, Money] = Field(default_factory=dict)
+    channel: Literal["outbox"] = "outbox"
+    template: str = Field(default="reminder", pattern=r"^[a-z][a-z0-9_]*$")
+
+
+class PolicyVersion(_Strict):
+    effective_from: date
+    scope: Literal["contract", "invoice"] = "contract"
+    grace_days: int = Field(default=0, ge=0, le=365)
+    thresholds: dict[Currency, Money] = Field(default_factory=dict)
+    template_set: str = Field(default="default", pattern=r"^[A-Za-z0-9_-]+$")
+    levels: list[Level] = Field(min_length=1, max_length=20)
+
+    @model_validator(mode="after")
+    def _level_names_unique(self) -> "PolicyVersion":
+        names = [lv.name for lv in self.levels]
+        if len(set(names)) != len(names):
+            raise ValueError("level names must be unique within a version")
+        return self
+
+    def content_hash(self) -> str:
+        """Hash of the canonical JSON of this version: same content, same id."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+class Policy(_Strict):
+    handle: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    name: str = ""
+    default: bool = False
+    versions: list[PolicyVersion] = Field(min_length=1)
+
+    @field_validator("versions")
+    @classmethod
+    def _dates_increase(cls, versions: list[PolicyVersion]) -> list[PolicyVersion]:
+        dates = [v.effective_from for v in versions]
+        if dates != sorted(dates) or len(set(dates)) != len(dates):
+            raise ValueError("versions must have distinct effective_from dates in increasing order")
+        return versions
+
+    def version_id(self, version: PolicyVersion) -> str:
+        return f"{self.handle}@{version.content_hash()}"
+
+
+class PolicyFile(_Strict):
+    policies: list[Policy] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _exactly_one_default(self) -> "PolicyFile":
+        handles = [p.handle for p in self.policies]
+        dupes = sorted({h for h in handles if handles.count(h) > 1})
+        if dupes:
+            raise ValueError(f"duplicate policy handle(s): {', '.join(dupes)}")
+        defaults = [p.handle for p in self.policies if p.default]
+        if len(defaults) != 1:
+            raise ValueError(
+                f"exactly one policy must have `default: true` (found {len(defaults)}: {defaults or 'none'})"
+            )
+        return self
+
+    @property
+    def default_handle(self) -> str:
+        return next(p.handle for p in self.policies if p.default)
+
+    @property
+    def handles(self) -> list[str]:
+        return [p.handle for p in self.policies]
+
+
+def _format_loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def load_policy_file(path: Path) -> PolicyFile:
+    """Read and validate a policy file; raise PolicyError naming file, key and what is allowed."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read policy file ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return PolicyFile.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = _format_loc(err["loc"]) or "(top level)"
+            msg = err["msg"]
+            if err["type"] == "literal_error":
+                msg = f"got {err.get('input')!r}; allowed: {err['ctx']['expected']}"
+            elif err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            lines.append(f"{path}: {key}: {msg}")
+        raise PolicyError("\n".join(lines)) from None
+
+
+POLICY_TABLES_DDL = """
+create or replace table policy_versions (
+    policy_id varchar not null, policy_version varchar not null primary key,
+    is_default boolean not null, effective_from date not null, effective_to date,
+    scope varchar not null, grace_days integer not null, template_set varchar not null,
+    spec_json varchar not null);
+create or replace table policy_levels (
+    policy_version varchar not null, level_no integer not null, level_name varchar not null,
+    enabled boolean not null, anchor varchar not null, offset_days integer not null,
+    payment_term_days integer not null, channel varchar not null, template varchar not null,
+    primary key (policy_version, level_no));
+create or replace table policy_thresholds (
+    policy_version varchar not null, currency varchar not null, threshold decimal(18,2) not null,
+    primary key (policy_version, currency));
+create or replace table policy_level_fees (
+    policy_version varchar not null, level_no integer not null, currency varchar not null,
+    fee decimal(18,2) not null, primary key (policy_version, level_no, currency));
+"""
+
+
+def load_into_duckdb(con, policies: PolicyFile) -> None:
+    """Replace the policy tables with the content of `policies` (all values bound)."""
+    con.execute(POLICY_TABLES_DDL)
+    for policy in policies.policies:
+        for i, version in enumerate(policy.versions):
+            vid = policy.version_id(version)
+            nxt = policy.versions[i + 1].effective_from if i + 1 < len(policy.versions) else None
+            con.execute(
+                "insert into policy_versions values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [policy.handle, vid, policy.default, version.effective_from, nxt, version.scope,
+                 version.grace_days, version.template_set, json.dumps(version.model_dump(mode="json"), sort_keys=True)],
+            )
+            for ccy, amount in sorted(version.thresholds.items()):
+                con.execute("insert into policy_thresholds values (?, ?, ?)", [vid, ccy, amount])
+            for no, level in enumerate(version.levels, start=1):
+                con.execute(
+                    "insert into policy_levels values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [vid, no, level.name, level.enabled, level.timing.after, level.timing.days,
+                     level.payment_term_days, level.channel, level.template],
+                )
+                for ccy, fee in sorted(level.fee.items()):
+                    con.execute("insert into policy_level_fees values (?, ?, ?, ?)", [vid, no, ccy, fee])

@@ -1,0 +1,106 @@
+"""One daily step and ranges of them: the product's core loop, callable from a notebook.
+
+state(D) = step(state(D-1), inputs visible on D, policy versions in force on D).
+A day first rewinds whatever earlier runs computed for it (keeping what was
+dispatched), then runs the SQL models, writes the day's decisions and, on a
+live day, dispatches. The live run, a re-run and a backfill all use this one
+step, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+
+from pipeline import catalog, policy as policy_mod
+from pipeline.ingest import TableReport, ingest
+from pipeline.settings import Settings
+from pipeline.sql_runner import run_daily_models
+from pipeline.state import apply_day, ensure_state, rewind_to
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DayResult:
+    as_of: date
+    cases_opened: int
+    cases_closed: int
+    actions: int
+    levels_skipped: int
+    documents_written: int
+    model_seconds: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def connect(database: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the dunning database (one read-write process at a time) and close it reliably."""
+    if str(database) != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(database))
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def load_inputs(con, settings: Settings) -> tuple[policy_mod.PolicyFile, list[TableReport]]:
+    """Load the policy file and ingest the billing files; shared by every kind of run."""
+    policies = policy_mod.load_policy_file(settings.policy_file)
+    ensure_state(con)
+    policy_mod.load_into_duckdb(con, policies)
+    reports = ingest(con, settings.data_dir, policies.handles)
+    return policies, reports
+
+
+def run_day(con, as_of: date, settings: Settings, *, dispatch: bool = True) -> DayResult:
+    """Compute (and on a live day dispatch) one day. Inputs must be loaded already."""
+    rewind_to(con, as_of)
+    seconds = run_daily_models(con, as_of)
+    counts = apply_day(con, as_of, "live" if dispatch else "backfill")
+    written = 0
+    if dispatch:
+        from pipeline.dispatch import dispatch_outbox  # rendering libraries load only when used
+
+        written = dispatch_outbox(con, as_of, settings)
+    run_number = con.execute(
+        "select coalesce(max(run_number), 0) + 1 from run_log where as_of = ?", [as_of]
+    ).fetchall()[0][0]
+    con.execute(
+        "insert into run_log values (?, ?, ?, ?, ?, ?, ?, ?)",
+        [as_of, run_number, "live" if dispatch else "backfill", counts["cases_opened"],
+         counts["cases_closed"], counts["actions"], counts["levels_skipped"], written],
+    )
+    return DayResult(as_of, documents_written=written, model_seconds=seconds, **counts)
+
+
+def days(start: date, end: date) -> list[date]:
+    if end < start:
+        raise ValueError(f"end {end} is before start {start}")
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def run_range(
+    con,
+    start: date,
+    end: date,
+    settings: Settings,
+    *,
+    dispatch: bool,
+    on_day: Callable[[DayResult], None] | None = None,
+) -> list[DayResult]:
+    """Run days in date order with one database connection and one ingestion."""
+    results = []
+    for day in days(start, end):
+        result = run_day(con, day, settings, dispatch=dispatch)
+        results.append(result)
+        if on_day:
+            on_day(result)
+    catalog.apply_comments(con)
+    return results

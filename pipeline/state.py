@@ -1,0 +1,192 @@
+"""The persistent tables: what one day hands to the next, and what analysts query.
+
+Only two things are carried from day to day: the case register and the action
+ledger. Everything else (balances, open receivables) is recomputed from the
+inputs for any date. Column documentation lives in `pipeline.catalog` and is
+applied as COMMENT ON after every run.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+STATE_DDL = """
+create table if not exists case_register (
+    case_id varchar primary key,
+    scope varchar not null,
+    target_id varchar not null,
+    contract_id varchar not null,
+    customer_id varchar not null,
+    currency varchar not null,
+    policy_id varchar not null,
+    policy_version varchar not null,
+    opened_on date not null,
+    closed_on date,
+    close_reason varchar
+);
+create table if not exists action_ledger (
+    action_key varchar primary key,
+    case_id varchar not null,
+    scope varchar not null,
+    target_id varchar not null,
+    contract_id varchar not null,
+    customer_id varchar not null,
+    currency varchar not null,
+    policy_id varchar not null,
+    policy_version varchar not null,
+    level_no integer not null,
+    level_name varchar not null,
+    action varchar not null,
+    channel varchar,
+    template varchar,
+    scheduled_on date,
+    executed_on date not null,
+    level_due_date date,
+    followed_invoice_id varchar,
+    days_overdue integer,
+    principal decimal(18,2) not null,
+    fee decimal(18,2) not null,
+    fees_total decimal(18,2) not null,
+    interest decimal(18,2) not null,
+    amount_demanded decimal(18,2) not null,
+    status varchar not null,
+    dispatch_mode varchar not null,
+    document_path varchar,
+    provider_message_id varchar,
+    status_changed_on date
+);
+create table if not exists contract_balances (
+    as_of date not null,
+    contract_id varchar not null,
+    customer_id varchar not null,
+    currency varchar not null,
+    open_amount decimal(18,2) not null,
+    overdue_amount decimal(18,2) not null,
+    unapplied_credit decimal(18,2) not null,
+    balance decimal(18,2) not null,
+    open_receivables bigint not null,
+    overdue_receivables bigint not null,
+    oldest_invoice_id varchar,
+    oldest_due_date date,
+    oldest_days_overdue integer,
+    primary key (as_of, contract_id)
+);
+create table if not exists open_receivables (
+    as_of date not null,
+    invoice_id varchar primary key,
+    invoice_number varchar not null,
+    contract_id varchar not null,
+    customer_id varchar not null,
+    currency varchar not null,
+    invoice_date date not null,
+    due_date date not null,
+    scheduled_payment_on date,
+    dunning_paused boolean not null,
+    amount decimal(18,2) not null,
+    open_amount decimal(18,2) not null,
+    is_overdue boolean not null,
+    days_overdue integer not null
+);
+create table if not exists run_log (
+    as_of date not null,
+    run_number integer not null,
+    mode varchar not null,
+    cases_opened integer not null,
+    cases_closed integer not null,
+    actions_planned integer not null,
+    levels_skipped integer not null,
+    documents_sent integer not null,
+    primary key (as_of, run_number)
+);
+create or replace view cases as
+with levels as (
+    select case_id, level_no, any_value(level_name) as level_name, any_value(executed_on) as executed_on,
+           any_value(level_due_date) as level_due_date, sum(fee) as fee, max(amount_demanded) as amount_demanded
+    from action_ledger where status <> 'skipped'
+    group by case_id, level_no
+),
+progress as (
+    select case_id, max(level_no) as current_level, arg_max(level_name, level_no) as current_level_name,
+           arg_max(executed_on, level_no) as last_level_on, arg_max(level_due_date, level_no) as level_due_date,
+           arg_max(amount_demanded, level_no) as last_amount_demanded, sum(fee) as fees_total
+    from levels group by case_id
+)
+select r.*, coalesce(p.current_level, 0) as current_level, p.current_level_name, p.last_level_on,
+       p.level_due_date, p.last_amount_demanded, coalesce(p.fees_total, 0) as fees_total,
+       r.closed_on is null as is_open
+from case_register r left join progress p using (case_id);
+create or replace view aging as
+with latest as (select * from open_receivables)
+select as_of, currency,
+       case when not is_overdue then 'not due'
+            when days_overdue <= 30 then '1-30'
+            when days_overdue <= 60 then '31-60'
+            when days_overdue <= 90 then '61-90'
+            else 'over 90' end as bucket,
+       count(*) as receivables,
+       cast(sum(open_amount) as decimal(18,2)) as open_amount
+from latest group by all order by currency, min(days_overdue);
+create or replace view fee_ledger as
+select action_key, case_id, contract_id, customer_id, currency, level_no, level_name, executed_on, fee
+from action_ledger where fee <> 0;
+"""
+
+
+def ensure_state(con) -> None:
+    con.execute(STATE_DDL)
+
+
+def rewind_to(con, as_of: date) -> None:
+    """Undo what earlier runs computed for `as_of` and later, except what was dispatched.
+
+    Re-running a day must give the same state and send nothing new: the day's
+    unsent rows are recomputed with the same deterministic keys, while rows
+    already dispatched stay as the record of what really happened.
+    """
+    con.execute(
+        "delete from action_ledger where executed_on >= ? and status in ('planned', 'skipped')", [as_of]
+    )
+    con.execute(
+        """delete from case_register c where opened_on >= ?
+           and not exists (select 1 from action_ledger l where l.case_id = c.case_id)""",
+        [as_of],
+    )
+    con.execute("update case_register set closed_on = null, close_reason = null where closed_on >= ?", [as_of])
+    con.execute("delete from contract_balances where as_of >= ?", [as_of])
+
+
+def apply_day(con, as_of: date, dispatch_mode: str) -> dict[str, int]:
+    """Write the day's decisions (temp tables from the models) into the persistent state."""
+    closed = con.execute(
+        """update case_register r set closed_on = ?, close_reason = c.close_reason
+           from int_case_closures c where r.case_id = c.case_id""",
+        [as_of],
+    ).fetchall()[0][0]
+    opened = con.execute(
+        """insert into case_register
+           select case_id, scope, target_id, contract_id, customer_id, currency, policy_id,
+                  policy_version, opened_on, null, null
+           from int_case_openings
+           on conflict do nothing"""
+    ).fetchall()[0][0]
+    mode_status = "planned" if dispatch_mode == "live" else "not_dispatched"
+    planned = con.execute(
+        """insert into action_ledger
+           select * exclude (status),
+                  case when status = 'planned' then ? else status end,
+                  ?, null, null, ?
+           from planned_actions
+           order by action_key
+           on conflict do nothing""",
+        [mode_status, dispatch_mode, as_of],
+    ).fetchall()[0][0]
+    del planned  # a re-run inserts nothing new; the summary below describes the day either way
+    counts = con.execute(
+        """select count(*) filter (where status <> 'skipped'), count(*) filter (where status = 'skipped')
+           from action_ledger where executed_on = ?""",
+        [as_of],
+    ).fetchall()[0]
+    con.execute("insert into contract_balances select * from int_contract_balances")
+    con.execute("delete from open_receivables")
+    con.execute("insert into open_receivables select * from int_open_receivables")
+    return {"cases_opened": opened, "cases_closed": closed, "actions": counts[0], "levels_skipped": counts[1]}

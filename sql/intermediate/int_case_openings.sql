@@ -1,0 +1,38 @@
+-- Cases that open on $as_of: a target routed to a policy of its scope, with no open
+-- case, whose followed receivable is more days overdue than the grace period, whose
+-- overdue amount reaches the currency's threshold, and which is not suspended.
+-- The case remembers the policy version in force today.
+with open_case_contracts as (
+    select contract_id, scope, target_id
+    from int_case_progress
+    where case_id not in (select case_id from int_case_closures)
+),
+
+candidates as (
+    select t.*, r.policy_id, r.policy_version, r.grace_days,
+           coalesce(th.threshold, 0) as threshold
+    from int_dunning_targets t
+    join int_routed_contracts r on r.contract_id = t.contract_id and r.scope = t.scope
+    left join policy_thresholds th on th.policy_version = r.policy_version and th.currency = t.currency
+    where t.days_overdue > r.grace_days
+      and t.overdue_amount > 0
+      and t.overdue_amount >= coalesce(th.threshold, 0)
+      and not t.suspended
+      and not t.dunning_disabled
+),
+
+-- one dunning process per contract: an invoice case never runs beside a contract case
+-- of the same contract (possible only when a policy changes scope between versions)
+final as (
+    select (case c.scope when 'contract' then 'ct-' else 'in-' end)
+               || c.target_id || '-' || strftime(cast($as_of as date), '%Y%m%d') as case_id,
+           c.scope, c.target_id, c.contract_id, c.customer_id, c.currency,
+           c.policy_id, c.policy_version, cast($as_of as date) as opened_on
+    from candidates c
+    where not exists (select 1 from open_case_contracts o
+                      where o.scope = c.scope and o.target_id = c.target_id)
+      and not exists (select 1 from open_case_contracts o
+                      where o.contract_id = c.contract_id and o.scope <> c.scope)
+)
+
+select * from final

@@ -1,0 +1,42 @@
+-- Where each case open at the start of $as_of stands, read from the ledger (the
+-- only memory carried between days): the last level executed before $as_of, its own
+-- due date (executed date + payment term) and the fees charged so far.
+with open_cases as (
+    select *
+    from case_register
+    where opened_on < $as_of
+      and (closed_on is null or closed_on >= $as_of)
+),
+
+executed_levels as (
+    select case_id, level_no,
+           any_value(executed_on) as executed_on,
+           any_value(level_due_date) as level_due_date,
+           sum(fee) as fee
+    from action_ledger
+    where executed_on < $as_of
+      and status <> 'skipped'
+    group by case_id, level_no
+),
+
+progress as (
+    select case_id,
+           max(level_no) as last_level_no,
+           arg_max(executed_on, level_no) as last_executed_on,
+           arg_max(level_due_date, level_no) as last_level_due_date,
+           sum(fee) as fees_total
+    from executed_levels
+    group by case_id
+),
+
+final as (
+    select c.case_id, c.scope, c.target_id, c.contract_id, c.customer_id, c.currency,
+           c.policy_id, c.policy_version, c.opened_on,
+           coalesce(p.last_level_no, 0) as last_level_no,
+           p.last_executed_on, p.last_level_due_date,
+           cast(coalesce(p.fees_total, 0) as decimal(18, 2)) as fees_total
+    from open_cases c
+    left join progress p using (case_id)
+)
+
+select * from final

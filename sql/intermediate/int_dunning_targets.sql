@@ -1,0 +1,47 @@
+-- Everything that could be dunned on $as_of, in both scopes: a contract with an open
+-- balance (following its oldest open receivable) and each open invoice. Carries what
+-- the case rules need: overdue amount, the followed receivable's dates, whether dunning
+-- is suspended, and the customer's flags.
+with global_suspension as (
+    select count(*) > 0 as active from int_suspensions_in_force where scope = 'global'
+),
+
+contract_targets as (
+    select 'contract' as scope, b.contract_id as target_id, b.contract_id, b.customer_id, b.currency,
+           b.open_amount, b.overdue_amount,
+           o.invoice_id as followed_invoice_id, o.invoice_number as followed_invoice_number,
+           o.invoice_date as followed_invoice_date, o.due_date as followed_due_date,
+           o.scheduled_payment_on as followed_scheduled_payment_on,
+           o.days_overdue, o.dunning_paused as followed_paused
+    from int_contract_balances b
+    join int_open_receivables o on o.invoice_id = b.oldest_invoice_id
+),
+
+invoice_targets as (
+    select 'invoice' as scope, o.invoice_id as target_id, o.contract_id, o.customer_id, o.currency,
+           o.open_amount, case when o.is_overdue then o.open_amount else 0 end as overdue_amount,
+           o.invoice_id, o.invoice_number, o.invoice_date, o.due_date, o.scheduled_payment_on,
+           o.days_overdue, o.dunning_paused
+    from int_open_receivables o
+),
+
+targets as (
+    select * from contract_targets
+    union all
+    select * from invoice_targets
+),
+
+final as (
+    select t.*,
+           cu.dunning_disabled, cu.apply_fees,
+           (select active from global_suspension)
+           or t.followed_paused
+           or t.customer_id in (select target_id from int_suspensions_in_force where scope = 'customer')
+           or t.contract_id in (select target_id from int_suspensions_in_force where scope = 'contract')
+           or t.followed_invoice_id in (select target_id from int_suspensions_in_force where scope = 'invoice')
+           as suspended
+    from targets t
+    join stg_customers cu using (customer_id)
+)
+
+select * from final
