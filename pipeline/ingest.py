@@ -93,7 +93,8 @@ def _raw_select(con, path: Path, table: Table) -> tuple[str, list[str], list[str
     return f"select {selected}, ? as _source_file, {row} as _source_row from {reader}", [str(path), str(path)], extras
 
 
-def _typed_expr(column, is_text: bool) -> str:
+def _typed_expr(column, source_types: dict[str, str]) -> str:
+    is_text = source_types.get(column.name) == "VARCHAR"
     name = f'"{column.name}"'
     if column.type == "VARCHAR":
         return f"nullif(trim(cast({name} as varchar)), '')"
@@ -103,7 +104,7 @@ def _typed_expr(column, is_text: bool) -> str:
     return f"try_cast({name} as {column.type})"
 
 
-def _violation_expr(table: Table, is_text: bool) -> str:
+def _violation_expr(table: Table, source_types: dict[str, str]) -> str:
     """First type or missing-value violation of a row as a struct, or NULL."""
     branches = []
     for column in table.columns:
@@ -117,7 +118,7 @@ def _violation_expr(table: Table, is_text: bool) -> str:
         if column.type in TYPE_RULES:
             rule, expected = TYPE_RULES[column.type]
             branches.append(
-                f"when {raw} is not null and {_typed_expr(column, is_text)} is null then "
+                f"when {raw} is not null and {_typed_expr(column, source_types)} is null then "
                 f"{{'rule': '{rule}', 'column_name': '{column.name}', 'value': {raw}, "
                 f"'message': 'expected {expected}'}}"
             )
@@ -134,15 +135,15 @@ def _load_table(con, table: Table, files: list[Path], policy_handles: list[str])
         parts.append(sql)
         params += p
         all_extras += [e for e in extras if e not in all_extras]
-    is_text = all(p.suffix == ".csv" for p in files)
-    typed_cols = ", ".join(f'{_typed_expr(c, is_text)} as "{c.name}"' for c in table.columns)
+    union = " union all by name ".join(f"({p})" for p in parts)
+    source_types = {r[0]: r[1] for r in con.execute(f"describe select * from ({union})", params).fetchall()}
+    typed_cols = ", ".join(f'{_typed_expr(c, source_types)} as "{c.name}"' for c in table.columns)
     extra_cols = "".join(f', cast("{e}" as varchar) as "{e}"' for e in all_extras)
     raw_json = "to_json({" + ", ".join(f"'{c}': \"{c}\"" for c in table.column_names + all_extras) + "})"
-    union = " union all by name ".join(f"({p})" for p in parts)
     con.execute(
         f"""create or replace temp table {typed} as
             select _source_file, _source_row, {typed_cols}{extra_cols},
-                   {_violation_expr(table, is_text)} as _type_violation,
+                   {_violation_expr(table, source_types)} as _type_violation,
                    case when _type_violation is not null then {raw_json} end as _record
             from ({union})""",
         params,

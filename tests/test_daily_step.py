@@ -1,0 +1,219 @@
+"""The daily step on hand-made worlds: exact dates, amounts and statuses, day by day."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from world import World, actions, policy, query
+
+# SPEC section 4: reminders after 14, 7, 7 days, dunning notice after 7, all terms 0
+SPEC_LEVELS = [("previous_level", 14, 0), ("previous_level", 7, 0), ("previous_level", 7, 0), ("previous_level", 7, 0)]
+
+
+def test_spec_worked_example_standard(tmp_path):
+    w = World(tmp_path, policy(SPEC_LEVELS, scope="invoice"))
+    w.customer().contract().invoice("I1", "100.00", "2026-04-26", "2026-05-10")
+    s = w.run("2026-05-01", "2026-06-20")
+    assert actions(s) == [
+        ("2026-05-24", "in-I1-20260511", 1, "reminder", "100.00"),
+        ("2026-05-31", "in-I1-20260511", 2, "reminder", "100.00"),
+        ("2026-06-07", "in-I1-20260511", 3, "reminder", "100.00"),
+        ("2026-06-14", "in-I1-20260511", 4, "reminder", "100.00"),
+    ]
+
+
+def test_spec_worked_example_suspended_25_may_until_1_june(tmp_path):
+    w = World(tmp_path, policy(SPEC_LEVELS, scope="invoice"))
+    w.customer().contract().invoice("I1", "100.00", "2026-04-26", "2026-05-10")
+    w.suspension("global", "", "2026-05-25", "2026-06-01")
+    s = w.run("2026-05-01", "2026-06-20")
+    assert [(d, lv) for d, _, lv, _, _ in actions(s)] == [
+        ("2026-05-24", 1), ("2026-06-01", 2), ("2026-06-08", 3), ("2026-06-15", 4)]
+
+
+@pytest.mark.parametrize("scope", ["customer", "contract", "invoice"])
+def test_suspension_scopes_hold_the_level_without_moving_the_schedule(tmp_path, scope):
+    w = World(tmp_path, policy(SPEC_LEVELS, scope="invoice"))
+    w.customer().contract().invoice("I1", "100.00", "2026-04-26", "2026-05-10")
+    w.suspension(scope, {"customer": "CU1", "contract": "CT1", "invoice": "I1"}[scope], "2026-05-25", "2026-06-03")
+    s = w.run("2026-05-01", "2026-06-12")
+    assert [(d, lv) for d, _, lv, _, _ in actions(s)] == [("2026-05-24", 1), ("2026-06-03", 2), ("2026-06-10", 3)]
+
+
+def test_invoice_pause_flag_stops_dunning(tmp_path):
+    w = World(tmp_path, policy(SPEC_LEVELS, scope="invoice"))
+    w.customer().contract().invoice("I1", "100.00", "2026-04-26", "2026-05-10", dunning_paused="true")
+    s = w.run("2026-05-01", "2026-06-20")
+    assert actions(s) == []
+
+
+def test_allocation_bound_first_then_oldest_first_with_credit_note_and_overpayment(tmp_path):
+    w = World(tmp_path, policy([("due_date", 30, 0)]))
+    w.customer().contract()
+    w.invoice("I1", "100.00", "2026-01-01", "2026-01-15")
+    w.invoice("I2", "200.00", "2026-02-01", "2026-02-15")
+    w.invoice("I3", "300.00", "2026-03-01", "2026-03-15")
+    w.invoice("CN1", "-50.00", "2026-03-05", "2026-03-05")          # credit note: oldest first
+    w.payment("P1", "320.00", "2026-03-10", invoice_id="I3")         # settles I3, 20.00 over
+    w.payment("P2", "40.00", "2026-03-11")                           # no invoice: oldest first
+    w.payment("P3", "999.00", "2026-03-12", status="failed")        # counts for nothing
+    s = w.run("2026-03-20", "2026-03-20")
+    assert query(s, "select invoice_id, open_amount from open_receivables order by invoice_id") == [
+        ("I2", Decimal("190.00"))]   # I1 100 covered by 50 + 20 + 40 = 110, 10 left for I2
+    assert query(s, "select open_amount, overdue_amount, unapplied_credit, balance, oldest_invoice_id "
+                    "from contract_balances") == [
+        (Decimal("190.00"), Decimal("190.00"), Decimal("0.00"), Decimal("190.00"), "I2")]
+
+
+def test_credit_settles_not_yet_due_invoices_and_never_crosses_contracts(tmp_path):
+    w = World(tmp_path, policy([("due_date", 30, 0)]))
+    w.customer().contract("CT1").contract("CT2")
+    w.invoice("A1", "100.00", "2026-03-01", "2026-04-30", contract_id="CT1")   # not yet due
+    w.invoice("B1", "80.00", "2026-03-01", "2026-03-10", contract_id="CT2")
+    w.payment("P1", "150.00", "2026-03-05", contract_id="CT1")
+    s = w.run("2026-03-20", "2026-03-20")
+    assert query(s, "select contract_id, open_amount, overdue_amount, unapplied_credit, balance "
+                    "from contract_balances order by contract_id") == [
+        ("CT1", Decimal("0.00"), Decimal("0.00"), Decimal("50.00"), Decimal("-50.00")),
+        ("CT2", Decimal("80.00"), Decimal("80.00"), Decimal("0.00"), Decimal("80.00"))]
+
+
+def test_reversed_payment_counts_until_reversal_and_reopens_a_new_case(tmp_path):
+    w = World(tmp_path, policy([("due_date", 5, 0), ("previous_level", 10, 0)]))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    w.payment("P1", "100.00", "2026-03-18", invoice_id="I1", status="reversed", reversed_on="2026-03-25")
+    s = w.run("2026-03-11", "2026-04-10")
+    assert query(s, "select case_id, opened_on::varchar, closed_on::varchar, close_reason from case_register "
+                    "order by opened_on") == [
+        ("ct-CT1-20260311", "2026-03-11", "2026-03-18", "balance_cleared"),
+        ("ct-CT1-20260325", "2026-03-25", None, None)]
+    # the new case starts at level 1 again; its time (due + 5) has long come
+    assert [(d, c, lv) for d, c, lv, _, _ in actions(s)] == [
+        ("2026-03-15", "ct-CT1-20260311", 1), ("2026-03-25", "ct-CT1-20260325", 1),
+        ("2026-04-04", "ct-CT1-20260325", 2)]
+
+
+def test_contract_case_resets_only_when_not_yet_due_invoices_are_paid_too(tmp_path):
+    w = World(tmp_path, policy([("due_date", 5, 0), ("previous_level", 10, 0), ("previous_level", 10, 0)]))
+    w.customer().contract()
+    w.invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    w.invoice("I2", "100.00", "2026-03-20", "2026-04-20")
+    w.payment("P1", "100.00", "2026-03-22", invoice_id="I1")   # overdue part paid, I2 not yet due
+    w.payment("P2", "100.00", "2026-04-02", invoice_id="I2")   # whole balance cleared
+    s = w.run("2026-03-11", "2026-04-10")
+    assert query(s, "select case_id, closed_on::varchar, close_reason from case_register") == [
+        ("ct-CT1-20260311", "2026-04-02", "balance_cleared")]
+    # between 22 March and 2 April the case waits: nothing overdue, level 2 not executed
+    assert [(d, lv) for d, _, lv, _, _ in actions(s)] == [("2026-03-15", 1)]
+
+
+def test_partial_payment_moves_the_followed_receivable_without_skipping_a_level(tmp_path):
+    levels = [("due_date", 10, 0), ("due_date", 20, 0), ("due_date", 30, 0)]
+    w = World(tmp_path, policy(levels))
+    w.customer().contract()
+    w.invoice("I1", "100.00", "2026-01-01", "2026-01-10")
+    w.invoice("I2", "100.00", "2026-01-20", "2026-01-25")
+    w.payment("P1", "150.00", "2026-01-28")   # pays I1 and half of I2 (oldest first): the case follows I2
+    s = w.run("2026-01-11", "2026-03-05")
+    got = query(s, "select executed_on::varchar, level_no, followed_invoice_id, days_overdue, principal "
+                   "from action_ledger order by executed_on")
+    assert got == [
+        ("2026-01-20", 1, "I1", 10, Decimal("100.00")),   # I1 10 days overdue (I2 not yet due)
+        ("2026-02-14", 2, "I2", 20, Decimal("50.00")),    # anchor moved to I2: 25 Jan + 20
+        ("2026-02-24", 3, "I2", 30, Decimal("50.00")),
+    ]
+
+
+def test_thresholds_per_currency(tmp_path):
+    w = World(tmp_path, policy([("due_date", 1, 0)], thresholds={"EUR": "50.00", "GBP": "20.00"}))
+    w.customer("CU1").customer("CU2", locale="en_GB", country="GB")
+    w.contract("CT1", "CU1", "EUR").contract("CT2", "CU2", "GBP")
+    w.invoice("I1", "49.99", "2026-03-01", "2026-03-10", contract_id="CT1", customer_id="CU1")
+    w.invoice("I2", "25.00", "2026-03-01", "2026-03-10", contract_id="CT2", customer_id="CU2", currency="GBP")
+    s = w.run("2026-03-11", "2026-03-20")
+    assert query(s, "select case_id from case_register") == [("ct-CT2-20260311",)]
+
+
+def test_grace_period_opens_the_case_after_the_grace_days(tmp_path):
+    w = World(tmp_path, policy([("due_date", 1, 0)], grace_days=5))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    s = w.run("2026-03-11", "2026-03-20")
+    # 15 March is 5 days overdue (not more than the grace period); 16 March is 6
+    assert query(s, "select case_id, opened_on::varchar from case_register") == [("ct-CT1-20260316", "2026-03-16")]
+    assert [(d, lv) for d, _, lv, _, _ in actions(s)] == [("2026-03-16", 1)]
+
+
+def test_catch_up_executes_the_highest_due_level_and_records_the_skipped(tmp_path):
+    w = World(tmp_path, policy([("due_date", 7, 0), ("due_date", 14, 0), ("due_date", 21, 0), ("due_date", 40, 0)]))
+    w.customer().contract().invoice("I1", "100.00", "2026-01-01", "2026-01-10")
+    s = w.run("2026-02-05", "2026-02-05")   # first run ever: 26 days overdue
+    assert query(s, "select level_no, action, status, scheduled_on::varchar from action_ledger order by level_no") == [
+        (1, "level_skipped", "skipped", "2026-01-17"),
+        (2, "level_skipped", "skipped", "2026-01-24"),
+        (3, "reminder", "not_dispatched", "2026-01-31")]
+
+
+def test_threshold_is_checked_again_before_each_level(tmp_path):
+    w = World(tmp_path, policy([("due_date", 1, 0), ("due_date", 10, 0)], thresholds={"EUR": "50.00"}))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    w.payment("P1", "60.00", "2026-03-15", invoice_id="I1")        # 40.00 left: below threshold
+    w.invoice("I2", "30.00", "2026-03-01", "2026-03-25")             # overdue from 26 March: 70.00
+    s = w.run("2026-03-11", "2026-03-31")
+    assert [(d, lv, amt) for d, _, lv, _, amt in actions(s)] == [("2026-03-11", 1, "100.00"), ("2026-03-26", 2, "70.00")]
+
+
+def test_fees_are_cumulative_and_skipped_without_apply_fees(tmp_path):
+    levels = [("previous_level", 5, 3, {"EUR": "5.00"}), ("previous_level", 5, 3, {"EUR": "7.50"})]
+    w = World(tmp_path, policy(levels, scope="invoice"))
+    w.customer("CU1").customer("CU2", apply_fees="false")
+    w.contract("CT1", "CU1").contract("CT2", "CU2")
+    w.invoice("I1", "100.00", "2026-03-01", "2026-03-10", contract_id="CT1", customer_id="CU1")
+    w.invoice("I2", "100.00", "2026-03-01", "2026-03-10", contract_id="CT2", customer_id="CU2")
+    s = w.run("2026-03-11", "2026-04-01")
+    assert query(s, "select target_id, executed_on::varchar, level_due_date::varchar, fee, fees_total, "
+                    "amount_demanded from action_ledger order by target_id, level_no") == [
+        ("I1", "2026-03-15", "2026-03-18", Decimal("5.00"), Decimal("5.00"), Decimal("105.00")),
+        ("I1", "2026-03-23", "2026-03-26", Decimal("7.50"), Decimal("12.50"), Decimal("112.50")),
+        ("I2", "2026-03-15", "2026-03-18", Decimal("0.00"), Decimal("0.00"), Decimal("100.00")),
+        ("I2", "2026-03-23", "2026-03-26", Decimal("0.00"), Decimal("0.00"), Decimal("100.00"))]
+
+
+def test_case_keeps_its_policy_version_and_new_cases_take_the_new_one(tmp_path):
+    doc = policy([("due_date", 5, 0), ("previous_level", 30, 0)])
+    v2 = dict(doc["policies"][0]["versions"][0], effective_from="2026-03-20",
+              levels=[{"name": "Only", "timing": {"after": "due_date", "days": 2}}])
+    doc["policies"][0]["versions"].append(v2)
+    w = World(tmp_path, doc)
+    w.customer().contract("CT1").contract("CT2")
+    w.invoice("I1", "100.00", "2026-03-01", "2026-03-10", contract_id="CT1")
+    w.invoice("I2", "100.00", "2026-03-15", "2026-03-25", contract_id="CT2")
+    s = w.run("2026-03-11", "2026-04-20")
+    got = query(s, "select case_id, level_no, executed_on::varchar, split_part(policy_version, '@', 1) "
+                   "from action_ledger order by case_id, level_no")
+    versions = dict(query(s, "select case_id, policy_version from case_register"))
+    assert versions["ct-CT1-20260311"] != versions["ct-CT2-20260326"]
+    assert got == [("ct-CT1-20260311", 1, "2026-03-15", "default"), ("ct-CT1-20260311", 2, "2026-04-14", "default"),
+                   ("ct-CT2-20260326", 1, "2026-03-27", "default")]
+
+
+def test_ended_contracts_are_dunned_and_disabled_customers_are_not(tmp_path):
+    w = World(tmp_path, policy([("due_date", 1, 0)]))
+    w.customer("CU1").customer("CU2", dunning_disabled="true")
+    w.contract("CT1", "CU1", status="ended", ended_on="2026-02-28").contract("CT2", "CU2")
+    w.invoice("I1", "10.00", "2026-02-01", "2026-03-01", contract_id="CT1", customer_id="CU1")
+    w.invoice("I2", "10.00", "2026-02-01", "2026-03-01", contract_id="CT2", customer_id="CU2")
+    s = w.run("2026-03-02", "2026-03-03")
+    assert query(s, "select case_id from case_register") == [("ct-CT1-20260302",)]
+
+
+def test_rerunning_a_day_changes_nothing(tmp_path):
+    w = World(tmp_path, policy(SPEC_LEVELS, scope="invoice"))
+    w.customer().contract().invoice("I1", "100.00", "2026-04-26", "2026-05-10")
+    s = w.run("2026-05-01", "2026-05-31")
+    before = (query(s, "select * from action_ledger order by action_key"), query(s, "select * from case_register"))
+    w.run("2026-05-31", "2026-05-31")
+    w.run("2026-05-24", "2026-05-31")
+    after = (query(s, "select * from action_ledger order by action_key"), query(s, "select * from case_register"))
+    assert after == before
