@@ -59,25 +59,45 @@ def load_inputs(con, settings: Settings) -> tuple[policy_mod.PolicyFile, list[Ta
     return policies, reports
 
 
-def run_day(con, as_of: date, settings: Settings, *, dispatch: bool = True) -> DayResult:
-    """Compute (and on a live day dispatch) one day. Inputs must be loaded already."""
+def plan_day(con, as_of: date, *, live: bool = True) -> DayResult:
+    """Compute one day's state and record its actions in the ledger. Inputs must be loaded.
+
+    A live day's actions are `planned` (to be dispatched); a backfill's are recorded
+    as `not_dispatched`: a document dated in the past is never sent.
+    """
     rewind_to(con, as_of)
     seconds = run_daily_models(con, as_of)
-    counts = apply_day(con, as_of, "live" if dispatch else "backfill")
-    written = 0
-    if dispatch:
-        from pipeline.dispatch import dispatch_outbox  # rendering libraries load only when used
-
-        written = dispatch_outbox(con, as_of, settings)
+    counts = apply_day(con, as_of, "live" if live else "backfill")
     run_number = con.execute(
         "select coalesce(max(run_number), 0) + 1 from run_log where as_of = ?", [as_of]
     ).fetchall()[0][0]
     con.execute(
-        "insert into run_log values (?, ?, ?, ?, ?, ?, ?, ?)",
-        [as_of, run_number, "live" if dispatch else "backfill", counts["cases_opened"],
-         counts["cases_closed"], counts["actions"], counts["levels_skipped"], written],
+        "insert into run_log values (?, ?, ?, ?, ?, ?, ?, 0)",
+        [as_of, run_number, "live" if live else "backfill", counts["cases_opened"],
+         counts["cases_closed"], counts["actions"], counts["levels_skipped"]],
     )
-    return DayResult(as_of, documents_written=written, model_seconds=seconds, **counts)
+    return DayResult(as_of, documents_written=0, model_seconds=seconds, **counts)
+
+
+def dispatch_day(con, as_of: date, settings: Settings) -> int:
+    """Render and deliver every live action still planned up to `as_of`; returns documents written."""
+    from pipeline.dispatch import dispatch_outbox  # rendering libraries load only when used
+
+    written = dispatch_outbox(con, as_of, settings)
+    con.execute(
+        """update run_log set documents_sent = documents_sent + ?
+           where as_of = ? and run_number = (select max(run_number) from run_log where as_of = ?)""",
+        [written, as_of, as_of],
+    )
+    return written
+
+
+def run_day(con, as_of: date, settings: Settings, *, dispatch: bool = True) -> DayResult:
+    """Plan one day and, on a live day, dispatch its documents."""
+    result = plan_day(con, as_of, live=dispatch)
+    if dispatch:
+        result.documents_written = dispatch_day(con, as_of, settings)
+    return result
 
 
 def days(start: date, end: date) -> list[date]:

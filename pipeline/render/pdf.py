@@ -93,7 +93,8 @@ class LetterRenderer:
 
         self.template_root = Path(template_root)
         self.font_config = FontConfiguration()
-        self._sets: dict[str, tuple[TemplateSet, Any, Any, str]] = {}
+        # set name -> (templates, parsed stylesheets, fetcher, base URL)
+        self._sets: dict[str, tuple[TemplateSet, list, Any, str]] = {}
 
     def _set(self, name: str):
         """Templates, parsed letter.css, fetcher and base URL of one template set, cached."""
@@ -103,13 +104,16 @@ class LetterRenderer:
             templates = TemplateSet(self.template_root, name)
             fetcher = _fetcher_class()(templates.folder)
             base_url = templates.folder.as_uri() + "/"
-            css = CSS(
-                string=templates.css_path.read_text(encoding="utf-8"),
-                base_url=base_url,
-                url_fetcher=fetcher,
-                font_config=self.font_config,
-            )
-            self._sets[name] = (templates, css, fetcher, base_url)
+            # Parsed once; letter.css is optional (a set may style inline).
+            stylesheets = []
+            if templates.css_path.is_file():
+                stylesheets.append(CSS(
+                    string=templates.css_path.read_text(encoding="utf-8"),
+                    base_url=base_url,
+                    url_fetcher=fetcher,
+                    font_config=self.font_config,
+                ))
+            self._sets[name] = (templates, stylesheets, fetcher, base_url)
         return self._sets[name]
 
     def fetcher(self, template_set: str = "default"):
@@ -118,21 +122,21 @@ class LetterRenderer:
     def render(self, ctx: Mapping[str, Any]) -> bytes:
         from weasyprint import HTML
 
-        templates, css, fetcher, base_url = self._set(ctx["template_set"])
+        templates, stylesheets, fetcher, base_url = self._set(ctx["template_set"])
         html = HTML(string=templates.render_letter_html(ctx), base_url=base_url, url_fetcher=fetcher)
         stamp = _pdf_date(ctx["as_of"])
 
         def finisher(document, pdf):
             pdf.info["CreationDate"] = pdf.info["ModDate"] = _pdf_string(stamp)
 
-        return html.write_pdf(stylesheets=[css], font_config=self.font_config, finisher=finisher)
+        return html.write_pdf(stylesheets=stylesheets, font_config=self.font_config, finisher=finisher)
 
     def render_many(
         self,
         ctxs: Iterable[Mapping[str, Any]],
         workers: int = 1,
         chunk_size: int | None = None,
-        stats: dict[int, float] | None = None,
+        stats: dict[int, dict[str, float]] | None = None,
     ) -> Iterator[tuple[str, bytes]]:
         """Yield ``(action_key, pdf_bytes)`` in input order; see module ``render_many``."""
         return render_many(ctxs, workers, self.template_root, chunk_size, stats, renderer=self)
@@ -154,15 +158,17 @@ def _init_worker(template_root: str) -> None:
     _WORKER_RENDERER = LetterRenderer(Path(template_root))
 
 
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+def _usage() -> dict[str, float]:
+    """This process's peak RSS (MiB) and CPU seconds so far, for ``stats``."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return {"peak_rss_mib": ru.ru_maxrss / 1024, "cpu_s": ru.ru_utime + ru.ru_stime}  # Linux: KiB
 
 
-def _render_chunk(chunk: list[Mapping[str, Any]]) -> tuple[int, float, list[tuple[str, bytes]]]:
+def _render_chunk(chunk: list[Mapping[str, Any]]) -> tuple[int, dict[str, float], list[tuple[str, bytes]]]:
     out = []
     for ctx in chunk:
         out.append((ctx["action_key"], _render_one(_WORKER_RENDERER, ctx)))
-    return os.getpid(), _peak_rss_mib(), out
+    return os.getpid(), _usage(), out
 
 
 def _render_one(renderer: LetterRenderer, ctx: Mapping[str, Any]) -> bytes:
@@ -178,7 +184,7 @@ def render_many(
     workers: int,
     template_root: Path,
     chunk_size: int | None = None,
-    stats: dict[int, float] | None = None,
+    stats: dict[int, dict[str, float]] | None = None,
     renderer: LetterRenderer | None = None,
 ) -> Iterator[tuple[str, bytes]]:
     """Render many letters, yielding ``(action_key, pdf_bytes)`` in input order.
@@ -188,8 +194,9 @@ def render_many(
     workers start without the parent's memory) each build one LetterRenderer;
     contexts travel in chunks to cut pickling round-trips, and at most two
     chunks per worker are in flight so memory stays bounded for big batches.
-    ``stats``, if given, receives ``{worker_pid: peak_rss_mib}``. The first
-    failing letter raises RenderError (the batch stops).
+    ``stats``, if given, receives ``{worker_pid: {"peak_rss_mib", "cpu_s"}}``
+    (workers=1: this process). The first failing letter raises RenderError
+    (the batch stops).
     """
     ctxs = list(ctxs)
     if workers <= 1 or len(ctxs) <= 1:
@@ -197,7 +204,7 @@ def render_many(
         for ctx in ctxs:
             yield ctx["action_key"], _render_one(renderer, ctx)
         if stats is not None:
-            stats[os.getpid()] = _peak_rss_mib()
+            stats[os.getpid()] = _usage()
         return
 
     if chunk_size is None:
@@ -217,10 +224,11 @@ def render_many(
             if len(pending) >= workers * 2:
                 break
         while pending:
-            pid, rss, results = pending.popleft().result()
+            pid, usage, results = pending.popleft().result()
             for chunk in next_chunk:
                 pending.append(pool.submit(_render_chunk, chunk))
                 break
-            if stats is not None:
-                stats[pid] = max(stats.get(pid, 0.0), rss)
+            if stats is not None:  # both figures only grow: keep the latest per worker
+                old = stats.get(pid, usage)
+                stats[pid] = {k: max(old[k], usage[k]) for k in usage}
             yield from results

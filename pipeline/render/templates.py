@@ -36,6 +36,7 @@ from .formatting import format_date, format_money, format_number, language_of
 
 FALLBACK_LANGUAGE = "en"
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_LINEBREAKS_RE = re.compile(r"[ \t]*[\r\n]+[ \t]*")
 # Bounds for '*' and '**' so a template cannot allocate gigabytes ('x' * 10**10).
 _MAX_REPEAT = 100_000
 _MAX_EXPONENT = 1_000
@@ -175,8 +176,9 @@ class TemplateSet:
         template, locale = ctx["template"], ctx.get("locale")
         subject = self.render(self.template_name(template, "subject.txt", locale), ctx)
         return RenderedEmail(
-            # One line: a newline in a header would be an injection.
-            subject=" ".join(subject.split()),
+            # One line: a newline in a header would be an injection. (Not
+            # str.split(): it would also eat the no-break spaces in amounts.)
+            subject=_LINEBREAKS_RE.sub(" ", subject).strip(),
             text=self.render(self.template_name(template, "txt", locale), ctx),
             html=self.render(self.template_name(template, "html", locale), ctx),
         )

@@ -1,0 +1,180 @@
+"""`dunning`: the command line of the pipeline (typer + rich).
+
+Every command takes its dates as parameters; the only place the calendar is
+read is the default of `demo --end`, printed so the run can be repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Optional
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipeline import catalog, report
+from pipeline import run as pipeline_run
+from pipeline.settings import PROJECT_ROOT, Settings
+
+app = typer.Typer(help="Dunning pipeline: overdue receivables to reminders, exactly once.", no_args_is_help=True)
+console = Console()
+BUSINESS_TIMEZONE = "Europe/Berlin"
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="Project config (default: dunning.yaml).")]
+DateOpt = Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])]
+
+
+def _settings(config: Path | None) -> Settings:
+    return Settings.load(config)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=False)
+
+
+def _run_days(settings: Settings, start: date, end: date, *, dispatch: bool) -> list[pipeline_run.DayResult]:
+    with pipeline_run.connect(settings.database) as con:
+        _, reports = pipeline_run.load_inputs(con, settings)
+        _print_ingest(reports)
+        with _progress() as progress:
+            task = progress.add_task("days", total=(end - start).days + 1)
+
+            def on_day(r: pipeline_run.DayResult) -> None:
+                progress.update(task, advance=1, description=f"{r.as_of}  actions {r.actions:>4}  docs {r.documents_written:>4}")
+
+            return pipeline_run.run_range(con, start, end, settings, dispatch=dispatch, on_day=on_day)
+
+
+def _print_ingest(reports) -> None:
+    table = Table("table", "read", "loaded", "quarantined", title="Ingestion")
+    for r in reports:
+        table.add_row(r.table, str(r.rows_read), str(r.rows_loaded), str(r.rows_quarantined))
+    console.print(table)
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option(help="Folder to write the sample files to.")] = Path("var/sample"),
+    end: DateOpt = datetime(2026, 6, 30),
+    contracts: int = 400,
+    seed: int = 7,
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+    bad_rows: bool = False,
+) -> None:
+    """Generate a deterministic sample company (customers, contracts, invoices, payments, suspensions)."""
+    from pipeline.sample_data import generate_company
+
+    counts = generate_company(out, end=end.date(), contracts=contracts, seed=seed, fmt=fmt, bad_rows=bad_rows)
+    console.print(f"wrote {counts} to {out}")
+
+
+@app.command()
+def run(
+    as_of: Annotated[datetime, typer.Option("--as-of", formats=["%Y-%m-%d"], help="The day to run.")],
+    dispatch: Annotated[bool, typer.Option(help="Write documents to the outbox.")] = True,
+    config: ConfigOpt = None,
+) -> None:
+    """Run one day: ingest, compute, record actions and dispatch them."""
+    settings = _settings(config)
+    results = _run_days(settings, as_of.date(), as_of.date(), dispatch=dispatch)
+    r = results[-1]
+    console.print(f"{r.as_of}: opened {r.cases_opened}, closed {r.cases_closed}, actions {r.actions}, "
+                  f"skipped levels {r.levels_skipped}, documents {r.documents_written}")
+
+
+@app.command()
+def backfill(
+    start: Annotated[datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="First day.")],
+    end: Annotated[datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day.")],
+    dispatch: Annotated[bool, typer.Option(help="Dispatch documents (default: record only, never send the past).")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Run days in date order with one ingestion; by default records actions without sending."""
+    settings = _settings(config)
+    results = _run_days(settings, start.date(), end.date(), dispatch=dispatch)
+    console.print(f"{len(results)} days, {sum(r.actions for r in results)} actions, "
+                  f"{sum(r.documents_written for r in results)} documents")
+
+
+@app.command()
+def demo(
+    end: Annotated[Optional[datetime], typer.Option(formats=["%Y-%m-%d"], help="Last day (default: today).")] = None,
+    days: int = 90,
+    contracts: int = 400,
+    config: ConfigOpt = None,
+) -> None:
+    """Generate the sample company and run its last DAYS days in order, from a fresh database."""
+    from pipeline.sample_data import generate_company
+
+    settings = _settings(config)
+    last = end.date() if end else datetime.now(ZoneInfo(BUSINESS_TIMEZONE)).date()
+    first = date.fromordinal(last.toordinal() - days + 1)
+    console.print(f"[bold]Demo[/bold]: sample company with {contracts} contracts, days {first} to {last}")
+    started = time.perf_counter()
+    for path in (settings.database, Path(f"{settings.database}.wal")):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(settings.outbox, ignore_errors=True)
+    shutil.rmtree(settings.data_dir, ignore_errors=True)
+    generate_company(settings.data_dir, end=last, contracts=contracts, bad_rows=True)
+    _run_days(settings, first, last, dispatch=True)
+    _print_summary(settings, last)
+    console.print(f"done in {time.perf_counter() - started:.1f} s")
+
+
+def _print_summary(settings: Settings, as_of: date) -> None:
+    with pipeline_run.connect(settings.database) as con:
+        levels = report.open_cases_per_level(con)
+        currencies = report.overdue_per_currency(con, as_of)
+        docs = report.documents_written(con)
+        quarantined = con.execute("select count(*) from quarantine").fetchall()[0][0]
+    t = Table("level", "open cases", title=f"Open cases per level on {as_of}")
+    for lv, name, n in levels:
+        t.add_row(f"{lv} {name}", str(n))
+    console.print(t)
+    t = Table("currency", "contracts overdue", "overdue", "open", title="Overdue amounts")
+    for ccy, n, overdue, open_ in currencies:
+        t.add_row(ccy, str(n), str(overdue), str(open_))
+    console.print(t)
+    console.print(f"documents written: {docs} (email .eml + PDF letter each) in {settings.outbox}")
+    console.print(f"quarantined input rows: {quarantined} (see table quarantine)")
+    console.print(f"DuckDB file: {settings.database}  (copy it before opening while a run is active)")
+    console.print("Dagster UI: make dagster  (then open http://127.0.0.1:3000)")
+
+
+@app.command()
+def docs(out: Path = PROJECT_ROOT / "docs" / "tables.md") -> None:
+    """Write the table reference (docs/tables.md) from the catalog."""
+    out.write_text(catalog.markdown(), encoding="utf-8")
+    console.print(f"wrote {out}")
+
+
+@app.command()
+def bench(
+    contracts: int = 1_000_000,
+    letters: int = 1000,
+    workers: int = 2,
+    workdir: Path = Path("var/bench"),
+) -> None:
+    """Time each stage of one daily run at scale (one JSON object per stage)."""
+    from pipeline.bench import run_benchmark
+
+    for line in run_benchmark(workdir, contracts=contracts, letters=letters, workers=workers):
+        print(json.dumps(line), flush=True)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Short summaries of the dunning state for people: the CLI's closing table and Dagster metadata."""
+
+from __future__ import annotations
+
+from datetime import date
+
+
+def open_cases_per_level(con) -> list[tuple[int, str, int]]:
+    return con.execute(
+        """select current_level, coalesce(any_value(current_level_name), 'opened, no level yet'), count(*)
+           from cases where is_open group by current_level order by current_level"""
+    ).fetchall()
+
+
+def overdue_per_currency(con, as_of: date) -> list[tuple[str, int, object, object]]:
+    return con.execute(
+        """select currency, count(*) filter (where overdue_amount > 0), sum(overdue_amount), sum(open_amount)
+           from contract_balances where as_of = ? group by currency order by currency""",
+        [as_of],
+    ).fetchall()
+
+
+def documents_written(con) -> int:
+    return con.execute("select count(*) from action_ledger where status = 'sent'").fetchall()[0][0]
+
+
+def day_summary_markdown(con, as_of: date) -> str:
+    lines = ["| level | open cases |", "|---|---:|"]
+    lines += [f"| {lv} {name} | {n} |" for lv, name, n in open_cases_per_level(con)]
+    lines += ["", "| currency | contracts overdue | overdue | open |", "|---|---:|---:|---:|"]
+    lines += [f"| {c} | {n} | {o} | {t} |" for c, n, o, t in overdue_per_currency(con, as_of)]
+    return "\n".join(lines)
