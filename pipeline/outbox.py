@@ -75,19 +75,24 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def message_id(ctx: Mapping[str, Any]) -> str:
+    """The Message-ID header ``message.eml`` gets for this context (deterministic)."""
+    org_email = ctx["organization"]["email"] or ""
+    domain = org_email.rsplit("@", 1)[1] if "@" in org_email else "dunning.invalid"
+    return f"<{_digest('message-id', ctx['action_key'])[:40]}@{domain}>"
+
+
 def build_message(as_of: date, ctx: Mapping[str, Any], rendered: RenderedEmail, pdf: bytes) -> EmailMessage:
     """The reminder email; deterministic in (as_of, ctx, rendered, pdf)."""
     org, customer, key = ctx["organization"], ctx["customer"], ctx["action_key"]
-    org_email = org["email"]
-    domain = org_email.rsplit("@", 1)[1] if "@" in (org_email or "") else "dunning.invalid"
 
     msg = EmailMessage()
-    msg["From"] = Address(display_name=org["name"], addr_spec=org_email)
+    msg["From"] = Address(display_name=org["name"], addr_spec=org["email"])
     if customer.get("email"):
         msg["To"] = Address(display_name=customer.get("name") or "", addr_spec=customer["email"])
     msg["Subject"] = rendered.subject
     msg["Date"] = format_datetime(datetime.combine(as_of, time(0, 0), tzinfo=timezone.utc))
-    msg["Message-ID"] = f"<{_digest('message-id', key)[:40]}@{domain}>"
+    msg["Message-ID"] = message_id(ctx)
     msg["X-Dunning-Action-Key"] = key
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies loops
     msg.set_content(rendered.text)

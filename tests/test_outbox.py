@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.outbox import Outbox, safe_action_key
+from pipeline.outbox import Outbox, message_id, safe_action_key
 from pipeline.render import RenderedEmail, TemplateSet
 from pipeline.render.bench import TEMPLATE_ROOT, sample_context
 
@@ -51,7 +51,7 @@ def test_write_document_creates_a_real_email(tmp_path, documents):
     assert msg["To"].addresses[0].addr_spec == ctx["customer"]["email"]
     assert msg["Subject"] == mail.subject
     assert msg["Date"].datetime.date() == AS_OF
-    assert msg["Message-ID"].endswith("@acme-energie.example>")
+    assert msg["Message-ID"] == message_id(ctx) and msg["Message-ID"].endswith("@acme-energie.example>")
     assert msg.get_body(("plain",)).get_content() == mail.text.replace("\r\n", "\n")
     assert msg.get_body(("html",)).get_content().strip() == mail.html.strip()
     [attachment] = list(msg.iter_attachments())
@@ -102,6 +102,16 @@ def test_manifest(tmp_path, documents):
     assert [r["action_key"] for r in rows] == keys
     assert rows[0]["letter_pdf_sha256"] == entry["files"]["letter.pdf"]["sha256"]
     assert rows[0]["address"] == entry["address"]
+
+
+def test_manifest_from_flat_rows_matches_contexts(tmp_path, documents):
+    write_all(tmp_path, documents)
+    day = tmp_path / "2026-05-10"
+    from_ctx = (day / "manifest.json").read_bytes()
+    outbox = Outbox(tmp_path, fsync=False)
+    rows = [{k: v for k, v in outbox.manifest_row(AS_OF, ctx).items() if k != "files"} for ctx, _ in documents]
+    outbox.write_manifest(AS_OF, rows)
+    assert (day / "manifest.json").read_bytes() == from_ctx
 
 
 @pytest.mark.parametrize("key", ["../etc/L1/x", "/abs/L1/x", ".hidden/L1", "a b/L1", ""])

@@ -100,6 +100,15 @@ class World:
                         policy_file=policy_file, templates=PROJECT_ROOT / "templates", render_workers=1,
                         organization=ORG)
 
+    def write_config(self) -> Path:
+        """A dunning.yaml pointing at this world, for Dagster resources and the CLI."""
+        settings = self.write()
+        path = self.root / "dunning.yaml"
+        data = {k: str(v) for k, v in settings.model_dump().items() if isinstance(v, Path)}
+        data.update(render_workers=1, organization=ORG)
+        path.write_text(yaml.safe_dump(data), encoding="utf-8")
+        return path
+
     def run(self, start: str, end: str, *, dispatch: bool = False):
         """Ingest once and run every day from start to end; returns an open connection's results."""
         settings = self.write()

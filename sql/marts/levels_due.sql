@@ -53,31 +53,28 @@ reachable_levels as (
     from pending_levels
 ),
 
+-- the level to execute: the highest reachable level whose time has come
 chosen_levels as (
-    select case_id, max(level_no) as chosen_level_no
+    select *,
+           max(case when reachable and scheduled_on <= $as_of then level_no end)
+               over (partition by case_id) as chosen_level_no
     from reachable_levels
-    where reachable and scheduled_on <= $as_of
-    group by case_id
 ),
 
-executable_cases as (
-    select w.*, c.chosen_level_no
-    from with_target w
-    join chosen_levels c using (case_id)
-    where not w.suspended
+-- suspensions and the threshold hold a case back; its schedule stays as it is
+final as (
+    select w.case_id, w.scope, w.target_id, w.contract_id, w.customer_id, w.currency,
+           w.policy_id, w.policy_version, w.fees_total as fees_before, w.apply_fees,
+           w.followed_invoice_id, w.days_overdue, w.overdue_amount,
+           c.level_no, c.level_name, c.scheduled_on, c.payment_term_days, c.channel, c.template,
+           c.level_no = c.chosen_level_no as executed
+    from chosen_levels c
+    join with_target w on w.case_id = c.case_id
+    where c.level_no <= c.chosen_level_no
+      and not w.suspended
       and not w.dunning_disabled
       and w.overdue_amount > 0
       and w.overdue_amount >= w.threshold
-),
-
-final as (
-    select e.case_id, e.scope, e.target_id, e.contract_id, e.customer_id, e.currency,
-           e.policy_id, e.policy_version, e.fees_total as fees_before, e.apply_fees,
-           e.followed_invoice_id, e.days_overdue, e.overdue_amount,
-           r.level_no, r.level_name, r.scheduled_on, r.payment_term_days, r.channel, r.template,
-           r.level_no = e.chosen_level_no as executed
-    from executable_cases e
-    join reachable_levels r on r.case_id = e.case_id and r.level_no <= e.chosen_level_no
 )
 
 select * from final

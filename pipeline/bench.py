@@ -1,0 +1,167 @@
+"""`dunning bench`: time each stage of one daily run at realistic scale.
+
+Each stage runs in its own process so its wall time and peak memory (max RSS)
+are its own. Baselines are measured in the same run on the same files:
+- `ctas_baseline`: a bare `create table as select * from read_parquet(...)`,
+  what ingestion is compared with;
+- `baseline_query`: one bare query computing, per contract, the oldest-first
+  open balance and the oldest overdue due date, what the SQL models are
+  compared with.
+Figures go in notes and docs, never into test assertions.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+END = date(2026, 6, 30)
+
+BASELINE_SQL = """
+create or replace temp table baseline as
+with credits as (
+    select contract_id, sum(amount) as credit
+    from stg_payments where status = 'settled' and booked_on <= $as_of
+    group by contract_id
+),
+receivables as (
+    select contract_id, due_date, amount,
+           sum(amount) over (partition by contract_id order by due_date, invoice_date, invoice_id
+                             rows between unbounded preceding and current row) as cumulative
+    from stg_invoices where invoice_date <= $as_of and amount > 0
+)
+select r.contract_id,
+       sum(least(r.amount, greatest(r.cumulative - coalesce(c.credit, 0), 0))) as open_balance,
+       min(r.due_date) filter (where r.cumulative > coalesce(c.credit, 0) and r.due_date < $as_of) as oldest_overdue
+from receivables r left join credits c using (contract_id)
+group by r.contract_id
+"""
+
+
+def _peak_rss_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _settings(workdir: Path, database: str):
+    from pipeline.settings import Settings
+
+    return Settings.load(data_dir=workdir / "data", database=workdir / database, outbox=workdir / "outbox")
+
+
+def stage_generate(workdir: Path, contracts: int) -> dict:
+    from pipeline.sample_data import generate_company
+
+    marker = workdir / "data" / f".generated-{contracts}"
+    if marker.exists():
+        return {"skipped": "data already generated", **json.loads(marker.read_text())}
+    started = time.perf_counter()
+    counts = generate_company(workdir / "data", end=END, contracts=contracts, fmt="parquet")
+    marker.write_text(json.dumps(counts))
+    return {"seconds": round(time.perf_counter() - started, 2), **counts}
+
+
+def stage_ctas_baseline(workdir: Path) -> dict:
+    import duckdb
+
+    db = workdir / "ctas.duckdb"
+    db.unlink(missing_ok=True)
+    con = duckdb.connect(str(db))
+    started = time.perf_counter()
+    for name in ("customers", "contracts", "invoices", "payments", "suspensions"):
+        con.execute(f"create table {name} as select * from read_parquet(?)", [str(workdir / "data" / f"{name}.parquet")])
+    seconds = time.perf_counter() - started
+    con.close()
+    db.unlink()
+    return {"seconds": round(seconds, 2)}
+
+
+def stage_ingest(workdir: Path) -> dict:
+    from pipeline import run as pipeline_run
+
+    settings = _settings(workdir, "bench.duckdb")
+    settings.database.unlink(missing_ok=True)
+    with pipeline_run.connect(settings.database) as con:
+        started = time.perf_counter()
+        _, reports = pipeline_run.load_inputs(con, settings)
+        seconds = time.perf_counter() - started
+    return {"seconds": round(seconds, 2), "rows_loaded": sum(r.rows_loaded for r in reports),
+            "rows_quarantined": sum(r.rows_quarantined for r in reports)}
+
+
+def stage_baseline_query(workdir: Path) -> dict:
+    import duckdb
+
+    con = duckdb.connect(str(workdir / "bench.duckdb"))
+    started = time.perf_counter()
+    con.execute(BASELINE_SQL, {"as_of": END})
+    seconds = time.perf_counter() - started
+    rows = con.execute("select count(*) from baseline").fetchall()[0][0]
+    con.close()
+    return {"seconds": round(seconds, 2), "contracts": rows}
+
+
+def stage_sql_models(workdir: Path) -> dict:
+    from pipeline import run as pipeline_run
+    from pipeline.state import ensure_state
+
+    settings = _settings(workdir, "bench.duckdb")
+    with pipeline_run.connect(settings.database) as con:
+        ensure_state(con)
+        started = time.perf_counter()
+        result = pipeline_run.plan_day(con, END, live=True)
+        seconds = time.perf_counter() - started
+    models = sum(result.model_seconds.values())
+    return {"seconds": round(models, 2), "plan_day_seconds": round(seconds, 2),
+            "cases_opened": result.cases_opened, "actions": result.actions,
+            "levels_skipped": result.levels_skipped,
+            "models": {k: round(v, 3) for k, v in result.model_seconds.items()}}
+
+
+def stage_render(workdir: Path, letters: int, workers: int) -> dict:
+    from pipeline.render.bench import bench_render
+
+    return bench_render(n=letters, workers=workers)
+
+
+STAGES = {
+    "generate": lambda w, a: stage_generate(w, a["contracts"]),
+    "ctas_baseline": lambda w, a: stage_ctas_baseline(w),
+    "ingest": lambda w, a: stage_ingest(w),
+    "baseline_query": lambda w, a: stage_baseline_query(w),
+    "sql_models": lambda w, a: stage_sql_models(w),
+    "render": lambda w, a: stage_render(w, a["letters"], a["workers"]),
+}
+
+
+def run_benchmark(workdir: Path, *, contracts: int, letters: int, workers: int):
+    """Yield one dict per stage, each measured in a fresh process."""
+    workdir = Path(workdir).resolve()
+    (workdir / "data").mkdir(parents=True, exist_ok=True)
+    args = {"contracts": contracts, "letters": letters, "workers": workers}
+    results = {}
+    for name in STAGES:
+        out = subprocess.run([sys.executable, "-m", "pipeline.bench", name, str(workdir), json.dumps(args)],
+                             check=True, capture_output=True, text=True)
+        line = json.loads(out.stdout.strip().splitlines()[-1])
+        results[name] = line
+        if name == "ingest":
+            line["ratio_to_ctas"] = round(line["seconds"] / results["ctas_baseline"]["seconds"], 2)
+        if name == "sql_models":
+            line["ratio_to_baseline"] = round(line["seconds"] / results["baseline_query"]["seconds"], 2)
+        yield line
+
+
+def _main() -> None:
+    name, workdir, args = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
+    out = STAGES[name](workdir, args)
+    out = {"stage": name, **out, "peak_rss_mib": _peak_rss_mib()}
+    print(json.dumps(out, default=str))
+
+
+if __name__ == "__main__":
+    _main()

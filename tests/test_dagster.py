@@ -1,0 +1,72 @@
+"""Dagster wiring: two consecutive partitions in process, then re-materialization changes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+
+import dagster as dg
+
+from dagster_project.definitions import defs
+from dagster_project.defs.dunning.assets import dunning_state, outbox_documents
+from dagster_project.defs.ingest.assets import billing_inputs
+from dagster_project.resources import DunningResource
+from world import World, policy, query
+
+ASSETS = [billing_inputs, dunning_state, outbox_documents]
+
+
+def _world(tmp_path):
+    w = World(tmp_path, policy([("due_date", 14, 7), ("previous_level", 7, 7, {"EUR": "5.00"})]))
+    w.customer("CU1").customer("CU2", locale="en_GB", country="GB")
+    w.contract("CT1", "CU1").contract("CT2", "CU2", "GBP")
+    w.invoice("I1", "100.00", "2026-04-26", "2026-05-10", contract_id="CT1", customer_id="CU1")
+    w.invoice("I2", "250.50", "2026-04-27", "2026-05-11", contract_id="CT2", customer_id="CU2", currency="GBP")
+    return w
+
+
+def _materialize(instance, resources, day):
+    result = dg.materialize(ASSETS, partition_key=day, resources=resources, instance=instance)
+    assert result.success
+    return result
+
+
+def _snapshot(settings):
+    ledger = query(settings, "select * exclude (status_changed_on) from action_ledger order by action_key")
+    cases = query(settings, "select * from case_register order by case_id")
+    files = sorted((p.relative_to(settings.outbox).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest())
+                   for p in settings.outbox.rglob("*") if p.is_file())
+    return ledger, cases, files
+
+
+def test_definitions_load_with_daily_partitions_and_schedule():
+    d = defs()
+    assert {k.to_user_string() for k in d.resolve_asset_graph().get_all_asset_keys()} == {
+        "billing_inputs", "dunning_state", "outbox_documents"}
+    assert [s.name for s in d.schedules] == ["daily_dunning_schedule"]
+    assert d.resolve_job_def("daily_dunning").partitions_def.get_partition_keys()[0] == "2025-01-01"
+
+
+def test_two_consecutive_partitions_then_rematerializing_changes_nothing(tmp_path):
+    w = _world(tmp_path)
+    config = w.write_config()
+    settings = w.write()
+    resources = {"dunning": DunningResource(config_file=str(config))}
+    instance = dg.DagsterInstance.ephemeral()
+    first = _materialize(instance, resources, "2026-05-24")
+    assert first.asset_materializations_for_node("outbox_documents")[0].metadata["documents_written"].value == 1
+    _materialize(instance, resources, "2026-05-25")
+    assert query(settings, "select executed_on::varchar, case_id, level_no, status, amount_demanded, "
+                           "level_due_date::varchar from action_ledger order by action_key") == [
+        ("2026-05-24", "ct-CT1-20260524", 1, "sent", Decimal("100.00"), "2026-05-31"),
+        ("2026-05-25", "ct-CT2-20260524", 1, "sent", Decimal("250.50"), "2026-06-01")]
+    checks = {c.check_name: c.passed for c in first.get_asset_check_evaluations()}
+    assert checks == {"rows_accounted_for": True, "no_quarantined_rows": True}
+    before = _snapshot(settings)
+    assert len(before[2]) == 2 * 2 + 2 * 2   # two documents (pdf + eml) and two manifests (csv + json)
+
+    _materialize(instance, resources, "2026-05-25")
+    assert _snapshot(settings) == before
+    _materialize(instance, resources, "2026-05-24")
+    _materialize(instance, resources, "2026-05-25")
+    assert _snapshot(settings) == before
