@@ -152,6 +152,33 @@ _doc("fee_ledger", "view", "Dunning fees charged, one row per level that charged
 })
 
 
+_doc("policy_versions", "table", "Every version of every policy in the policy file, with its effective period.", {
+    "policy_id": "Policy handle.",
+    "policy_version": "Version id: handle@first 12 hex digits of the SHA-256 of its canonical content.",
+    "is_default": "The default policy (used when a contract names none).",
+    "effective_from": "First day the version is in force.",
+    "effective_to": "Day the next version takes over (empty: still in force).",
+    "scope": "contract or invoice.",
+    "grace_days": "A case opens only when its receivable is more days overdue than this.",
+    "template_set": "Folder under templates/ the documents are rendered from.",
+    "spec_json": "The whole version as JSON.",
+})
+_doc("policy_levels", "table", "Levels of each policy version.", {
+    "policy_version": "Policy version.", "level_no": "Level number (1 = first).", "level_name": "Level name.",
+    "enabled": "False: the level is switched off and never executed.",
+    "anchor": "due_date, invoice_date, scheduled_payment_date or previous_level.",
+    "offset_days": "Days after the anchor (negative: before).",
+    "payment_term_days": "The level's own due date is its execution date plus this.",
+    "channel": "Channel of the level's document.", "template": "Template of the level's document.",
+})
+_doc("policy_thresholds", "table", "Minimum overdue amount per currency for a case to open or a level to run.", {
+    "policy_version": "Policy version.", "currency": "Currency.", "threshold": "Minimum overdue amount.",
+})
+_doc("policy_level_fees", "table", "Fee per level and currency.", {
+    "policy_version": "Policy version.", "level_no": "Level number.", "currency": "Currency.", "fee": "Fee charged.",
+})
+
+
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 

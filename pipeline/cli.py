@@ -151,10 +151,13 @@ def _print_summary(settings: Settings, as_of: date) -> None:
 
 
 @app.command()
-def docs(out: Path = PROJECT_ROOT / "docs" / "tables.md") -> None:
-    """Write the table reference (docs/tables.md) from the catalog."""
-    out.write_text(catalog.markdown(), encoding="utf-8")
-    console.print(f"wrote {out}")
+def docs(out: Path = PROJECT_ROOT / "docs") -> None:
+    """Write the table reference (docs/tables.md) and the policy file's JSON Schema."""
+    from pipeline.policy import json_schema
+
+    (out / "tables.md").write_text(catalog.markdown(), encoding="utf-8")
+    (out / "policy.schema.json").write_text(json_schema(), encoding="utf-8")
+    console.print(f"wrote {out / 'tables.md'} and {out / 'policy.schema.json'}")
 
 
 @app.command()

@@ -125,6 +125,13 @@ class PolicyFile(_Strict):
         return [p.handle for p in self.policies]
 
 
+def json_schema() -> str:
+    """The policy file's JSON Schema, generated from the models, for editors to validate and complete."""
+    schema = PolicyFile.model_json_schema()
+    schema["title"] = "Dunning policy file"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
 def _format_loc(loc: tuple) -> str:
     out = ""
     for part in loc:

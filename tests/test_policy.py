@@ -1,0 +1,68 @@
+"""Policy file validation: messages name the file, the key and what is allowed."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.policy import PolicyError, load_policy_file
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    return path
+
+
+GOOD = """
+policies:
+  - handle: default
+    default: true
+    versions:
+      - effective_from: 2026-01-01
+        thresholds: {EUR: "5.00"}
+        levels:
+          - name: First
+            timing: {after: due_date, days: 7}
+"""
+
+
+def test_the_shipped_default_policy_is_valid():
+    from pipeline.settings import PROJECT_ROOT
+
+    policies = load_policy_file(PROJECT_ROOT / "policies" / "default.yaml")
+    assert policies.default_handle == "default"
+    assert [lv.name for lv in policies.policies[0].versions[0].levels] == [
+        "Payment reminder", "First dunning notice", "Final notice"]
+
+
+def test_version_id_is_a_stable_content_hash(tmp_path):
+    a = load_policy_file(_write(tmp_path, GOOD))
+    b = load_policy_file(_write(tmp_path, GOOD.replace("days: 7", "days: 8")))
+    pa, pb = a.policies[0], b.policies[0]
+    assert pa.version_id(pa.versions[0]) == load_policy_file(_write(tmp_path, GOOD)).policies[0].version_id(pa.versions[0])
+    assert pa.version_id(pa.versions[0]).startswith("default@") and len(pa.version_id(pa.versions[0])) == 20
+    assert pa.version_id(pa.versions[0]) != pb.version_id(pb.versions[0])
+
+
+@pytest.mark.parametrize("text,message", [
+    (GOOD.replace("after: due_date", "after: yesterday"),
+     "policies[0].versions[0].levels[0].timing.after: got 'yesterday'; allowed: 'due_date', 'invoice_date', "
+     "'scheduled_payment_date' or 'previous_level'"),
+    (GOOD.replace("default: true", "default: false"),
+     "(top level): Value error, exactly one policy must have `default: true` (found 0: none)"),
+    (GOOD.replace("EUR: \"5.00\"", "EUR: \"5.001\""),
+     "policies[0].versions[0].thresholds.EUR: Decimal input should have no more than 2 decimal places"),
+    (GOOD.replace("        levels:", "        colour: red\n        levels:"),
+     "policies[0].versions[0].colour: unknown key"),
+])
+def test_errors_name_file_key_and_allowed_values(tmp_path, text, message):
+    path = _write(tmp_path, text)
+    with pytest.raises(PolicyError) as err:
+        load_policy_file(path)
+    assert str(err.value) == f"{path}: {message}"
+
+
+def test_invalid_yaml_names_the_file(tmp_path):
+    path = _write(tmp_path, "policies: [")
+    with pytest.raises(PolicyError, match=f"^{path}: not valid YAML"):
+        load_policy_file(path)
