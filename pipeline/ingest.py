@@ -93,14 +93,28 @@ def _raw_select(con, path: Path, table: Table) -> tuple[str, list[str], list[str
     return f"select {selected}, ? as _source_file, {row} as _source_row from {reader}", [str(path), str(path)], extras
 
 
-def _typed_expr(column, source_types: dict[str, str]) -> str:
-    is_text = source_types.get(column.name) == "VARCHAR"
+def _already_typed(column, source_types: dict[str, str]) -> bool:
+    """A Parquet column stored in the target type needs no cast and cannot break a type rule."""
+    return column.type != "VARCHAR" and source_types.get(column.name) == column.type
+
+
+def _raw_text(column, source_types: dict[str, str]) -> str:
     name = f'"{column.name}"'
+    if source_types.get(column.name) == "VARCHAR":
+        return f"nullif(trim({name}), '')"
+    return f"cast({name} as varchar)"
+
+
+def _typed_expr(column, source_types: dict[str, str]) -> str:
+    name = f'"{column.name}"'
+    if _already_typed(column, source_types):
+        return name
     if column.type == "VARCHAR":
-        return f"nullif(trim(cast({name} as varchar)), '')"
-    if column.type == MONEY and is_text:
+        return _raw_text(column, source_types)
+    if column.type == MONEY and source_types.get(column.name) == "VARCHAR":
         # DuckDB would round '12.345' silently; money text must match exactly.
-        return f"case when regexp_full_match(trim({name}), '-?[0-9]+([.][0-9]{{1,2}})?') then cast(trim({name}) as {MONEY}) end"
+        return (f"case when regexp_full_match(trim({name}), '-?[0-9]+([.][0-9]{{1,2}})?') "
+                f"then cast(trim({name}) as {MONEY}) end")
     return f"try_cast({name} as {column.type})"
 
 
@@ -108,14 +122,14 @@ def _violation_expr(table: Table, source_types: dict[str, str]) -> str:
     """First type or missing-value violation of a row as a struct, or NULL."""
     branches = []
     for column in table.columns:
-        name = f'"{column.name}"'
-        raw = f"nullif(trim(cast({name} as varchar)), '')"
+        raw = _raw_text(column, source_types)
+        missing = f'"{column.name}" is null' if _already_typed(column, source_types) else f"{raw} is null"
         if column.required:
             branches.append(
-                f"when {raw} is null then {{'rule': 'missing_value', 'column_name': '{column.name}', "
+                f"when {missing} then {{'rule': 'missing_value', 'column_name': '{column.name}', "
                 f"'value': null, 'message': 'required value is empty'}}"
             )
-        if column.type in TYPE_RULES:
+        if column.type in TYPE_RULES and not _already_typed(column, source_types):
             rule, expected = TYPE_RULES[column.type]
             branches.append(
                 f"when {raw} is not null and {_typed_expr(column, source_types)} is null then "
@@ -148,6 +162,9 @@ def _load_table(con, table: Table, files: list[Path], policy_handles: list[str])
             from ({union})""",
         params,
     )
+    # Row numbers are fixed now; later steps need no order, and without it DuckDB
+    # writes the staging table in parallel.
+    con.execute("set preserve_insertion_order = false")
     rule_sql = read_model(f"staging/{table.name}_violations")
     model_params = {"policy_handles": policy_handles} if "policy_handles" in parameters_of(rule_sql) else {}
     con.execute(
@@ -161,8 +178,7 @@ def _load_table(con, table: Table, files: list[Path], policy_handles: list[str])
             select * exclude (_type_violation, _record) from {typed} t
             where _type_violation is null
               and not exists (select 1 from violations_{table.name} v
-                              where v._source_file = t._source_file and v._source_row = t._source_row)
-            order by _source_file, _source_row"""
+                              where v._source_file = t._source_file and v._source_row = t._source_row)"""
     )
     con.execute("delete from quarantine where table_name = ?", [table.name])
     con.execute(
@@ -181,6 +197,7 @@ def _load_table(con, table: Table, files: list[Path], policy_handles: list[str])
     loaded = con.execute(f"select count(*) from stg_{table.name}").fetchall()[0][0]
     quarantined = con.execute("select count(*) from quarantine where table_name = ?", [table.name]).fetchall()[0][0]
     con.execute(f"drop table {typed}; drop table violations_{table.name}")
+    con.execute("reset preserve_insertion_order")
     report = TableReport(table.name, tuple(str(f) for f in files), read, loaded, quarantined)
     if not report.balanced:  # an invariant, not a data problem: never continue on a leak
         raise RuntimeError(f"ingestion of {table.name} lost rows: {report}")
