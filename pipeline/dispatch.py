@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date
 
-from pipeline.outbox import Outbox
+from pipeline.outbox import Outbox, message_id
 from pipeline.settings import Settings
 
 BATCH = 200  # ledger rows marked per transaction: progress survives a crash mid-day
@@ -143,11 +143,11 @@ def dispatch_outbox(con, as_of: date, settings: Settings) -> int:
 
     for key, pdf in renderer.render_many(contexts, workers=workers):
         ctx = by_key[key]
-        tset = template_sets.setdefault(ctx["template_set"], TemplateSet(settings.templates, ctx["template_set"]))
-        email = tset.render_email(ctx)
+        if ctx["template_set"] not in template_sets:
+            template_sets[ctx["template_set"]] = TemplateSet(settings.templates, ctx["template_set"])
+        email = template_sets[ctx["template_set"]].render_email(ctx)
         folder = outbox.write_document(ctx["as_of"], ctx, email, pdf)
-        message_id = (folder / "message.eml").read_bytes().split(b"Message-ID: ", 1)[1].split(b"\r\n", 1)[0]
-        done.append((key, str(folder.relative_to(outbox.root)), message_id.decode()))
+        done.append((key, str(folder.relative_to(outbox.root)), message_id(ctx)))
         days_touched.add(ctx["as_of"])
         if len(done) >= BATCH:
             mark_sent()

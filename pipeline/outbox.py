@@ -94,7 +94,7 @@ def build_message(as_of: date, ctx: Mapping[str, Any], rendered: RenderedEmail, 
     msg["Date"] = format_datetime(datetime.combine(as_of, time(0, 0), tzinfo=timezone.utc))
     msg["Message-ID"] = message_id(ctx)
     msg["X-Dunning-Action-Key"] = key
-    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies loops
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: tells autoresponders not to reply
     msg.set_content(rendered.text)
     msg.add_alternative(rendered.html, subtype="html")
     invoice_number = _FILENAME_UNSAFE_RE.sub("-", str(ctx["invoice"]["invoice_number"])).strip("-")
@@ -109,6 +109,8 @@ def build_message(as_of: date, ctx: Mapping[str, Any], rendered: RenderedEmail, 
 
 
 class Outbox:
+    """Dated document folders under ``root``; ``fsync=False`` only for tests and previews."""
+
     def __init__(self, root: Path, fsync: bool = True):
         self.root = Path(root)
         self.fsync = fsync
