@@ -118,29 +118,45 @@ def _typed_expr(column, source_types: dict[str, str]) -> str:
     return f"try_cast({name} as {column.type})"
 
 
-def _violation_expr(table: Table, source_types: dict[str, str]) -> str:
-    """First type or missing-value violation of a row as a struct, or NULL."""
+def _type_violation_expr(table: Table, source_types: dict[str, str]) -> str | None:
+    """First value of a row that does not parse as its column's type, as a struct; None if
+    no column can fail (every non-text column is stored in its type already)."""
     branches = []
     for column in table.columns:
-        raw = _raw_text(column, source_types)
-        missing = f'"{column.name}" is null' if _already_typed(column, source_types) else f"{raw} is null"
-        if column.required:
-            branches.append(
-                f"when {missing} then {{'rule': 'missing_value', 'column_name': '{column.name}', "
-                f"'value': null, 'message': 'required value is empty'}}"
-            )
         if column.type in TYPE_RULES and not _already_typed(column, source_types):
             rule, expected = TYPE_RULES[column.type]
+            raw = _raw_text(column, source_types)
             branches.append(
                 f"when {raw} is not null and {_typed_expr(column, source_types)} is null then "
                 f"{{'rule': '{rule}', 'column_name': '{column.name}', 'value': {raw}, "
                 f"'message': 'expected {expected}'}}"
             )
+    return "case " + " ".join(branches) + " end" if branches else None
+
+
+def _missing_value_expr(table: Table) -> str:
+    """First required column left empty, checked on the typed staging row."""
+    branches = [
+        f"""when "{c.name}" is null then {{'rule': 'missing_value', 'column_name': '{c.name}', """
+        "'value': null, 'message': 'required value is empty'}"
+        for c in table.columns if c.required
+    ]
     return "case " + " ".join(branches) + " end"
 
 
+def _move_quarantined_out(con, stg: str, table_name: str) -> None:
+    con.execute(f"delete from {stg} where (_source_file, _source_row) in "
+                "(select (source_file, source_row) from quarantine where table_name = ?)", [table_name])
+
+
 def _load_table(con, table: Table, files: list[Path], policy_handles: list[str]) -> TableReport:
-    typed = f"typed_{table.name}"
+    """Write the typed rows once into stg_<table>, then move the rows that broke a rule out.
+
+    Rejected rows are few: they are found by a second, light scan of the source
+    (type rules) and by the table's business rules, copied to the quarantine and
+    deleted from the staging table. The bulk of the data is written exactly once.
+    """
+    stg = f"stg_{table.name}"
     if not files:
         raise IngestError(f"no file for table {table.name} (expected {table.name}.csv or {table.name}.parquet)")
     parts, params, all_extras = [], [], []
@@ -149,55 +165,55 @@ def _load_table(con, table: Table, files: list[Path], policy_handles: list[str])
         parts.append(sql)
         params += p
         all_extras += [e for e in extras if e not in all_extras]
-    union = " union all by name ".join(f"({p})" for p in parts)
-    source_types = {r[0]: r[1] for r in con.execute(f"describe select * from ({union})", params).fetchall()}
+    source = "(" + " union all by name ".join(f"({p})" for p in parts) + ")"
+    source_types = {r[0]: r[1] for r in con.execute(f"describe select * from {source}", params).fetchall()}
     typed_cols = ", ".join(f'{_typed_expr(c, source_types)} as "{c.name}"' for c in table.columns)
     extra_cols = "".join(f', cast("{e}" as varchar) as "{e}"' for e in all_extras)
     raw_json = "to_json({" + ", ".join(f"'{c}': \"{c}\"" for c in table.column_names + all_extras) + "})"
     con.execute(
-        f"""create or replace temp table {typed} as
-            select _source_file, _source_row, {typed_cols}{extra_cols},
-                   {_violation_expr(table, source_types)} as _type_violation,
-                   case when _type_violation is not null then {raw_json} end as _record
-            from ({union})""",
+        f"create or replace table {stg} as select _source_file, _source_row, {typed_cols}{extra_cols} from {source}",
         params,
     )
-    # Row numbers are fixed now; later steps need no order, and without it DuckDB
-    # writes the staging table in parallel.
-    con.execute("set preserve_insertion_order = false")
+    read = con.execute(f"select count(*) from {stg}").fetchall()[0][0]
+    con.execute("delete from quarantine where table_name = ?", [table.name])
+    type_violation = _type_violation_expr(table, source_types)
+    if type_violation:  # text sources: the raw value is only in the source, so scan it again
+        con.execute(
+            f"""insert into quarantine
+                select ?, _source_file, _source_row, v.rule, v.column_name, v.value, v.message, {raw_json}
+                from (select *, {type_violation} as v from {source})
+                where v is not null""",
+            [table.name, *params],
+        )
+        _move_quarantined_out(con, stg, table.name)
+    con.execute(
+        f"""insert into quarantine
+            select ?, row._source_file, row._source_row, v.rule, v.column_name, v.value, v.message, to_json(row)
+            from (select s as row, {_missing_value_expr(table)} as v from {stg} s)
+            where v is not null""",
+        [table.name],
+    )
+    _move_quarantined_out(con, stg, table.name)
     rule_sql = read_model(f"staging/{table.name}_violations")
     model_params = {"policy_handles": policy_handles} if "policy_handles" in parameters_of(rule_sql) else {}
     con.execute(
-        f"""create or replace temp table violations_{table.name} as
-            with typed as (select * from {typed} where _type_violation is null)
-            select * from ({rule_sql})""",
+        f"""create or replace temp table violations as
+            with typed as (select * from {stg})
+            select * from ({rule_sql})
+            qualify row_number() over (partition by _source_file, _source_row order by priority, rule) = 1""",
         model_params,
     )
     con.execute(
-        f"""create or replace table stg_{table.name} as
-            select * exclude (_type_violation, _record) from {typed} t
-            where _type_violation is null
-              and not exists (select 1 from violations_{table.name} v
-                              where v._source_file = t._source_file and v._source_row = t._source_row)"""
-    )
-    con.execute("delete from quarantine where table_name = ?", [table.name])
-    con.execute(
         f"""insert into quarantine
-            select ?, _source_file, _source_row, _type_violation.rule, _type_violation.column_name,
-                   _type_violation.value, _type_violation.message, _record
-            from {typed} where _type_violation is not null
-            union all
-            select ?, v._source_file, v._source_row, v.rule, v.column_name, v.value, v.message,
-                   to_json(t) from violations_{table.name} v
-            join {typed} t using (_source_file, _source_row)
-            qualify row_number() over (partition by v._source_file, v._source_row order by v.priority, v.rule) = 1""",
-        [table.name, table.name],
+            select ?, v._source_file, v._source_row, v.rule, v.column_name, v.value, v.message, to_json(t)
+            from violations v join {stg} t using (_source_file, _source_row)""",
+        [table.name],
     )
-    read = con.execute(f"select count(*) from {typed}").fetchall()[0][0]
-    loaded = con.execute(f"select count(*) from stg_{table.name}").fetchall()[0][0]
+    con.execute(f"delete from {stg} where (_source_file, _source_row) in "
+                "(select (_source_file, _source_row) from violations)")
+    con.execute("drop table violations")
+    loaded = con.execute(f"select count(*) from {stg}").fetchall()[0][0]
     quarantined = con.execute("select count(*) from quarantine where table_name = ?", [table.name]).fetchall()[0][0]
-    con.execute(f"drop table {typed}; drop table violations_{table.name}")
-    con.execute("reset preserve_insertion_order")
     report = TableReport(table.name, tuple(str(f) for f in files), read, loaded, quarantined)
     if not report.balanced:  # an invariant, not a data problem: never continue on a leak
         raise RuntimeError(f"ingestion of {table.name} lost rows: {report}")

@@ -164,3 +164,16 @@ def test_missing_required_column_fails_naming_file_and_column(tmp_path):
     with run_mod.connect(settings.database) as con, pytest.raises(
             IngestError, match=r"customers.csv: missing required column\(s\) apply_fees"):
         run_mod.load_inputs(con, settings)
+
+
+def test_quarantined_rows_keep_the_whole_record(tmp_path):
+    import json
+
+    w = _world(tmp_path)
+    w.invoice("I2", "", "2026-03-01", "2026-03-10").invoice("I3", "1x", "2026-03-01", "2026-03-10")
+    con, _, _ = _ingest(w)
+    records = {r[0]: json.loads(r[1]) for r in con.execute(
+        "select rule, record from quarantine where table_name = 'invoices'").fetchall()}
+    assert records["missing_value"]["invoice_id"] == "I2" and records["missing_value"]["amount"] is None
+    assert records["invalid_amount"]["invoice_id"] == "I3" and records["invalid_amount"]["amount"] == "1x"
+    assert set(records["missing_value"]) == {"_source_file", "_source_row", *w.rows["invoices"][0]}
