@@ -67,7 +67,7 @@ _LEDGER = {
     "level_no": "Level number within the policy version (1 = first).",
     "level_name": "Level name from the policy.",
     "action": "reminder (a document) or level_skipped (passed over in a catch-up).",
-    "channel": "Channel the document goes through (outbox = local files).",
+    "channel": "Channel the document goes through: outbox (local files) or manual (sent by a person).",
     "template": "Template the document is rendered from.",
     "scheduled_on": "Day the level was due by its timing rule.",
     "executed_on": "Day the level was executed (or recorded as skipped).",
@@ -79,11 +79,13 @@ _LEDGER = {
     "fees_total": "Fees of the case so far, this level included.",
     "interest": "Interest demanded (0 unless the policy charges interest).",
     "amount_demanded": "principal + fees_total + interest.",
-    "status": "planned, sent, skipped, or not_dispatched (recorded by a backfill, never sent).",
+    "status": "planned, sent, prepared (a manual document awaiting `dunning confirm`), skipped, "
+              "or not_dispatched (recorded by a backfill, never sent).",
     "dispatch_mode": "live (dispatched by the daily run) or backfill (recorded only).",
     "document_path": "Folder of the written document in the outbox.",
     "provider_message_id": "Message-ID of the document's email.",
     "status_changed_on": "As-of day of the run that last changed the status.",
+    "confirmed_on": "For a manual document: the day a person confirmed sending it (`dunning confirm`).",
 }
 _doc("action_ledger", "table", "One row per action: the memory of what was planned, sent or skipped, "
      "with provenance and the amount demanded.", _LEDGER)

@@ -106,6 +106,25 @@ def backfill(
 
 
 @app.command()
+def confirm(
+    action_key: Annotated[str, typer.Argument(help="Key of the prepared manual document.")],
+    on: Annotated[datetime, typer.Option("--on", formats=["%Y-%m-%d"], help="Day it was sent.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Record that a manual document was sent; later levels of its case wait for this."""
+    from pipeline.state import ConfirmError, confirm_manual
+
+    settings = _settings(config)
+    with pipeline_run.connect(settings.database) as con:
+        try:
+            confirm_manual(con, action_key, on.date())
+        except ConfirmError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+    console.print(f"{action_key}: sent on {on.date()}")
+
+
+@app.command()
 def demo(
     end: Annotated[Optional[datetime], typer.Option(formats=["%Y-%m-%d"], help="Last day (default: today).")] = None,
     days: int = 90,

@@ -35,10 +35,11 @@ def _renderer(template_root):
 _ACTIONS_SQL = """
 select l.action_key, l.case_id, l.scope, l.target_id, l.contract_id, l.customer_id, l.currency,
        l.level_no, l.level_name, l.template, l.executed_on, l.level_due_date, l.followed_invoice_id,
-       l.principal, l.fee, l.fees_total, l.interest, l.amount_demanded, p.template_set
+       l.principal, l.fee, l.fees_total, l.interest, l.amount_demanded, l.channel, p.template_set
 from action_ledger l
 join policy_versions p on p.policy_version = l.policy_version
-where l.status = 'planned' and l.dispatch_mode = 'live' and l.channel = 'outbox' and l.executed_on <= ?
+where l.status = 'planned' and l.dispatch_mode = 'live' and l.channel in ('outbox', 'manual')
+  and l.executed_on <= ?
 order by l.executed_on, l.action_key
 """
 
@@ -111,7 +112,7 @@ def _manifest_rows(con, day: date) -> list[dict]:
                       as address,
                   l.level_no, l.template, l.amount_demanded as amount_total, l.currency
            from action_ledger l join stg_customers c using (customer_id)
-           where l.executed_on = ? and l.status = 'sent' and l.channel = 'outbox'
+           where l.executed_on = ? and l.document_path is not null
            order by l.action_key""",
         [day],
     )
@@ -126,18 +127,19 @@ def dispatch_outbox(con, as_of: date, settings: Settings) -> int:
         return 0
     contexts = build_contexts(con, actions, settings)
     by_key = {c["action_key"]: c for c in contexts}
+    channel_of = {a["action_key"]: a["channel"] for a in actions}
     template_sets: dict[str, TemplateSet] = {}
     outbox = Outbox(settings.outbox)
     renderer = _renderer(settings.templates)
     workers = settings.render_workers if len(contexts) >= PARALLEL_FROM else 1
-    done: list[tuple[str, str, str]] = []
+    done: list[tuple[str, str, str, str]] = []
     days_touched: set[date] = set()
 
     def mark_sent() -> None:
         con.executemany(
-            """update action_ledger set status = 'sent', document_path = ?, provider_message_id = ?,
+            """update action_ledger set status = ?, document_path = ?, provider_message_id = ?,
                       status_changed_on = ? where action_key = ? and status = 'planned'""",
-            [[path, message_id, as_of, key] for key, path, message_id in done],
+            [[status, path, mid, as_of, key] for key, path, mid, status in done],
         )
         done.clear()
 
@@ -147,7 +149,9 @@ def dispatch_outbox(con, as_of: date, settings: Settings) -> int:
             template_sets[ctx["template_set"]] = TemplateSet(settings.templates, ctx["template_set"])
         email = template_sets[ctx["template_set"]].render_email(ctx)
         folder = outbox.write_document(ctx["as_of"], ctx, email, pdf)
-        done.append((key, str(folder.relative_to(outbox.root)), message_id(ctx)))
+        # a manual document is ready for a person to send: it is `prepared` until confirmed
+        status = "prepared" if channel_of[key] == "manual" else "sent"
+        done.append((key, str(folder.relative_to(outbox.root)), message_id(ctx), status))
         days_touched.add(ctx["as_of"])
         if len(done) >= BATCH:
             mark_sent()

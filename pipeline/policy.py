@@ -28,7 +28,7 @@ Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
 
 ANCHORS = ("due_date", "invoice_date", "scheduled_payment_date", "previous_level")
 SCOPES = ("contract", "invoice")
-CHANNELS = ("outbox",)
+CHANNELS = ("outbox", "manual")
 
 
 class PolicyError(ValueError):
@@ -57,7 +57,9 @@ class Level(_Strict):
     timing: Timing
     payment_term_days: int = Field(default=0, ge=0, le=365)
     fee: dict[Currency, Money] = Field(default_factory=dict)
-    channel: Literal["outbox"] = "outbox"
+    # outbox: written and sent by the run; manual: prepared in the outbox for a person to
+    # send, confirmed with `dunning confirm` (later levels wait for it and are delayed by it)
+    channel: Literal["outbox", "manual"] = "outbox"
     template: str = Field(default="reminder", pattern=r"^[a-z][a-z0-9_]*$")
 
 

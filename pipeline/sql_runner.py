@@ -29,6 +29,8 @@ DAILY_MODELS: tuple[str, ...] = (
     "intermediate/int_case_progress",
     "intermediate/int_case_closures",
     "intermediate/int_case_openings",
+    "intermediate/int_active_cases",
+    "intermediate/int_pending_levels",
     "marts/levels_due",
     "marts/planned_actions",
 )

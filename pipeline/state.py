@@ -53,8 +53,10 @@ create table if not exists action_ledger (
     dispatch_mode varchar not null,
     document_path varchar,
     provider_message_id varchar,
-    status_changed_on date
+    status_changed_on date,
+    confirmed_on date
 );
+alter table action_ledger add column if not exists confirmed_on date;
 create table if not exists contract_balances (
     as_of date not null,
     contract_id varchar not null,
@@ -155,6 +157,34 @@ def rewind_to(con, as_of: date) -> None:
     con.execute("delete from contract_balances where as_of >= ?", [as_of])
 
 
+class ConfirmError(ValueError):
+    """A confirmation that does not fit the ledger; the message says why."""
+
+
+def confirm_manual(con, action_key: str, dispatched_on: date) -> None:
+    """Record that a person sent a prepared manual document on `dispatched_on`.
+
+    Later levels of its case were waiting for this; they are delayed by the days
+    between the document's creation and this date.
+    """
+    rows = con.execute(
+        "select channel, status, executed_on from action_ledger where action_key = ?", [action_key]
+    ).fetchall()
+    if not rows:
+        raise ConfirmError(f"no action {action_key!r} in the ledger")
+    channel, status, executed_on = rows[0]
+    if channel != "manual" or status != "prepared":
+        raise ConfirmError(f"{action_key} is on channel {channel} in status {status}; only prepared manual "
+                           "documents can be confirmed")
+    if dispatched_on < executed_on:
+        raise ConfirmError(f"{action_key} was prepared on {executed_on}; it cannot have been sent on {dispatched_on}")
+    con.execute(
+        """update action_ledger set status = 'sent', confirmed_on = ?, status_changed_on = ?
+           where action_key = ?""",
+        [dispatched_on, dispatched_on, action_key],
+    )
+
+
 def apply_day(con, as_of: date, dispatch_mode: str) -> dict[str, int]:
     """Write the day's decisions (temp tables from the models) into the persistent state."""
     closed = con.execute(
@@ -174,7 +204,7 @@ def apply_day(con, as_of: date, dispatch_mode: str) -> dict[str, int]:
         """insert into action_ledger
            select * exclude (status),
                   case when status = 'planned' then ? else status end,
-                  ?, null, null, ?
+                  ?, null, null, ?, null
            from planned_actions
            order by action_key
            on conflict do nothing""",

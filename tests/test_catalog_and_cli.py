@@ -77,3 +77,14 @@ def test_demo_runs_days_in_order_and_prints_the_summary(tmp_path):
     con.close()
     assert f"documents written: {sent} " in result.output
     assert sent == len(list((tmp_path / "var" / "outbox").rglob("letter.pdf")))
+
+
+def test_confirm_refuses_what_is_not_a_prepared_manual_document(tmp_path):
+    w = _world(tmp_path)
+    config = w.write_config()
+    assert runner.invoke(app, ["backfill", "--from", "2026-05-10", "--to", "2026-05-17", "--config", str(config)]).exit_code == 0
+    result = runner.invoke(app, ["confirm", "ct-CT1-20260511/L1/reminder", "--on", "2026-05-18", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "ct-CT1-20260511/L1/reminder is on channel outbox in status not_dispatched; only prepared manual" in " ".join(result.output.split())
+    result = runner.invoke(app, ["confirm", "nope", "--on", "2026-05-18", "--config", str(config)])
+    assert result.exit_code == 2 and "no action 'nope' in the ledger" in result.output

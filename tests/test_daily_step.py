@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -217,3 +218,33 @@ def test_rerunning_a_day_changes_nothing(tmp_path):
     w.run("2026-05-24", "2026-05-31")
     after = (query(s, "select * from action_ledger order by action_key"), query(s, "select * from case_register"))
     assert after == before
+
+
+def _manual_world(tmp_path):
+    levels = [{"name": "By hand", "timing": {"after": "due_date", "days": 14}, "channel": "manual"},
+              {"name": "Notice", "timing": {"after": "previous_level", "days": 7}}]
+    w = World(tmp_path, policy(levels))
+    w.customer().contract().invoice("I1", "100.00", "2026-04-26", "2026-05-10")
+    return w
+
+
+def test_manual_reminder_confirmed_5_days_late_delays_the_next_level_by_5_days(tmp_path):
+    from pipeline import run as run_mod
+    from pipeline.state import confirm_manual
+
+    w = _manual_world(tmp_path)
+    s = w.run("2026-05-11", "2026-05-28", dispatch=True)
+    assert query(s, "select action_key, status, executed_on::varchar from action_ledger") == [
+        ("ct-CT1-20260511/L1/reminder", "prepared", "2026-05-24")]
+    with run_mod.connect(s.database) as con:
+        confirm_manual(con, "ct-CT1-20260511/L1/reminder", date(2026, 5, 29))
+    w.run("2026-05-29", "2026-06-10", dispatch=True)
+    # without the delay level 2 would run on 31 May (24 May + 7)
+    assert query(s, "select level_no, status, executed_on::varchar, confirmed_on::varchar from action_ledger "
+                    "order by level_no") == [(1, "sent", "2026-05-24", "2026-05-29"), (2, "sent", "2026-06-05", None)]
+
+
+def test_later_levels_wait_while_a_manual_reminder_is_not_confirmed(tmp_path):
+    w = _manual_world(tmp_path)
+    s = w.run("2026-05-11", "2026-06-30", dispatch=True)
+    assert query(s, "select level_no, status from action_ledger") == [(1, "prepared")]

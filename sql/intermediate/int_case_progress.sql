@@ -1,6 +1,8 @@
 -- Where each case open at the start of $as_of stands, read from the ledger (the
 -- only memory carried between days): the last level executed before $as_of, its own
--- due date (executed date + payment term) and the fees charged so far.
+-- due date (executed date + payment term), the fees charged so far, and the delay
+-- reminders sent by hand add: the days between their creation and their confirmed
+-- dispatch. A manual reminder not confirmed by $as_of holds the case.
 with open_cases as (
     select *
     from case_register
@@ -12,7 +14,9 @@ executed_levels as (
     select case_id, level_no,
            any_value(executed_on) as executed_on,
            any_value(level_due_date) as level_due_date,
-           sum(fee) as fee
+           sum(fee) as fee,
+           bool_or(channel = 'manual') as manual,
+           max(confirmed_on) filter (where confirmed_on <= $as_of) as confirmed_on
     from action_ledger
     where executed_on < $as_of
       and status <> 'skipped'
@@ -24,7 +28,9 @@ progress as (
            max(level_no) as last_level_no,
            arg_max(executed_on, level_no) as last_executed_on,
            arg_max(level_due_date, level_no) as last_level_due_date,
-           sum(fee) as fees_total
+           sum(fee) as fees_total,
+           sum(case when manual then coalesce(confirmed_on - executed_on, 0) else 0 end) as manual_delay_days,
+           bool_or(manual and confirmed_on is null) as awaiting_confirmation
     from executed_levels
     group by case_id
 ),
@@ -34,7 +40,9 @@ final as (
            c.policy_id, c.policy_version, c.opened_on,
            coalesce(p.last_level_no, 0) as last_level_no,
            p.last_executed_on, p.last_level_due_date,
-           cast(coalesce(p.fees_total, 0) as decimal(18, 2)) as fees_total
+           cast(coalesce(p.fees_total, 0) as decimal(18, 2)) as fees_total,
+           cast(coalesce(p.manual_delay_days, 0) as integer) as manual_delay_days,
+           coalesce(p.awaiting_confirmation, false) as awaiting_confirmation
     from open_cases c
     left join progress p using (case_id)
 )
