@@ -77,7 +77,8 @@ _LEDGER = {
     "principal": "Overdue amount demanded (open receivables past due).",
     "fee": "Fee charged by this level (0 where the customer's apply_fees is false).",
     "fees_total": "Fees of the case so far, this level included.",
-    "interest": "Interest demanded (0 unless the policy charges interest).",
+    "interest": "Interest demanded: simple, actual/365, on each overdue invoice's open amount from its due "
+                "date to executed_on at the policy's rate, summed and rounded half-up (0 without a rate).",
     "amount_demanded": "principal + fees_total + interest.",
     "status": "planned, sent, prepared (a manual document awaiting `dunning confirm`), skipped, "
               "or not_dispatched (recorded by a backfill, never sent).",
@@ -163,6 +164,7 @@ _doc("policy_versions", "table", "Every version of every policy in the policy fi
     "scope": "contract or invoice.",
     "grace_days": "A case opens only when its receivable is more days overdue than this.",
     "template_set": "Folder under templates/ the documents are rendered from.",
+    "interest_rate_percent": "Annual statutory interest rate in percent (empty: no interest).",
     "spec_json": "The whole version as JSON.",
 })
 _doc("policy_levels", "table", "Levels of each policy version.", {

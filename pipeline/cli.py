@@ -105,6 +105,29 @@ def backfill(
                   f"{sum(r.documents_written for r in results)} documents")
 
 
+policy_app = typer.Typer(help="Work with policy files.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("validate")
+def policy_validate(files: Annotated[list[Path], typer.Argument(help="Policy files to check.")]) -> None:
+    """Validate policy files; errors name the file, the key and what is allowed."""
+    from pipeline.policy import PolicyError, load_policy_file
+
+    failed = False
+    for path in files:
+        try:
+            policies = load_policy_file(path)
+        except PolicyError as exc:
+            console.print(f"[red]{exc}[/red]", soft_wrap=True)
+            failed = True
+            continue
+        versions = ", ".join(p.version_id(v) for p in policies.policies for v in p.versions)
+        console.print(f"{path}: valid ({versions})", soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
+
+
 @app.command()
 def confirm(
     action_key: Annotated[str, typer.Argument(help="Key of the prepared manual document.")],

@@ -63,12 +63,20 @@ class Level(_Strict):
     template: str = Field(default="reminder", pattern=r"^[a-z][a-z0-9_]*$")
 
 
+class Interest(_Strict):
+    """Statutory interest: simple, actual/365, on each overdue invoice's open principal from its
+    due date to the day a level is executed, summed over the invoices and rounded half-up to the cent."""
+
+    annual_rate_percent: Annotated[Decimal, Field(gt=0, le=100, max_digits=8, decimal_places=4)]
+
+
 class PolicyVersion(_Strict):
     effective_from: date
     scope: Literal["contract", "invoice"] = "contract"
     grace_days: int = Field(default=0, ge=0, le=365)
     thresholds: dict[Currency, Money] = Field(default_factory=dict)
     template_set: str = Field(default="default", pattern=r"^[A-Za-z0-9_-]+$")
+    interest: Interest | None = None
     levels: list[Level] = Field(min_length=1, max_length=20)
 
     @model_validator(mode="after")
@@ -170,7 +178,7 @@ create or replace table policy_versions (
     policy_id varchar not null, policy_version varchar not null primary key,
     is_default boolean not null, effective_from date not null, effective_to date,
     scope varchar not null, grace_days integer not null, template_set varchar not null,
-    spec_json varchar not null);
+    interest_rate_percent decimal(8,4), spec_json varchar not null);
 create or replace table policy_levels (
     policy_version varchar not null, level_no integer not null, level_name varchar not null,
     enabled boolean not null, anchor varchar not null, offset_days integer not null,
@@ -193,9 +201,11 @@ def load_into_duckdb(con, policies: PolicyFile) -> None:
             vid = policy.version_id(version)
             nxt = policy.versions[i + 1].effective_from if i + 1 < len(policy.versions) else None
             con.execute(
-                "insert into policy_versions values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "insert into policy_versions values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [policy.handle, vid, policy.default, version.effective_from, nxt, version.scope,
-                 version.grace_days, version.template_set, json.dumps(version.model_dump(mode="json"), sort_keys=True)],
+                 version.grace_days, version.template_set,
+                 version.interest.annual_rate_percent if version.interest else None,
+                 json.dumps(version.model_dump(mode="json"), sort_keys=True)],
             )
             for ccy, amount in sorted(version.thresholds.items()):
                 con.execute("insert into policy_thresholds values (?, ?, ?)", [vid, ccy, amount])

@@ -248,3 +248,25 @@ def test_later_levels_wait_while_a_manual_reminder_is_not_confirmed(tmp_path):
     w = _manual_world(tmp_path)
     s = w.run("2026-05-11", "2026-06-30", dispatch=True)
     assert query(s, "select level_no, status from action_ledger") == [(1, "prepared")]
+
+
+def test_interest_is_simple_actual_365_summed_then_rounded_half_up(tmp_path):
+    doc = policy([("due_date", 10, 0), ("due_date", 60, 0, {"EUR": "5.00"})],
+                 extra={"interest": {"annual_rate_percent": "5"}})
+    w = World(tmp_path, doc)
+    w.customer().contract()
+    w.invoice("I1", "333.33", "2026-02-15", "2026-03-01").invoice("I2", "333.33", "2026-02-16", "2026-03-01")
+    s = w.run("2026-03-02", "2026-04-30")
+    # 2 x 333.33 x 5% x 10/365 = 0.91315... (rounding each invoice first would give 0.92)
+    # 2 x 333.33 x 5% x 60/365 = 5.47890... -> 5.48
+    assert query(s, "select executed_on::varchar, principal, fee, fees_total, interest, amount_demanded "
+                    "from action_ledger order by level_no") == [
+        ("2026-03-11", Decimal("666.66"), Decimal("0.00"), Decimal("0.00"), Decimal("0.91"), Decimal("667.57")),
+        ("2026-04-30", Decimal("666.66"), Decimal("5.00"), Decimal("5.00"), Decimal("5.48"), Decimal("677.14"))]
+
+
+def test_no_interest_without_a_rate(tmp_path):
+    w = World(tmp_path, policy([("due_date", 10, 0)]))
+    w.customer().contract().invoice("I1", "1000.00", "2026-02-15", "2026-03-01")
+    s = w.run("2026-03-11", "2026-03-11")
+    assert query(s, "select interest, amount_demanded from action_ledger") == [(Decimal("0.00"), Decimal("1000.00"))]

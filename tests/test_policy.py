@@ -66,3 +66,20 @@ def test_invalid_yaml_names_the_file(tmp_path):
     path = _write(tmp_path, "policies: [")
     with pytest.raises(PolicyError, match=f"^{path}: not valid YAML"):
         load_policy_file(path)
+
+
+def test_cli_policy_validate_names_versions_or_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(GOOD)
+    bad.write_text(GOOD.replace("after: due_date", "after: yesterday"))
+    version = load_policy_file(good).policies[0]
+    vid = version.version_id(version.versions[0])
+    result = CliRunner().invoke(app, ["policy", "validate", str(good)])
+    assert result.exit_code == 0 and result.output == f"{good}: valid ({vid})\n"
+    result = CliRunner().invoke(app, ["policy", "validate", str(good), str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}: policies[0].versions[0].levels[0].timing.after: got 'yesterday'" in result.output
