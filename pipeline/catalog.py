@@ -66,7 +66,8 @@ _LEDGER = {
     "policy_version": "Policy version that caused the action (provenance).",
     "level_no": "Level number within the policy version (1 = first).",
     "level_name": "Level name from the policy.",
-    "action": "reminder (a document) or level_skipped (passed over in a catch-up).",
+    "action": "reminder (a document), webhook, end_contract, keep_active, attempt_payment, set_field, "
+              "or level_skipped (passed over in a catch-up).",
     "channel": "Channel the document goes through: outbox (local files) or manual (sent by a person).",
     "template": "Template the document is rendered from.",
     "scheduled_on": "Day the level was due by its timing rule.",
@@ -80,13 +81,16 @@ _LEDGER = {
     "interest": "Interest demanded: simple, actual/365, on each overdue invoice's open amount from its due "
                 "date to executed_on at the policy's rate, summed and rounded half-up (0 without a rate).",
     "amount_demanded": "principal + fees_total + interest.",
-    "status": "planned, sent, prepared (a manual document awaiting `dunning confirm`), skipped, "
-              "or not_dispatched (recorded by a backfill, never sent).",
+    "status": "planned, sent, prepared (a manual document awaiting `dunning confirm`), recorded (an "
+              "exported action: end_contract, attempt_payment, set_field, keep_active), skipped, "
+              "or not_dispatched (recorded by a backfill, never sent or exported).",
     "dispatch_mode": "live (dispatched by the daily run) or backfill (recorded only).",
     "document_path": "Folder of the written document in the outbox.",
     "provider_message_id": "Message-ID of the document's email.",
     "status_changed_on": "As-of day of the run that last changed the status.",
     "confirmed_on": "For a manual document: the day a person confirmed sending it (`dunning confirm`).",
+    "details": "Action data as JSON: webhook event, end_contract mode, effective date and credit note, "
+               "attempt_payment amount, set_field target, field and value.",
 }
 _doc("action_ledger", "table", "One row per action: the memory of what was planned, sent or skipped, "
      "with provenance and the amount demanded.", _LEDGER)
@@ -147,6 +151,33 @@ _doc("aging", "view", "Open receivables of the latest run per currency and age b
      "(not due, 1-30, 31-60, 61-90, over 90 days overdue).", {
     "as_of": "Day of the snapshot.", "currency": "Currency.", "bucket": "Age bucket.",
     "receivables": "Number of open receivables.", "open_amount": "Their open amount.",
+})
+
+_doc("contract_terminations", "view", "Contracts to end (write-back export), from end_contract actions.", {
+    **{k: _LEDGER[k] for k in ("action_key", "case_id", "contract_id", "customer_id", "currency", "executed_on")},
+    "mode": "immediately or end_of_period.",
+    "effective_on": "Day the contract ends: the execution day, or the end of the billed period (billed_until).",
+    "credit_note_amount": "For immediately: the running period's invoice amount x unused days / period days, "
+                          "rounded half-up (days after effective_on up to period_end).",
+    "credit_note_for_invoice_id": "Invoice of the running billed period.",
+    **{k: _LEDGER[k] for k in ("policy_id", "policy_version", "level_no")},
+})
+_doc("collection_requests", "view", "Payment attempts to make (export for the payment provider).", {
+    **{k: _LEDGER[k] for k in ("action_key", "case_id", "contract_id", "customer_id", "currency", "executed_on")},
+    "amount": "Amount to collect: the overdue amount that day.",
+    **{k: _LEDGER[k] for k in ("policy_id", "policy_version", "level_no")},
+})
+_doc("field_updates", "view", "Fields to set on customers, contracts or invoices (write-back export).", {
+    **{k: _LEDGER[k] for k in ("action_key", "case_id", "executed_on")},
+    "target": "customer, contract or invoice.", "target_id": "Id of the record to update.",
+    "field": "Field name.", "value": "Value as JSON.",
+    **{k: _LEDGER[k] for k in ("policy_id", "policy_version", "level_no")},
+})
+_doc("policy_level_actions", "table", "Actions of each level, in the order they run.", {
+    "policy_version": "Policy version.", "level_no": "Level number.", "action_no": "Order within the level.",
+    "action": "reminder, webhook, end_contract, keep_active, attempt_payment or set_field.",
+    "channel": "Channel (reminders: outbox or manual).", "template": "Template (reminders).",
+    "params_json": "The action's settings as JSON.",
 })
 
 _doc("fee_ledger", "view", "Dunning fees charged, one row per level that charged one; kept apart from invoices.", {

@@ -38,7 +38,8 @@ select l.action_key, l.case_id, l.scope, l.target_id, l.contract_id, l.customer_
        l.principal, l.fee, l.fees_total, l.interest, l.amount_demanded, l.channel, p.template_set
 from action_ledger l
 join policy_versions p on p.policy_version = l.policy_version
-where l.status = 'planned' and l.dispatch_mode = 'live' and l.channel in ('outbox', 'manual')
+where l.status = 'planned' and l.dispatch_mode = 'live' and l.action = 'reminder'
+  and l.channel in ('outbox', 'manual')
   and l.executed_on <= ?
 order by l.executed_on, l.action_key
 """
@@ -112,19 +113,47 @@ def _manifest_rows(con, day: date) -> list[dict]:
                       as address,
                   l.level_no, l.template, l.amount_demanded as amount_total, l.currency
            from action_ledger l join stg_customers c using (customer_id)
-           where l.executed_on = ? and l.document_path is not null
+           where l.executed_on = ? and l.document_path is not null and l.action = 'reminder'
            order by l.action_key""",
         [day],
     )
+
+
+_EVENTS_SQL = """
+select action_key, case_id, contract_id, customer_id, currency, policy_id, policy_version, level_no,
+       level_name, executed_on, level_due_date, principal, fees_total, interest, amount_demanded,
+       json_extract_string(details, '$.event') as event
+from action_ledger
+where status = 'planned' and dispatch_mode = 'live' and action = 'webhook' and executed_on <= ?
+order by executed_on, action_key
+"""
+
+
+def dispatch_events(con, as_of: date, settings: Settings) -> int:
+    """Write planned webhook events to the outbox (the embedded default endpoint) and mark them sent."""
+    events = _records(con, _EVENTS_SQL, [as_of])
+    outbox = Outbox(settings.outbox)
+    for e in events:
+        payload = {"id": e["action_key"], "type": e["event"], "occurred_on": e["executed_on"].isoformat(),
+                   "data": {k: (str(v) if v is not None else None) for k, v in e.items()
+                            if k not in ("action_key", "event", "executed_on")}}
+        folder = outbox.write_event(e["executed_on"], e["action_key"], payload)
+        con.execute(
+            """update action_ledger set status = 'sent', document_path = ?, status_changed_on = ?
+               where action_key = ? and status = 'planned'""",
+            [str(folder.relative_to(outbox.root)), as_of, e["action_key"]],
+        )
+    return len(events)
 
 
 def dispatch_outbox(con, as_of: date, settings: Settings) -> int:
     """Write every planned live outbox action up to `as_of`; returns how many documents were written."""
     from pipeline.render.templates import TemplateSet
 
+    events = dispatch_events(con, as_of, settings)
     actions = _records(con, _ACTIONS_SQL, [as_of])
     if not actions:
-        return 0
+        return events
     contexts = build_contexts(con, actions, settings)
     by_key = {c["action_key"]: c for c in contexts}
     channel_of = {a["action_key"]: a["channel"] for a in actions}
@@ -158,4 +187,4 @@ def dispatch_outbox(con, as_of: date, settings: Settings) -> int:
     mark_sent()
     for day in sorted(days_touched):
         outbox.write_manifest(day, _manifest_rows(con, day))
-    return len(contexts)
+    return len(contexts) + events

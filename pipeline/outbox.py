@@ -138,6 +138,14 @@ class Outbox:
             _fsync_dir(folder)
         return folder
 
+    def write_event(self, as_of: date, action_key: str, payload: Mapping[str, Any]) -> Path:
+        """Write a webhook event as event.json in the action's folder (until a real endpoint is configured)."""
+        folder = self.document_dir(as_of, action_key)
+        folder.mkdir(parents=True, exist_ok=True)
+        body = json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+        _atomic_write(folder / "event.json", body.encode("utf-8"), self.fsync)
+        return folder
+
     def manifest_row(self, as_of: date, row: Mapping[str, Any]) -> dict[str, Any]:
         """One manifest entry from a document context (or an already flat row)."""
         if "customer" in row and isinstance(row["customer"], Mapping):

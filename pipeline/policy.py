@@ -51,6 +51,56 @@ class Timing(_Strict):
         return self.after != "previous_level"
 
 
+class ReminderAction(_Strict):
+    """A document from the level's template, through the level's channel unless given here."""
+
+    type: Literal["reminder"]
+    channel: Literal["outbox", "manual"] | None = None
+    template: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
+
+
+class WebhookAction(_Strict):
+    """An event for another system, alone or beside a reminder on the same day."""
+
+    type: Literal["webhook"]
+    event: str = Field(default="payment.escalated", pattern=r"^[a-z][a-z0-9_.]*$")
+
+
+class EndContractAction(_Strict):
+    """End the contract now (credit note for the unused billed days) or when its billed period ends."""
+
+    type: Literal["end_contract"]
+    when: Literal["immediately", "end_of_period"]
+
+
+class KeepActiveAction(_Strict):
+    """An explicit final step: the contract stays active, the case stays at this level."""
+
+    type: Literal["keep_active"]
+
+
+class AttemptPaymentAction(_Strict):
+    """A collection request for the overdue amount (exported for the payment provider)."""
+
+    type: Literal["attempt_payment"]
+
+
+class SetFieldAction(_Strict):
+    """Set a field on the customer, the contract or the followed invoice (exported for write-back)."""
+
+    type: Literal["set_field"]
+    target: Literal["customer", "contract", "invoice"]
+    field: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    value: str | int | bool | None
+
+
+Action = Annotated[
+    ReminderAction | WebhookAction | EndContractAction | KeepActiveAction | AttemptPaymentAction | SetFieldAction,
+    Field(discriminator="type"),
+]
+ACTION_TYPES = ("reminder", "webhook", "end_contract", "keep_active", "attempt_payment", "set_field")
+
+
 class Level(_Strict):
     name: str = Field(min_length=1)
     enabled: bool = True
@@ -61,6 +111,18 @@ class Level(_Strict):
     # send, confirmed with `dunning confirm` (later levels wait for it and are delayed by it)
     channel: Literal["outbox", "manual"] = "outbox"
     template: str = Field(default="reminder", pattern=r"^[a-z][a-z0-9_]*$")
+    # what the level does; by default one reminder through `channel` from `template`
+    actions: list[Action] = Field(default_factory=lambda: [ReminderAction(type="reminder")], min_length=1)
+
+    @model_validator(mode="after")
+    def _one_action_of_each_kind(self) -> "Level":
+        kinds = [a.type for a in self.actions]
+        dupes = sorted({k for k in kinds if kinds.count(k) > 1})
+        if dupes:
+            raise ValueError(f"a level runs each action type at most once (repeated: {', '.join(dupes)})")
+        if "keep_active" in kinds and "end_contract" in kinds:
+            raise ValueError("a level cannot both end the contract and keep it active")
+        return self
 
 
 class Interest(_Strict):
@@ -84,11 +146,20 @@ class PolicyVersion(_Strict):
         names = [lv.name for lv in self.levels]
         if len(set(names)) != len(names):
             raise ValueError("level names must be unique within a version")
+        final_kinds = {"keep_active"}
+        for i, level in enumerate(self.levels[:-1]):
+            if final_kinds & {a.type for a in level.actions}:
+                raise ValueError(f"levels[{i}] ({level.name}): keep_active is a final step: only the last level may use it")
         return self
 
     def content_hash(self) -> str:
-        """Hash of the canonical JSON of this version: same content, same id."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """Hash of the canonical JSON of this version: same content, same id.
+
+        Values left at their defaults are not hashed, so a new optional key in a later
+        release does not change the id of versions that open cases refer to.
+        """
+        canonical = json.dumps(self.model_dump(mode="json", exclude_defaults=True), sort_keys=True,
+                               separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
@@ -184,6 +255,10 @@ create or replace table policy_levels (
     enabled boolean not null, anchor varchar not null, offset_days integer not null,
     payment_term_days integer not null, channel varchar not null, template varchar not null,
     primary key (policy_version, level_no));
+create or replace table policy_level_actions (
+    policy_version varchar not null, level_no integer not null, action_no integer not null,
+    action varchar not null, channel varchar, template varchar, params_json varchar not null,
+    primary key (policy_version, level_no, action_no));
 create or replace table policy_thresholds (
     policy_version varchar not null, currency varchar not null, threshold decimal(18,2) not null,
     primary key (policy_version, currency));
@@ -215,5 +290,15 @@ def load_into_duckdb(con, policies: PolicyFile) -> None:
                     [vid, no, level.name, level.enabled, level.timing.after, level.timing.days,
                      level.payment_term_days, level.channel, level.template],
                 )
+                for action_no, action in enumerate(level.actions, start=1):
+                    params = action.model_dump(mode="json", exclude={"type", "channel", "template"})
+                    is_doc = action.type == "reminder"
+                    con.execute(
+                        "insert into policy_level_actions values (?, ?, ?, ?, ?, ?, ?)",
+                        [vid, no, action_no, action.type,
+                         (action.channel or level.channel) if is_doc else action.type,
+                         (action.template or level.template) if is_doc else None,
+                         json.dumps(params, sort_keys=True)],
+                    )
                 for ccy, fee in sorted(level.fee.items()):
                     con.execute("insert into policy_level_fees values (?, ?, ?, ?)", [vid, no, ccy, fee])

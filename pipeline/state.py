@@ -54,9 +54,11 @@ create table if not exists action_ledger (
     document_path varchar,
     provider_message_id varchar,
     status_changed_on date,
-    confirmed_on date
+    confirmed_on date,
+    details varchar
 );
 alter table action_ledger add column if not exists confirmed_on date;
+alter table action_ledger add column if not exists details varchar;
 create table if not exists contract_balances (
     as_of date not null,
     contract_id varchar not null,
@@ -128,6 +130,27 @@ select as_of, currency,
        count(*) as receivables,
        cast(sum(open_amount) as decimal(18,2)) as open_amount
 from latest group by all order by currency, min(days_overdue);
+create or replace view contract_terminations as
+select action_key, case_id, contract_id, customer_id, currency, executed_on,
+       json_extract_string(details, '$.when') as mode,
+       cast(json_extract_string(details, '$.effective_on') as date) as effective_on,
+       cast(json_extract_string(details, '$.credit_note_amount') as decimal(18,2)) as credit_note_amount,
+       json_extract_string(details, '$.credit_note_for_invoice_id') as credit_note_for_invoice_id,
+       policy_id, policy_version, level_no
+from action_ledger where action = 'end_contract' and status = 'recorded';
+create or replace view collection_requests as
+select action_key, case_id, contract_id, customer_id, currency, executed_on,
+       cast(json_extract_string(details, '$.amount') as decimal(18,2)) as amount,
+       policy_id, policy_version, level_no
+from action_ledger where action = 'attempt_payment' and status = 'recorded';
+create or replace view field_updates as
+select action_key, case_id, executed_on,
+       json_extract_string(details, '$.target') as target,
+       json_extract_string(details, '$.target_id') as target_id,
+       json_extract_string(details, '$.field') as field,
+       json_extract(details, '$.value') as value,
+       policy_id, policy_version, level_no
+from action_ledger where action = 'set_field' and status = 'recorded';
 create or replace view fee_ledger as
 select action_key, case_id, contract_id, customer_id, currency, level_no, level_name, executed_on, fee
 from action_ledger where fee <> 0;
@@ -146,7 +169,8 @@ def rewind_to(con, as_of: date) -> None:
     already dispatched stay as the record of what really happened.
     """
     con.execute(
-        "delete from action_ledger where executed_on >= ? and status in ('planned', 'skipped')", [as_of]
+        "delete from action_ledger where executed_on >= ? and status in ('planned', 'skipped', 'recorded')",
+        [as_of]
     )
     con.execute(
         """delete from case_register c where opened_on >= ?
@@ -199,16 +223,16 @@ def apply_day(con, as_of: date, dispatch_mode: str) -> dict[str, int]:
            from int_case_openings
            on conflict do nothing"""
     ).fetchall()[0][0]
-    mode_status = "planned" if dispatch_mode == "live" else "not_dispatched"
+    # a backfill records what would have happened; nothing of it is sent or exported
     planned = con.execute(
-        """insert into action_ledger
+        """insert into action_ledger by name
            select * exclude (status),
-                  case when status = 'planned' then ? else status end,
-                  ?, null, null, ?, null
+                  case when ? = 'backfill' and status <> 'skipped' then 'not_dispatched' else status end as status,
+                  ? as dispatch_mode, ? as status_changed_on
            from planned_actions
            order by action_key
            on conflict do nothing""",
-        [mode_status, dispatch_mode, as_of],
+        [dispatch_mode, dispatch_mode, as_of],
     ).fetchall()[0][0]
     del planned  # a re-run inserts nothing new; the summary below describes the day either way
     counts = con.execute(

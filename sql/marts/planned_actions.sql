@@ -35,26 +35,91 @@ with_interest as (
     left join case_interest i on i.case_id = l.case_id and l.executed
 ),
 
+-- the billed period running today, for a credit note when a contract ends immediately
+running_periods as (
+    select contract_id, invoice_id, amount, period_start, period_end
+    from stg_invoices
+    where amount > 0
+      and invoice_date <= $as_of
+      and (voided_on is null or voided_on > $as_of)
+      and period_start <= $as_of and period_end >= $as_of
+      and contract_id in (select contract_id from levels_due where executed)
+    qualify row_number() over (partition by contract_id order by period_end desc, invoice_date desc, invoice_id desc) = 1
+),
+
+-- each executed level runs its actions in policy order; the fee is charged once, on the first
+executed_actions as (
+    select w.*, a.action_no, a.action, a.channel as action_channel, a.template as action_template,
+           a.params_json
+    from with_interest w
+    join policy_level_actions a on a.policy_version = w.policy_version and a.level_no = w.level_no
+    where w.executed
+),
+
+action_details as (
+    select e.*,
+           case e.action
+               when 'webhook' then json_object('event', json_extract_string(e.params_json, '$.event'))
+               when 'end_contract' then json_object(
+                   'when', json_extract_string(e.params_json, '$.when'),
+                   'effective_on', case json_extract_string(e.params_json, '$.when')
+                       when 'immediately' then cast($as_of as date)
+                       else coalesce(k.billed_until, p.period_end, cast($as_of as date)) end,
+                   'credit_note_amount', case when json_extract_string(e.params_json, '$.when') = 'immediately'
+                       then cast(cast((cast(p.amount * 100 as hugeint) * (p.period_end - cast($as_of as date)) * 2
+                                       + (p.period_end - p.period_start + 1))
+                                      // (2 * (p.period_end - p.period_start + 1)) as decimal(18, 2)) * 0.01
+                                 as decimal(18, 2))
+                       else 0 end,
+                   'credit_note_for_invoice_id', p.invoice_id)
+               when 'attempt_payment' then json_object('amount', e.overdue_amount)
+               when 'set_field' then json_object(
+                   'target', json_extract_string(e.params_json, '$.target'),
+                   'target_id', case json_extract_string(e.params_json, '$.target')
+                       when 'customer' then e.customer_id when 'contract' then e.contract_id
+                       else e.followed_invoice_id end,
+                   'field', json_extract_string(e.params_json, '$.field'),
+                   'value', json_extract(e.params_json, '$.value'))
+           end as details
+    from executed_actions e
+    left join running_periods p on p.contract_id = e.contract_id
+    left join stg_contracts k on k.contract_id = e.contract_id
+),
+
+rows as (
+    select case_id, scope, target_id, contract_id, customer_id, currency, policy_id, policy_version,
+           level_no, level_name, action, action_channel as channel, action_template as template, scheduled_on,
+           payment_term_days, followed_invoice_id, days_overdue, overdue_amount,
+           case when action_no = 1 then fee else 0 end as fee, fees_before + fee as fees_total, interest,
+           details, true as executed
+    from action_details
+    union all
+    select case_id, scope, target_id, contract_id, customer_id, currency, policy_id, policy_version,
+           level_no, level_name, 'level_skipped', null, null, scheduled_on,
+           payment_term_days, followed_invoice_id, days_overdue, 0, 0, 0, 0, null, false
+    from with_interest
+    where not executed
+),
+
 final as (
-    select case_id || '/L' || level_no || '/' || (case when executed then 'reminder' else 'skipped' end)
+    select case_id || '/L' || level_no || '/' || (case when executed then action else 'skipped' end)
                as action_key,
            case_id, scope, target_id, contract_id, customer_id, currency,
-           policy_id, policy_version, level_no, level_name,
-           case when executed then 'reminder' else 'level_skipped' end as action,
-           case when executed then channel end as channel,
-           case when executed then template end as template,
+           policy_id, policy_version, level_no, level_name, action, channel, template,
            scheduled_on,
            cast($as_of as date) as executed_on,
            case when executed then cast($as_of as date) + payment_term_days end as level_due_date,
            followed_invoice_id, days_overdue,
-           cast(case when executed then overdue_amount else 0 end as decimal(18, 2)) as principal,
+           cast(overdue_amount as decimal(18, 2)) as principal,
            cast(fee as decimal(18, 2)) as fee,
-           cast(case when executed then fees_before + fee else 0 end as decimal(18, 2)) as fees_total,
-           interest,
-           cast(case when executed then overdue_amount + fees_before + fee + interest else 0 end as decimal(18, 2))
-               as amount_demanded,
-           case when executed then 'planned' else 'skipped' end as status
-    from with_interest
+           cast(fees_total as decimal(18, 2)) as fees_total,
+           cast(interest as decimal(18, 2)) as interest,
+           cast(overdue_amount + fees_total + interest as decimal(18, 2)) as amount_demanded,
+           case when not executed then 'skipped'
+                when action in ('reminder', 'webhook') then 'planned'
+                else 'recorded' end as status,
+           cast(details as varchar) as details
+    from rows
 )
 
 select * from final

@@ -1,0 +1,77 @@
+"""Actions beside reminders: webhook, end contract (credit note), attempt payment, set field, keep active."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from pipeline.policy import PolicyError, load_policy_file
+from world import World, policy, query
+
+
+def _world(tmp_path, levels, **contract):
+    w = World(tmp_path, policy(levels))
+    w.customer().contract(billed_until="2026-03-31", **contract)
+    w.invoice("I1", "30.00", "2026-03-01", "2026-03-15", period_start="2026-03-01", period_end="2026-03-31")
+    return w
+
+
+ESCALATION = [
+    {"name": "Reminder and webhook", "timing": {"after": "due_date", "days": 7}, "fee": {"EUR": "2.50"},
+     "actions": [{"type": "webhook"}, {"type": "reminder"}]},
+    {"name": "End contract", "timing": {"after": "due_date", "days": 14},
+     "actions": [{"type": "end_contract", "when": "immediately"}]},
+]
+
+
+def test_webhook_beside_a_reminder_and_end_contract_immediately_with_its_credit_note(tmp_path):
+    s = _world(tmp_path, ESCALATION).run("2026-03-16", "2026-03-29", dispatch=True)
+    assert query(s, "select executed_on::varchar, action_key, status, fee, fees_total, amount_demanded "
+                    "from action_ledger order by executed_on, action_key") == [
+        ("2026-03-22", "ct-CT1-20260316/L1/reminder", "sent", Decimal("0.00"), Decimal("2.50"), Decimal("32.50")),
+        ("2026-03-22", "ct-CT1-20260316/L1/webhook", "sent", Decimal("2.50"), Decimal("2.50"), Decimal("32.50")),
+        ("2026-03-29", "ct-CT1-20260316/L2/end_contract", "recorded", Decimal("0.00"), Decimal("2.50"),
+         Decimal("32.50"))]
+    # 30.00 for 31 days of March; ended on 29 March, so 30 and 31 March are credited: 30 x 2/31 = 1.935... -> 1.94
+    assert query(s, "select mode, effective_on::varchar, credit_note_amount, credit_note_for_invoice_id "
+                    "from contract_terminations") == [("immediately", "2026-03-29", Decimal("1.94"), "I1")]
+    event = json.loads((s.outbox / "2026-03-22" / "ct-CT1-20260316__L1__webhook" / "event.json").read_text())
+    assert (event["id"], event["type"], event["occurred_on"], event["data"]["amount_demanded"]) == (
+        "ct-CT1-20260316/L1/webhook", "payment.escalated", "2026-03-22", "32.50")
+
+
+def test_end_contract_at_the_end_of_the_billed_period_has_no_credit_note(tmp_path):
+    levels = [{"name": "End", "timing": {"after": "due_date", "days": 5},
+               "actions": [{"type": "end_contract", "when": "end_of_period"}]}]
+    s = _world(tmp_path, levels).run("2026-03-16", "2026-03-25")
+    assert query(s, "select count(*) from contract_terminations") == [(0,)]   # a backfill exports nothing
+    assert query(s, "select status, details from action_ledger") == [
+        ("not_dispatched", '{"when":"end_of_period","effective_on":"2026-03-31","credit_note_amount":0.00,'
+                           '"credit_note_for_invoice_id":"I1"}')]
+
+
+def test_attempt_payment_and_set_field_are_exported_with_provenance(tmp_path):
+    levels = [{"name": "Collect", "timing": {"after": "due_date", "days": 3},
+               "actions": [{"type": "attempt_payment"},
+                           {"type": "set_field", "target": "contract", "field": "dunning_flag", "value": "red"}]},
+              {"name": "Keep", "timing": {"after": "previous_level", "days": 10}, "actions": [{"type": "keep_active"}]}]
+    s = _world(tmp_path, levels).run("2026-03-16", "2026-04-01", dispatch=True)
+    assert query(s, "select executed_on::varchar, amount, level_no from collection_requests") == [
+        ("2026-03-18", Decimal("30.00"), 1)]
+    assert query(s, "select target, target_id, field, value::varchar, split_part(policy_version, '@', 1) "
+                    "from field_updates") == [("contract", "CT1", "dunning_flag", '"red"', "default")]
+    assert query(s, "select action_key, status from action_ledger where level_no = 2") == [
+        ("ct-CT1-20260316/L2/keep_active", "recorded")]
+
+
+def test_keep_active_is_only_allowed_on_the_last_level(tmp_path):
+    doc = policy([{"name": "Keep", "timing": {"after": "due_date", "days": 1}, "actions": [{"type": "keep_active"}]},
+                  {"name": "Later", "timing": {"after": "due_date", "days": 9}}])
+    import yaml
+
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PolicyError, match=r"levels\[0\] \(Keep\): keep_active is a final step"):
+        load_policy_file(path)

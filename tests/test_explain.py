@@ -1,0 +1,167 @@
+"""`dunning explain`: the facts of a case, read from the day's own models, on hand-made worlds."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import duckdb
+import pytest
+
+from pipeline.explain import ExplainError, LevelStep, Suspension, explain_case, format_explanation, main
+from world import World, policy, query
+
+D = date.fromisoformat
+CASE = "ct-CT1-20260311"
+
+
+def explain(settings, case_id=CASE, as_of=None):
+    con = duckdb.connect(str(settings.database), read_only=True)
+    try:
+        return explain_case(con, case_id, as_of)
+    finally:
+        con.close()
+
+
+def test_contract_case_at_level_1_with_the_next_level_on_a_known_date(tmp_path):
+    levels = [("due_date", 5, 7, {"EUR": "5.00"}), ("previous_level", 10, 7), ("previous_level", 10, 0)]
+    w = World(tmp_path, policy(levels, thresholds={"EUR": "50.00"}, grace_days=0))
+    w.customer().contract()
+    w.invoice("I1", "100.00", "2026-03-01", "2026-03-10").invoice("I2", "40.00", "2026-03-05", "2026-04-30")
+    s = w.run("2026-03-11", "2026-03-20")
+    e = explain(s)   # default: the last day run
+    assert (e.as_of, e.scope, e.policy_id, e.policy_scope, e.grace_days, e.opened_on) == (
+        D("2026-03-20"), "contract", "default", "contract", 0, D("2026-03-11"))
+    assert e.policy_version == query(s, "select policy_version from case_register")[0][0]
+    assert (e.followed_invoice_id, e.followed_invoice_number, e.followed_due_date, e.days_overdue) == (
+        "I1", "N-I1", D("2026-03-10"), 10)
+    # I2 is not yet due: overdue 100.00, the contract's balance 140.00
+    assert (e.overdue_amount, e.balance, e.threshold, e.fees_total) == (
+        Decimal("100.00"), Decimal("140.00"), Decimal("50.00"), Decimal("5.00"))
+    assert e.current_level == LevelStep(1, "Level 1", "reminder", "not_dispatched", D("2026-03-15"),
+                                        D("2026-03-15"), D("2026-03-22"))
+    assert e.history == [e.current_level]
+    assert (e.suspensions, e.awaiting_confirmation, e.closed_on) == ([], None, None)
+    n = e.next_action   # level 1's own due date 22 March + 10
+    assert (n.level_no, n.level_name, n.scheduled_on, n.runs_on, n.held_by) == (
+        2, "Level 2", D("2026-04-01"), D("2026-04-01"), [])
+    text = format_explanation(e)
+    assert "Follows        invoice N-I1 (I1), due 2026-03-10, 10 days overdue" in text
+    assert "Overdue        100.00 EUR against threshold 50.00 EUR (reached)" in text
+    assert "Next action    L2 Level 2, scheduled 2026-04-01, runs on 2026-04-01" in text
+
+
+def test_level_executed_on_the_as_of_day_counts_and_the_next_one_is_scheduled_from_it(tmp_path):
+    w = World(tmp_path, policy([("due_date", 5, 7), ("previous_level", 10, 0)]))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    s = w.run("2026-03-11", "2026-03-15")
+    e = explain(s)
+    assert (e.current_level.level_no, e.current_level.executed_on, e.current_level.level_due_date) == (
+        1, D("2026-03-15"), D("2026-03-22"))
+    assert (e.next_action.level_no, e.next_action.scheduled_on) == (2, D("2026-04-01"))
+
+
+def test_case_held_by_a_customer_suspension_runs_on_resumption(tmp_path):
+    w = World(tmp_path, policy([("due_date", 5, 0), ("previous_level", 7, 0), ("previous_level", 7, 0)]))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    w.suspension("customer", "CU1", "2026-03-18", "2026-04-02")
+    s = w.run("2026-03-11", "2026-03-25")
+    e = explain(s)
+    assert e.suspensions == [Suspension("customer", "CU1", D("2026-03-18"), D("2026-04-02"))]
+    n = e.next_action   # its time (15 March + 7) came during the suspension: it runs at once on resumption
+    assert (n.level_no, n.scheduled_on, n.runs_on, n.held_by) == (
+        2, D("2026-03-22"), D("2026-04-02"), ["customer suspension of CU1 until 2026-04-02"])
+    assert "runs on 2026-04-02 (on resumption: its day has come)" in format_explanation(e)
+    # the product agrees: level 2 is executed on 2 April
+    w.run("2026-03-26", "2026-04-03")
+    assert query(s, "select level_no, executed_on::varchar from action_ledger order by level_no") == [
+        (1, "2026-03-15"), (2, "2026-04-02")]
+
+
+def test_suspension_ending_before_the_scheduled_day_does_not_move_it(tmp_path):
+    w = World(tmp_path, policy([("due_date", 5, 0), ("previous_level", 20, 0)]))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    w.suspension("contract", "CT1", "2026-03-18", "2026-03-25")
+    s = w.run("2026-03-11", "2026-03-20")
+    n = explain(s).next_action
+    assert (n.level_no, n.scheduled_on, n.runs_on, n.held_by) == (2, D("2026-04-04"), D("2026-04-04"), [])
+
+
+def test_case_below_the_threshold_after_a_partial_payment_waits(tmp_path):
+    w = World(tmp_path, policy([("due_date", 1, 0), ("due_date", 10, 0)], thresholds={"EUR": "50.00"}))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    w.payment("P1", "60.00", "2026-03-15", invoice_id="I1")
+    s = w.run("2026-03-11", "2026-03-25")
+    e = explain(s)
+    assert (e.overdue_amount, e.balance, e.threshold) == (Decimal("40.00"), Decimal("40.00"), Decimal("50.00"))
+    assert e.closed_on is None and e.current_level.level_no == 1
+    n = e.next_action
+    assert (n.level_no, n.scheduled_on, n.runs_on, n.held_by) == (
+        2, D("2026-03-20"), None, ["overdue amount 40.00 EUR is below the threshold 50.00 EUR"])
+    text = format_explanation(e)
+    assert "Overdue        40.00 EUR against threshold 50.00 EUR (below: the case waits)" in text
+    assert "scheduled 2026-03-20, no date yet: it waits" in text
+
+
+def test_closed_case_says_when_and_why(tmp_path):
+    w = World(tmp_path, policy([("due_date", 5, 0), ("previous_level", 10, 0)]))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    w.payment("P1", "100.00", "2026-03-18", invoice_id="I1")
+    s = w.run("2026-03-11", "2026-03-25")
+    for as_of in (None, D("2026-03-18")):   # closed before the day, and on the day itself
+        e = explain(s, as_of=as_of)
+        assert (e.closed_on, e.close_reason, e.is_open, e.next_action) == (
+            D("2026-03-18"), "balance_cleared", False, None)
+        assert [(h.level_no, h.executed_on) for h in e.history] == [(1, D("2026-03-15"))]
+        assert "Next action    none: the case closed on 2026-03-18 (balance_cleared)" in format_explanation(e)
+    assert explain(s, as_of=D("2026-03-17")).closed_on is None
+
+
+def test_as_of_in_the_past_gives_the_state_on_that_day(tmp_path):
+    w = World(tmp_path, policy([("due_date", 5, 0), ("previous_level", 7, 0), ("previous_level", 7, 0)]))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    s = w.run("2026-03-11", "2026-04-05")
+    assert [lv for lv, in query(s, "select level_no from action_ledger order by level_no")] == [1, 2, 3]
+    e = explain(s, as_of=D("2026-03-21"))   # level 2 runs on 22 March
+    assert (e.as_of, e.days_overdue, e.current_level.level_no, [h.level_no for h in e.history]) == (
+        D("2026-03-21"), 11, 1, [1])
+    assert (e.next_action.level_no, e.next_action.runs_on) == (2, D("2026-03-22"))
+    now = explain(s)
+    assert (now.current_level.level_no, now.current_level.executed_on, now.next_action) == (3, D("2026-03-29"), None)
+    assert "every level has run" in format_explanation(now)
+
+
+def test_manual_reminder_awaiting_confirmation_holds_the_next_level(tmp_path):
+    levels = [{"name": "By hand", "timing": {"after": "due_date", "days": 14}, "channel": "manual"},
+              {"name": "Notice", "timing": {"after": "previous_level", "days": 7}}]
+    w = World(tmp_path, policy(levels))
+    w.customer().contract().invoice("I1", "100.00", "2026-04-26", "2026-05-10")
+    s = w.run("2026-05-11", "2026-06-05", dispatch=True)
+    e = explain(s, "ct-CT1-20260511")
+    assert e.awaiting_confirmation == "ct-CT1-20260511/L1/reminder"
+    assert (e.next_action.level_no, e.next_action.scheduled_on, e.next_action.runs_on) == (2, D("2026-05-31"), None)
+
+
+def test_unknown_case_and_days_without_state(tmp_path, capsys):
+    w = World(tmp_path, policy([("due_date", 5, 0)]))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    s = w.run("2026-03-11", "2026-03-20")
+    assert main(s.database, "ct-NOPE-20260311", None) == 2
+    assert "no dunning case 'ct-NOPE-20260311' in the case register" in capsys.readouterr().err
+    assert main(s.database, CASE, D("2026-03-21")) == 2
+    assert "the pipeline has run up to 2026-03-20" in capsys.readouterr().err
+    assert main(s.database, CASE, D("2026-03-10")) == 2
+    assert "opened on 2026-03-11" in capsys.readouterr().err
+    assert main(s.database, CASE, None) == 0
+    assert capsys.readouterr().out.startswith(f"Case           {CASE} as of 2026-03-20\n")
+    with pytest.raises(ExplainError):
+        explain(s, "nope")
+
+
+def test_explain_changes_nothing(tmp_path):
+    w = World(tmp_path, policy([("due_date", 5, 0), ("previous_level", 7, 0)]))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    s = w.run("2026-03-11", "2026-03-25")
+    before = query(s, "select * from action_ledger"), query(s, "select * from case_register")
+    explain(s, as_of=D("2026-03-15"))
+    assert (query(s, "select * from action_ledger"), query(s, "select * from case_register")) == before
