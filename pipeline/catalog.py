@@ -52,6 +52,7 @@ _doc("case_register", "table", "Dunning cases: the thing being dunned (a contrac
     "opened_on": "Day the case opened.",
     "closed_on": "Day the case closed; empty while open.",
     "close_reason": "balance_cleared, invoice_settled or invoice_voided.",
+    "routed_by": "How the policy was chosen: explicit (the contract's handle), rule (routing rules) or default.",
 })
 
 _LEDGER = {
@@ -205,6 +206,16 @@ _doc("policy_levels", "table", "Levels of each policy version.", {
     "offset_days": "Days after the anchor (negative: before).",
     "payment_term_days": "The level's own due date is its execution date plus this.",
     "channel": "Channel of the level's document.", "template": "Template of the level's document.",
+})
+_doc("policy_routing", "table", "Routing rules of policy versions.", {
+    "policy_version": "Policy version.", "priority": "Lower wins when two matching policies act on the same day.",
+    "enabled": "False: the rule is switched off.",
+})
+_doc("policy_routing_criteria", "table", "Criteria of routing rules; all of a rule's criteria must hold.", {
+    "policy_version": "Policy version.", "criterion_no": "Order in the rule.",
+    "entity": "customer, contract or invoice (contract scope: the oldest open receivable).",
+    "field": "Column of that input (extra columns included).",
+    "op": "is, is_not, in, not_in, exists or not_exists.", "values": "Values compared as text.",
 })
 _doc("policy_thresholds", "table", "Minimum overdue amount per currency for a case to open or a level to run.", {
     "policy_version": "Policy version.", "currency": "Currency.", "threshold": "Minimum overdue amount.",

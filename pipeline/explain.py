@@ -4,7 +4,8 @@ The answer must be the product's own, so no rule is re-implemented here: the
 day's SQL models run as temp tables (`run_daily_models`) and the facts are read
 from them. Temp tables live only in this connection and DuckDB allows them on a
 read-only connection, so `main` opens the database read-only: explaining never
-changes the state (though, like any reader, it needs no run to hold the file).
+changes the state. Like any DuckDB reader it cannot open the file while a run
+holds it, and a run cannot start during the seconds an explanation takes.
 
 The state shown is the end of the as-of day: its closures, openings and the
 level it executed (from `planned_actions`, with the ledger's status if the day
@@ -71,8 +72,8 @@ class Explanation:
     currency: str
     policy_id: str
     policy_version: str
-    policy_scope: str
-    grace_days: int
+    policy_scope: str | None   # None: the case's version is no longer in the policy file
+    grace_days: int | None
     opened_on: date
     closed_on: date | None = None
     close_reason: str | None = None
@@ -84,7 +85,6 @@ class Explanation:
     balance: Decimal | None = None
     threshold: Decimal | None = None
     fees_total: Decimal = Decimal("0.00")
-    current_level: LevelStep | None = None
     history: list[LevelStep] = field(default_factory=list)
     suspensions: list[Suspension] = field(default_factory=list)
     dunning_disabled: bool = False
@@ -94,6 +94,12 @@ class Explanation:
     @property
     def is_open(self) -> bool:
         return self.closed_on is None
+
+    @property
+    def current_level(self) -> LevelStep | None:
+        """The last level executed up to the as-of day (its actions share the level)."""
+        done = [s for s in self.history if s.action != "level_skipped"]
+        return max(done, key=lambda s: (s.level_no, s.executed_on)) if done else None
 
 
 def _rows(con, sql: str, params=None) -> list[dict]:
@@ -123,21 +129,17 @@ def explain_case(con, case_id: str, as_of: date | None = None) -> Explanation:
         raise ExplainError(f"case {case_id} opened on {r['opened_on']}; it did not exist on {as_of}")
     pv = _rows(con, "select scope, grace_days from policy_versions where policy_version = ?", [r["policy_version"]])
     e = Explanation(case_id, as_of, r["scope"], r["target_id"], r["contract_id"], r["customer_id"], r["currency"],
-                    r["policy_id"], r["policy_version"], pv[0]["scope"] if pv else "?",
-                    pv[0]["grace_days"] if pv else 0, r["opened_on"])
+                    r["policy_id"], r["policy_version"], *(pv[0].values() if pv else (None, None)), r["opened_on"])
     e.history = [LevelStep(**s) for s in _rows(
         con, f"select {_STEP} from action_ledger where case_id = ? and executed_on < ? order by executed_on, level_no",
         [case_id, as_of])]
     if r["closed_on"] is not None and r["closed_on"] < as_of:   # closed before the day: nothing to compute
         e.closed_on, e.close_reason = r["closed_on"], r["close_reason"]
-        _set_current(e)
         return e
-
     run_daily_models(con, as_of)
-    closing = _rows(con, "select close_reason from int_case_closures where case_id = ?", [case_id])
-    if closing:
-        e.closed_on, e.close_reason = as_of, closing[0]["close_reason"]
-        _set_current(e)
+    closing = con.execute("select close_reason from int_case_closures where case_id = ?", [case_id]).fetchall()
+    if closing:   # decided before the day's actions
+        e.closed_on, e.close_reason = as_of, closing[0][0]
         return e
     active = _rows(con, """select a.*, t.followed_invoice_number, t.followed_paused, t.open_amount,
                                   b.balance as contract_balance
@@ -164,14 +166,12 @@ def explain_case(con, case_id: str, as_of: date | None = None) -> Explanation:
         {"d": as_of, "cu": e.customer_id, "ct": e.contract_id, "inv": e.followed_invoice_id})]
     if a["followed_paused"]:
         e.suspensions.append(Suspension("pause flag", e.followed_invoice_id, None, None))
-
     today = _rows(con, """select p.level_no, p.level_name, p.action, coalesce(l.status, 'not run') as status,
                                   p.scheduled_on, p.executed_on, p.level_due_date, p.channel, p.fees_total,
                                   p.action_key, l.confirmed_on
                            from planned_actions p left join action_ledger l using (action_key)
                            where p.case_id = ? order by p.level_no, p.action_key""", [case_id])
     e.history += [LevelStep(**{k: t[k] for k in _STEP.split(", ")}) for t in today]
-    _set_current(e)
     executed = [t for t in today if t["action"] != "level_skipped"]
     e.fees_total = _money(executed[0]["fees_total"] if executed else a["fees_total"])
     if a["awaiting_confirmation"]:   # the model's flag; the ledger names the document
@@ -196,11 +196,6 @@ def explain_case(con, case_id: str, as_of: date | None = None) -> Explanation:
                             where case_id = ? and reachable order by level_no""", [case_id])
     e.next_action = _next_action(e, pending, earliest=as_of + timedelta(days=1))
     return e
-
-
-def _set_current(e: Explanation) -> None:
-    done = [s for s in e.history if s.action != "level_skipped"]
-    e.current_level = max(done, key=lambda s: (s.level_no, s.executed_on)) if done else None
 
 
 def _next_action(e: Explanation, pending: list[dict], earliest: date) -> NextAction | None:
@@ -243,13 +238,15 @@ def format_explanation(e: Explanation) -> str:
     lines = [("Case", f"{e.case_id} as of {e.as_of}"),
              ("Status", f"open since {e.opened_on}" if e.is_open
               else f"closed on {e.closed_on} ({e.close_reason}), opened {e.opened_on}"),
-             ("Policy", f"{e.policy_id}, version {e.policy_version} ({e.policy_scope} scope, "
-                        f"grace period {e.grace_days} days)"),
+             ("Policy", f"{e.policy_id}, version {e.policy_version} " + (
+                 f"({e.policy_scope} scope, grace period {e.grace_days} days)" if e.policy_scope
+                 else "(no longer in the policy file)")),
              ("Dunned", (f"contract {e.contract_id}" if e.scope == "contract" else
                          f"invoice {e.target_id} of contract {e.contract_id}") + f", customer {e.customer_id}")]
     if e.is_open:
+        days = f"{e.days_overdue} day{'' if e.days_overdue == 1 else 's'}"
         lines += [("Follows", f"invoice {e.followed_invoice_number} ({e.followed_invoice_id}), due "
-                              f"{e.followed_due_date}, {e.days_overdue} day{'' if e.days_overdue == 1 else 's'} overdue"),
+                              f"{e.followed_due_date}, {days} overdue"),
                   ("Overdue", f"{_fmt_money(e.overdue_amount, e.currency)} against threshold "
                               f"{_fmt_money(e.threshold, e.currency)}"
                               + (" (reached)" if 0 < e.overdue_amount >= e.threshold else " (below: the case waits)")),
@@ -262,20 +259,23 @@ def format_explanation(e: Explanation) -> str:
         lines.append(("History" if i == 0 else "", f"{s.executed_on}  L{s.level_no} {s.level_name}  "
                                                    f"{s.action} ({s.status})"))
     if e.is_open:
-        sus = [f"{s.scope} {s.target_id}" + (f" from {s.from_date}" if s.from_date else "")
-               + (f" until {s.to_date}" if s.to_date else "") for s in e.suspensions]
+        sus = [s.scope + ("" if s.scope == "global" else f" {s.target_id}")
+               + (f" from {s.from_date}" if s.from_date else "") + (f" until {s.to_date}" if s.to_date else "")
+               for s in e.suspensions]
         lines.append(("Suspensions", "; ".join(sus) or "none"))
         lines.append(("Manual", f"awaiting confirmation of {e.awaiting_confirmation}" if e.awaiting_confirmation
                       else "nothing awaiting confirmation"))
     n = e.next_action
     if not e.is_open:
         nxt = f"none: the case closed on {e.closed_on} ({e.close_reason})"
+    elif e.policy_scope is None:
+        nxt = "none: the case's policy version is no longer in the policy file, so no level can run"
     elif n is None:
         nxt = "none: every level has run; the case stays open until it is cleared"
     else:
         nxt = f"L{n.level_no} {n.level_name}, scheduled {n.scheduled_on}" + (
             "" if n.runs_on is None else f", runs on {n.runs_on}" if n.runs_on <= n.scheduled_on or not n.held_by
-            else f", runs on {n.runs_on} (on resumption: its day has come)")
+            else f", runs on {n.runs_on}, at once when dunning resumes")
         nxt += "" if n.runs_on else ", no date yet: it waits"
         nxt += "".join(f"\n{'':15}held by {h}" for h in n.held_by)
     lines.append(("Next action", nxt))

@@ -132,6 +132,41 @@ class Interest(_Strict):
     annual_rate_percent: Annotated[Decimal, Field(gt=0, le=100, max_digits=8, decimal_places=4)]
 
 
+class Criterion(_Strict):
+    """One condition over a customer, contract or invoice field (extra input columns included).
+
+    For contract-scope routing the invoice is the contract's oldest open receivable.
+    Values compare as text: booleans as true/false, dates as YYYY-MM-DD.
+    """
+
+    field: str = Field(pattern=r"^(customer|contract|invoice)\.[A-Za-z_][A-Za-z0-9_]*$")
+    op: Literal["is", "is_not", "in", "not_in", "exists", "not_exists"]
+    value: str | bool | int | None = None
+    values: list[str | bool | int] | None = None
+
+    @model_validator(mode="after")
+    def _operands_fit_the_operator(self) -> "Criterion":
+        if self.op in ("is", "is_not") and (self.value is None or self.values is not None):
+            raise ValueError(f"op {self.op} takes `value` (one value), not `values`")
+        if self.op in ("in", "not_in") and (not self.values or self.value is not None):
+            raise ValueError(f"op {self.op} takes `values` (a non-empty list), not `value`")
+        if self.op in ("exists", "not_exists") and (self.value is not None or self.values is not None):
+            raise ValueError(f"op {self.op} takes no value")
+        return self
+
+    def texts(self) -> list[str]:
+        raw = [self.value] if self.value is not None else (self.values or [])
+        return [("true" if v else "false") if isinstance(v, bool) else str(v) for v in raw]
+
+
+class Routing(_Strict):
+    """Which items this policy takes: all criteria must hold. Lower priority numbers win ties."""
+
+    priority: int = Field(ge=1, le=1000)
+    enabled: bool = True
+    criteria: list[Criterion] = Field(min_length=1, max_length=5)
+
+
 class PolicyVersion(_Strict):
     effective_from: date
     scope: Literal["contract", "invoice"] = "contract"
@@ -139,6 +174,7 @@ class PolicyVersion(_Strict):
     thresholds: dict[Currency, Money] = Field(default_factory=dict)
     template_set: str = Field(default="default", pattern=r"^[A-Za-z0-9_-]+$")
     interest: Interest | None = None
+    routing: Routing | None = None
     levels: list[Level] = Field(min_length=1, max_length=20)
 
     @model_validator(mode="after")
@@ -195,6 +231,10 @@ class PolicyFile(_Strict):
             raise ValueError(
                 f"exactly one policy must have `default: true` (found {len(defaults)}: {defaults or 'none'})"
             )
+        for p in self.policies:
+            if p.default and any(v.routing for v in p.versions):
+                raise ValueError(f"policy {p.handle} is the default: it takes whatever no rule routes, "
+                                 "so it has no routing rules")
         return self
 
     @property
@@ -259,6 +299,12 @@ create or replace table policy_level_actions (
     policy_version varchar not null, level_no integer not null, action_no integer not null,
     action varchar not null, channel varchar, template varchar, params_json varchar not null,
     primary key (policy_version, level_no, action_no));
+create or replace table policy_routing (
+    policy_version varchar not null primary key, priority integer not null, enabled boolean not null);
+create or replace table policy_routing_criteria (
+    policy_version varchar not null, criterion_no integer not null, entity varchar not null,
+    field varchar not null, op varchar not null, "values" varchar[] not null,
+    primary key (policy_version, criterion_no));
 create or replace table policy_thresholds (
     policy_version varchar not null, currency varchar not null, threshold decimal(18,2) not null,
     primary key (policy_version, currency));
@@ -282,6 +328,13 @@ def load_into_duckdb(con, policies: PolicyFile) -> None:
                  version.interest.annual_rate_percent if version.interest else None,
                  json.dumps(version.model_dump(mode="json"), sort_keys=True)],
             )
+            if version.routing:
+                con.execute("insert into policy_routing values (?, ?, ?)",
+                            [vid, version.routing.priority, version.routing.enabled])
+                for no, c in enumerate(version.routing.criteria, start=1):
+                    entity, field = c.field.split(".", 1)
+                    con.execute("insert into policy_routing_criteria values (?, ?, ?, ?, ?, ?)",
+                                [vid, no, entity, field, c.op, c.texts()])
             for ccy, amount in sorted(version.thresholds.items()):
                 con.execute("insert into policy_thresholds values (?, ?, ?)", [vid, ccy, amount])
             for no, level in enumerate(version.levels, start=1):

@@ -20,6 +20,7 @@ See docs/scenarios.md for the file format.
 from __future__ import annotations
 
 import csv
+import json
 import re
 import shutil
 import tempfile
@@ -165,6 +166,15 @@ class Inputs(_Strict):
 
 # The keys that identify a ledger row; expected and actual rows are matched on the ones given.
 ACTION_IDENTITY = ("on", "case", "level", "action")
+# every action a level can run (pipeline.policy), plus the row recording a skipped level
+ACTION_KINDS = (*policy_mod.ACTION_TYPES, "level_skipped")
+
+
+def _detail_value(value: Any) -> Any:
+    if isinstance(value, float):  # amounts in details (credit notes, collections) are money too
+        raise ValueError(f'write {value!r} as a quoted string such as "{value:.2f}" '
+                         "(YAML reads an unquoted number with a decimal point as a binary float)")
+    return value.isoformat() if isinstance(value, date) else value  # details hold dates as text
 
 
 class ActionExpectation(_Strict):
@@ -174,8 +184,9 @@ class ActionExpectation(_Strict):
     on: Day | None = None  # executed_on
     case: Text | None = None
     level: int | None = Field(default=None, ge=1)
-    action: Literal["reminder", "level_skipped"] | None = None
+    action: Literal[ACTION_KINDS] | None = None  # type: ignore[valid-type]
     level_name: str | None = None
+    channel: str | None = None
     status: str | None = None
     scheduled_on: Day | None = None
     level_due_date: Day | None = None
@@ -187,6 +198,8 @@ class ActionExpectation(_Strict):
     interest: Money | None = None
     amount_demanded: Money | None = None
     policy: str | None = None  # handle, handle@<effective_from> or the full version id
+    # keys of the action's details (webhook event, end_contract effective_on, ...); only those given
+    details: dict[str, Annotated[str | int | bool | None, BeforeValidator(_detail_value)]] | None = None
 
     @model_validator(mode="after")
     def _something_given(self) -> "ActionExpectation":
@@ -580,10 +593,12 @@ def run_scenario(scenario: Scenario, workdir: Path | str) -> ScenarioResult:
         run_mod.load_inputs(con, settings)
         run_mod.run_range(con, spec.run.start, spec.run.end, settings, dispatch=False)
         actions = _fetch(con, """
-            select executed_on as on, case_id as case, level_no as level, action, level_name, status,
+            select executed_on as on, case_id as case, level_no as level, action, level_name, channel, status,
                    scheduled_on, level_due_date, followed_invoice_id as followed_invoice, days_overdue,
-                   principal, fee, fees_total, interest, amount_demanded, policy_version as policy
+                   principal, fee, fees_total, interest, amount_demanded, policy_version as policy, details
             from action_ledger order by executed_on, case_id, level_no, action""")
+        for a in actions:  # details is JSON text; amounts in it read as exact decimals
+            a["details"] = json.loads(a["details"], parse_float=Decimal) if a["details"] else {}
         cases = _fetch(con, """
             select case_id as case, opened_on, closed_on, close_reason, policy_version as policy,
                    current_level as level, fees_total
@@ -629,10 +644,29 @@ def _field_differences(prefix: str, expected: BaseModel, actual: dict[str, Any],
         if key not in expected.model_fields_set or key in skip:
             continue
         want, got = getattr(expected, key), actual.get(key)
+        if key == "details" and want is not None:
+            lines += _details_differences(prefix, want, got or {})
+            continue
         if key == "policy" and got is not None:
             got = _policy_as(want, got, versions)
         if want != got:
             lines.append(f"{prefix}: expected {key} {_show(want)}, got {_show(got)}")
+    return lines
+
+
+def _details_differences(prefix: str, expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    """The given keys of an action's details; numbers compare as exact decimals, dates as text."""
+    lines = []
+    for key, want in expected.items():
+        got = actual.get(key)
+        same = want == got
+        if not same and want is not None and got is not None and not isinstance(want, bool):
+            try:
+                same = Decimal(str(want)) == Decimal(str(got))
+            except ArithmeticError:
+                same = False
+        if not same:
+            lines.append(f"{prefix}: expected details.{key} {_show(want)}, got {_show(got)}")
     return lines
 
 

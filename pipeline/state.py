@@ -22,8 +22,10 @@ create table if not exists case_register (
     policy_version varchar not null,
     opened_on date not null,
     closed_on date,
-    close_reason varchar
+    close_reason varchar,
+    routed_by varchar
 );
+alter table case_register add column if not exists routed_by varchar;
 create table if not exists action_ledger (
     action_key varchar primary key,
     case_id varchar not null,
@@ -217,9 +219,9 @@ def apply_day(con, as_of: date, dispatch_mode: str) -> dict[str, int]:
         [as_of],
     ).fetchall()[0][0]
     opened = con.execute(
-        """insert into case_register
+        """insert into case_register by name
            select case_id, scope, target_id, contract_id, customer_id, currency, policy_id,
-                  policy_version, opened_on, null, null
+                  policy_version, opened_on, routed_by
            from int_case_openings
            on conflict do nothing"""
     ).fetchall()[0][0]

@@ -54,6 +54,13 @@ def test_version_id_is_a_stable_content_hash(tmp_path):
      "policies[0].versions[0].thresholds.EUR: Decimal input should have no more than 2 decimal places"),
     (GOOD.replace("        levels:", "        colour: red\n        levels:"),
      "policies[0].versions[0].colour: unknown key"),
+    (GOOD.replace("        levels:", "        routing: {priority: 1, criteria: [{field: customer.country, op: is}]}\n"
+                                     "        levels:"),
+     "policies[0].versions[0].routing.criteria[0]: Value error, op is takes `value` (one value), not `values`"),
+    (GOOD.replace("        levels:", "        routing: {priority: 1, criteria: [{field: customer.country, op: is, "
+                                     "value: DE}]}\n        levels:"),
+     "(top level): Value error, policy default is the default: it takes whatever no rule routes, so it has no "
+     "routing rules"),
 ])
 def test_errors_name_file_key_and_allowed_values(tmp_path, text, message):
     path = _write(tmp_path, text)

@@ -9,7 +9,7 @@ with open_case_contracts as (
 ),
 
 candidates as (
-    select t.*, r.policy_id, r.policy_version, r.grace_days,
+    select t.*, r.policy_id, r.policy_version, r.grace_days, r.routed_by,
            coalesce(th.threshold, 0) as threshold
     from int_dunning_targets t
     join int_routed_contracts r on r.contract_id = t.contract_id and r.scope = t.scope
@@ -27,7 +27,7 @@ final as (
     select (case c.scope when 'contract' then 'ct-' else 'in-' end)
                || c.target_id || '-' || strftime(cast($as_of as date), '%Y%m%d') as case_id,
            c.scope, c.target_id, c.contract_id, c.customer_id, c.currency,
-           c.policy_id, c.policy_version, cast($as_of as date) as opened_on
+           c.policy_id, c.policy_version, cast($as_of as date) as opened_on, c.routed_by
     from candidates c
     where not exists (select 1 from open_case_contracts o
                       where o.scope = c.scope and o.target_id = c.target_id)

@@ -1,6 +1,8 @@
--- The policy a contract is routed to on $as_of: its explicit handle, else the default,
--- in the version in force that day. Only used when a case opens; an open case keeps
--- the policy version it opened under.
+-- The policy a contract is routed to on $as_of, in the version in force that day. Only
+-- used when a case opens; an open case keeps the version it opened under.
+-- Precedence: the contract's explicit policy handle; else the policies whose routing
+-- rules match (int_routing_matches), the one whose next action comes earliest winning,
+-- ties by priority; else the default policy.
 with versions_in_force as (
     select *
     from policy_versions
@@ -8,15 +10,58 @@ with versions_in_force as (
       and (effective_to is null or effective_to > $as_of)
 ),
 
-default_policy as (
-    select distinct policy_id from policy_versions where is_default
+explicit as (
+    select c.contract_id, v.policy_id, v.policy_version, v.scope, v.grace_days, 'explicit' as routed_by
+    from stg_contracts c
+    join versions_in_force v on v.policy_id = c.policy
+    where c.policy is not null
+),
+
+-- each routed policy's next action for the contract: its first enabled level's day
+-- for the contract's oldest open receivable (previous_level timing counts from the due date)
+first_levels as (
+    select policy_version, arg_min(anchor, level_no) as anchor, arg_min(offset_days, level_no) as offset_days
+    from policy_levels
+    where enabled
+    group by policy_version
+),
+
+rule_matches as (
+    select m.contract_id, v.policy_id, v.policy_version, v.scope, v.grace_days, r.priority,
+           case f.anchor
+               when 'invoice_date' then i.invoice_date + f.offset_days
+               when 'scheduled_payment_date' then coalesce(i.scheduled_payment_on, i.due_date) + f.offset_days
+               else i.due_date + f.offset_days
+           end as next_action_on
+    from int_routing_matches m
+    join versions_in_force v using (policy_version)
+    join policy_routing r using (policy_version)
+    left join first_levels f using (policy_version)
+    left join int_contract_balances b on b.contract_id = m.contract_id
+    left join stg_invoices i on i.invoice_id = b.oldest_invoice_id
+    where m.contract_id not in (select contract_id from explicit)
+),
+
+by_rule as (
+    select contract_id, policy_id, policy_version, scope, grace_days, 'rule' as routed_by
+    from rule_matches
+    qualify row_number() over (
+        partition by contract_id order by next_action_on nulls last, priority, policy_id
+    ) = 1
+),
+
+by_default as (
+    select c.contract_id, v.policy_id, v.policy_version, v.scope, v.grace_days, 'default' as routed_by
+    from stg_contracts c
+    join versions_in_force v on v.is_default
+    where c.policy is null
+      and c.contract_id not in (select contract_id from by_rule)
 ),
 
 final as (
-    select c.contract_id, v.policy_id, v.policy_version, v.scope, v.grace_days
-    from stg_contracts c
-    join versions_in_force v
-      on v.policy_id = coalesce(c.policy, (select policy_id from default_policy))
+    select * from explicit
+    union all select * from by_rule
+    union all select * from by_default
 )
 
 select * from final
