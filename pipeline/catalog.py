@@ -41,9 +41,10 @@ _doc("quarantine", "table", "Input rows rejected at ingestion, one per row, with
 
 _doc("case_register", "table", "Dunning cases: the thing being dunned (a contract or an invoice) from the "
      "day it opened until it closed. Carried from day to day; see the view `cases` for the current level.", {
-    "case_id": "Stable id: ct-<contract>-<opened yyyymmdd> or in-<invoice>-<opened yyyymmdd>.",
-    "scope": "contract or invoice.",
-    "target_id": "The contract_id or invoice_id dunned.",
+    "case_id": "Stable id: ct-<contract>-<opened yyyymmdd>, in-<invoice>-<opened yyyymmdd> or "
+               "cu-<customer>-<currency>-<opened yyyymmdd>.",
+    "scope": "contract, invoice or customer (all contracts of a customer in one currency).",
+    "target_id": "The contract_id, invoice_id or <customer_id>-<currency> dunned.",
     "contract_id": "Contract of the case.",
     "customer_id": "Customer of the case.",
     "currency": "Currency of all amounts of the case.",
@@ -58,8 +59,8 @@ _doc("case_register", "table", "Dunning cases: the thing being dunned (a contrac
 _LEDGER = {
     "action_key": "Deterministic key <case_id>/L<level>/<action>: never planned or sent twice.",
     "case_id": "Case the action belongs to.",
-    "scope": "contract or invoice.",
-    "target_id": "The contract_id or invoice_id dunned.",
+    "scope": "contract, invoice or customer (all contracts of a customer in one currency).",
+    "target_id": "The contract_id, invoice_id or <customer_id>-<currency> dunned.",
     "contract_id": "Contract of the case.",
     "customer_id": "Customer of the case.",
     "currency": "Currency of the amounts.",
@@ -193,7 +194,7 @@ _doc("policy_versions", "table", "Every version of every policy in the policy fi
     "is_default": "The default policy (used when a contract names none).",
     "effective_from": "First day the version is in force.",
     "effective_to": "Day the next version takes over (empty: still in force).",
-    "scope": "contract or invoice.",
+    "scope": "contract, invoice or customer (all contracts of a customer in one currency).",
     "grace_days": "A case opens only when its receivable is more days overdue than this.",
     "template_set": "Folder under templates/ the documents are rendered from.",
     "interest_rate_percent": "Annual statutory interest rate in percent (empty: no interest).",

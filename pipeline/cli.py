@@ -128,6 +128,14 @@ def policy_validate(files: Annotated[list[Path], typer.Argument(help="Policy fil
         raise typer.Exit(1)
 
 
+@app.command("test-policy")
+def test_policy(scenarios: Annotated[list[Path], typer.Argument(help="Scenario files or folders of them.")]) -> None:
+    """Run policy scenarios through the real pipeline and report every difference."""
+    from pipeline.scenario import main as run_scenarios_main
+
+    raise typer.Exit(run_scenarios_main(scenarios))
+
+
 @app.command()
 def confirm(
     action_key: Annotated[str, typer.Argument(help="Key of the prepared manual document.")],

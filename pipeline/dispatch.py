@@ -65,22 +65,27 @@ def build_contexts(con, actions: list[dict], settings: Settings) -> list[dict]:
                                  [sorted({a["contract_id"] for a in actions})]), "contract_id")
     invoices = _records(
         con,
-        """select o.contract_id, o.invoice_id, o.invoice_number, o.invoice_date, o.due_date, o.amount,
-                  o.open_amount, o.days_overdue
+        """select o.customer_id, o.currency, o.contract_id, o.invoice_id, o.invoice_number, o.invoice_date,
+                  o.due_date, o.amount, o.open_amount, o.days_overdue
            from open_receivables o
-           where o.contract_id in (select unnest(?)) and o.is_overdue
-           order by o.contract_id, o.due_date, o.invoice_date, o.invoice_id""",
-        [sorted({a["contract_id"] for a in actions})],
+           where o.customer_id in (select unnest(?)) and o.is_overdue
+           order by o.due_date, o.invoice_date, o.invoice_id""",
+        [sorted({a["customer_id"] for a in actions})],
     )
-    overdue_by_contract: dict[str, list[dict]] = defaultdict(list)
+    overdue_by_customer: dict[str, list[dict]] = defaultdict(list)
     for inv in invoices:
-        overdue_by_contract[inv.pop("contract_id")].append(inv)
+        overdue_by_customer[inv["customer_id"]].append(inv)
     org = settings.organization.model_dump()
     contexts = []
     for a in actions:
-        overdue = overdue_by_contract.get(a["contract_id"], [])
-        if a["scope"] == "invoice":
-            overdue = [i for i in overdue if i["invoice_id"] == a["target_id"]]
+        # the invoices the case covers: its invoice, its contract's, or the customer's in its currency
+        covered = {
+            "invoice": lambda i: i["invoice_id"] == a["target_id"],
+            "contract": lambda i: i["contract_id"] == a["contract_id"],
+            "customer": lambda i: i["currency"] == a["currency"],
+        }[a["scope"]]
+        overdue = [{k: v for k, v in i.items() if k not in ("customer_id", "currency")}
+                   for i in overdue_by_customer.get(a["customer_id"], []) if covered(i)]
         followed = next((i for i in overdue if i["invoice_id"] == a["followed_invoice_id"]), None) or (
             overdue[0] if overdue else {"invoice_id": a["followed_invoice_id"], "invoice_number": a["followed_invoice_id"],
                                         "invoice_date": None, "due_date": None, "amount": a["principal"],

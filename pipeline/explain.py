@@ -142,7 +142,7 @@ def explain_case(con, case_id: str, as_of: date | None = None) -> Explanation:
         e.closed_on, e.close_reason = as_of, closing[0][0]
         return e
     active = _rows(con, """select a.*, t.followed_invoice_number, t.followed_paused, t.open_amount,
-                                  b.balance as contract_balance
+                                  t.contract_id as followed_contract_id, b.balance as contract_balance
                            from int_active_cases a
                            join int_dunning_targets t on t.scope = a.scope and t.target_id = a.target_id
                            left join int_contract_balances b on b.contract_id = a.contract_id
@@ -163,7 +163,7 @@ def explain_case(con, case_id: str, as_of: date | None = None) -> Explanation:
           and (s.scope = 'global' or (s.scope = 'customer' and s.target_id = $cu)
                or (s.scope = 'contract' and s.target_id = $ct) or (s.scope = 'invoice' and s.target_id = $inv))
         order by s.scope, s.from_date""",
-        {"d": as_of, "cu": e.customer_id, "ct": e.contract_id, "inv": e.followed_invoice_id})]
+        {"d": as_of, "cu": e.customer_id, "ct": a["followed_contract_id"], "inv": e.followed_invoice_id})]
     if a["followed_paused"]:
         e.suspensions.append(Suspension("pause flag", e.followed_invoice_id, None, None))
     today = _rows(con, """select p.level_no, p.level_name, p.action, coalesce(l.status, 'not run') as status,
@@ -241,8 +241,9 @@ def format_explanation(e: Explanation) -> str:
              ("Policy", f"{e.policy_id}, version {e.policy_version} " + (
                  f"({e.policy_scope} scope, grace period {e.grace_days} days)" if e.policy_scope
                  else "(no longer in the policy file)")),
-             ("Dunned", (f"contract {e.contract_id}" if e.scope == "contract" else
-                         f"invoice {e.target_id} of contract {e.contract_id}") + f", customer {e.customer_id}")]
+             ("Dunned", {"contract": f"contract {e.contract_id}, customer {e.customer_id}",
+                         "customer": f"customer {e.customer_id}, all contracts in {e.currency}"}.get(
+                 e.scope, f"invoice {e.target_id} of contract {e.contract_id}, customer {e.customer_id}"))]
     if e.is_open:
         days = f"{e.days_overdue} day{'' if e.days_overdue == 1 else 's'}"
         lines += [("Follows", f"invoice {e.followed_invoice_number} ({e.followed_invoice_id}), due "

@@ -27,7 +27,7 @@ Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
 
 ANCHORS = ("due_date", "invoice_date", "scheduled_payment_date", "previous_level")
-SCOPES = ("contract", "invoice")
+SCOPES = ("contract", "invoice", "customer")
 CHANNELS = ("outbox", "manual")
 
 
@@ -169,7 +169,9 @@ class Routing(_Strict):
 
 class PolicyVersion(_Strict):
     effective_from: date
-    scope: Literal["contract", "invoice"] = "contract"
+    # contract: the contract as a whole; invoice: each invoice; customer: all of a customer's
+    # contracts in one currency together, one document listing every overdue invoice
+    scope: Literal["contract", "invoice", "customer"] = "contract"
     grace_days: int = Field(default=0, ge=0, le=365)
     thresholds: dict[Currency, Money] = Field(default_factory=dict)
     template_set: str = Field(default="default", pattern=r"^[A-Za-z0-9_-]+$")

@@ -479,8 +479,9 @@ def load_scenario(path: Path | str) -> Scenario:
     floats = _floats_in(data.get("policy"), ("policy",))
     if floats:
         raise ScenarioError("\n".join(
-            f"{path}: {_format_loc(loc)}: write money as a quoted string such as \"5.00\" "
-            "(YAML reads an unquoted number with a decimal point as a binary float)" for loc in floats))
+            f"{path}: {_format_loc(loc)}: write this number as a quoted string such as \"5.00\": money and "
+            "rates are exact decimals, and YAML reads an unquoted number with a decimal point as a binary float"
+            for loc in floats))
     try:
         spec = ScenarioFile.model_validate(data)
     except ValidationError as exc:

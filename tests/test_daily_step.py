@@ -270,3 +270,30 @@ def test_no_interest_without_a_rate(tmp_path):
     w.customer().contract().invoice("I1", "1000.00", "2026-02-15", "2026-03-01")
     s = w.run("2026-03-11", "2026-03-11")
     assert query(s, "select interest, amount_demanded from action_ledger") == [(Decimal("0.00"), Decimal("1000.00"))]
+
+
+def test_customer_scope_duns_all_contracts_of_a_currency_together(tmp_path):
+    w = World(tmp_path, policy([("due_date", 5, 0), ("previous_level", 10, 0)], scope="customer"))
+    w.customer().contract("C1").contract("C2").contract("C3", currency="GBP")
+    w.invoice("I1", "100.00", "2026-02-15", "2026-03-01", contract_id="C1")
+    w.invoice("I2", "50.00", "2026-02-20", "2026-03-05", contract_id="C2")
+    w.invoice("I3", "70.00", "2026-02-16", "2026-03-02", contract_id="C3", currency="GBP")
+    w.payment("P1", "100.00", "2026-03-12", contract_id="C1", invoice_id="I1")
+    w.payment("P2", "50.00", "2026-03-25", contract_id="C2")
+    s = w.run("2026-03-02", "2026-03-31", dispatch=True)
+    assert query(s, "select case_id, opened_on::varchar, closed_on::varchar, close_reason from case_register "
+                    "order by case_id") == [
+        ("cu-CU1-EUR-20260302", "2026-03-02", "2026-03-25", "balance_cleared"),
+        ("cu-CU1-GBP-20260303", "2026-03-03", None, None)]
+    assert query(s, "select case_id, level_no, executed_on::varchar, followed_invoice_id, principal "
+                    "from action_ledger order by case_id, level_no") == [
+        ("cu-CU1-EUR-20260302", 1, "2026-03-06", "I1", Decimal("150.00")),   # one demand for both contracts
+        ("cu-CU1-EUR-20260302", 2, "2026-03-16", "I2", Decimal("50.00")),    # I1 paid: follows I2 now
+        ("cu-CU1-GBP-20260303", 1, "2026-03-07", "I3", Decimal("70.00")),
+        ("cu-CU1-GBP-20260303", 2, "2026-03-17", "I3", Decimal("70.00"))]
+    import email
+    from email import policy as email_policy
+
+    eml = (s.outbox / "2026-03-06" / "cu-CU1-EUR-20260302__L1__reminder" / "message.eml").read_bytes()
+    text = email.message_from_bytes(eml, policy=email_policy.default).get_body(("plain",)).get_content()
+    assert "N-I1" in text and "N-I2" in text and "N-I3" not in text

@@ -71,7 +71,7 @@ def test_case_held_by_a_customer_suspension_runs_on_resumption(tmp_path):
     n = e.next_action   # its time (15 March + 7) came during the suspension: it runs at once on resumption
     assert (n.level_no, n.scheduled_on, n.runs_on, n.held_by) == (
         2, D("2026-03-22"), D("2026-04-02"), ["customer suspension of CU1 until 2026-04-02"])
-    assert "runs on 2026-04-02 (on resumption: its day has come)" in format_explanation(e)
+    assert "runs on 2026-04-02, at once when dunning resumes" in format_explanation(e)
     # the product agrees: level 2 is executed on 2 April
     w.run("2026-03-26", "2026-04-03")
     assert query(s, "select level_no, executed_on::varchar from action_ledger order by level_no") == [
@@ -165,3 +165,29 @@ def test_explain_changes_nothing(tmp_path):
     before = query(s, "select * from action_ledger"), query(s, "select * from case_register")
     explain(s, as_of=D("2026-03-15"))
     assert (query(s, "select * from action_ledger"), query(s, "select * from case_register")) == before
+
+
+def test_case_whose_policy_version_left_the_policy_file_says_so(tmp_path):
+    # editing a version in place gives it a new id: the open case keeps the old one, which has no levels any more
+    w = World(tmp_path, policy([("due_date", 5, 0), ("previous_level", 7, 0)]))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    s = w.run("2026-03-11", "2026-03-16")
+    w.policy_doc["policies"][0]["versions"][0]["levels"][1]["fee"] = {"EUR": "5.00"}
+    w.run("2026-03-17", "2026-03-30")
+    e = explain(s)
+    assert (e.policy_scope, e.grace_days, e.current_level.level_no, e.next_action) == (None, None, 1, None)
+    assert "no longer in the policy file, so no level can run" in format_explanation(e)
+
+
+def test_customer_case_follows_the_oldest_receivable_of_all_its_contracts(tmp_path):
+    w = World(tmp_path, policy([("due_date", 5, 0), ("previous_level", 10, 0)], scope="customer"))
+    w.customer().contract("C1").contract("C2")
+    w.invoice("I1", "100.00", "2026-02-15", "2026-03-01", contract_id="C1")
+    w.invoice("I2", "50.00", "2026-02-20", "2026-03-05", contract_id="C2")
+    w.payment("P1", "100.00", "2026-03-12", contract_id="C1", invoice_id="I1")
+    s = w.run("2026-03-02", "2026-03-14")
+    e = explain(s, "cu-CU1-EUR-20260302")
+    assert (e.scope, e.followed_invoice_id, e.days_overdue, e.overdue_amount, e.balance) == (
+        "customer", "I2", 9, Decimal("50.00"), Decimal("50.00"))
+    assert (e.current_level.level_no, e.next_action.level_no, e.next_action.runs_on) == (1, 2, D("2026-03-16"))
+    assert "Dunned         customer CU1, all contracts in EUR" in format_explanation(e)

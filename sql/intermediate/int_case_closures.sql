@@ -1,6 +1,7 @@
 -- Cases that close on $as_of, decided before any action of the day: a contract case
--- when the whole contract balance is cleared (not-yet-due invoices included), an
--- invoice case when its invoice is settled or voided.
+-- when the whole contract balance is cleared (not-yet-due invoices included), a customer
+-- case when nothing of the customer is open in its currency, an invoice case when its
+-- invoice is settled or voided.
 with voided_today as (
     select invoice_id from stg_invoices where voided_on <= $as_of
 ),

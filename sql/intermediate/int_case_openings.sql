@@ -24,7 +24,7 @@ candidates as (
 -- one dunning process per contract: an invoice case never runs beside a contract case
 -- of the same contract (possible only when a policy changes scope between versions)
 final as (
-    select (case c.scope when 'contract' then 'ct-' else 'in-' end)
+    select (case c.scope when 'contract' then 'ct-' when 'customer' then 'cu-' else 'in-' end)
                || c.target_id || '-' || strftime(cast($as_of as date), '%Y%m%d') as case_id,
            c.scope, c.target_id, c.contract_id, c.customer_id, c.currency,
            c.policy_id, c.policy_version, cast($as_of as date) as opened_on, c.routed_by

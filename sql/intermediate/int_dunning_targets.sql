@@ -1,5 +1,6 @@
--- Everything that could be dunned on $as_of, in both scopes: a contract with an open
--- balance (following its oldest open receivable) and each open invoice. Carries what
+-- Everything that could be dunned on $as_of, in every scope: a contract with an open
+-- balance (following its oldest open receivable), each open invoice, and a customer's
+-- contracts in one currency together (following their oldest open receivable). Carries what
 -- the case rules need: overdue amount, the followed receivable's dates, whether dunning
 -- is suspended, and the customer's flags.
 with global_suspension as (
@@ -25,10 +26,30 @@ invoice_targets as (
     from int_open_receivables o
 ),
 
+customer_totals as (
+    select customer_id, currency,
+           sum(open_amount) as open_amount,
+           coalesce(sum(open_amount) filter (where is_overdue), 0) as overdue_amount,
+           arg_min(invoice_id, (due_date, invoice_date, invoice_id)) as oldest_invoice_id
+    from int_open_receivables
+    group by customer_id, currency
+),
+
+customer_targets as (
+    select 'customer' as scope, t.customer_id || '-' || t.currency as target_id, o.contract_id,
+           t.customer_id, t.currency, t.open_amount, t.overdue_amount,
+           o.invoice_id, o.invoice_number, o.invoice_date, o.due_date, o.scheduled_payment_on,
+           o.days_overdue, o.dunning_paused
+    from customer_totals t
+    join int_open_receivables o on o.invoice_id = t.oldest_invoice_id
+),
+
 targets as (
     select * from contract_targets
     union all
     select * from invoice_targets
+    union all
+    select * from customer_targets
 ),
 
 final as (

@@ -22,7 +22,12 @@ case_interest as (
     from levels_due d
     join policy_versions v on v.policy_version = d.policy_version and v.interest_rate_percent is not null
     join int_open_receivables o
-      on o.contract_id = d.contract_id and o.is_overdue and (d.scope = 'contract' or o.invoice_id = d.target_id)
+      on o.is_overdue
+     and case d.scope
+             when 'contract' then o.contract_id = d.contract_id
+             when 'invoice' then o.invoice_id = d.target_id
+             else o.customer_id = d.customer_id and o.currency = d.currency
+         end
     where d.executed
     group by d.case_id
 ),
