@@ -77,7 +77,8 @@ _LEDGER = {
     "level_due_date": "The level's own due date: executed_on + payment term.",
     "followed_invoice_id": "Receivable the case followed that day (its anchor).",
     "days_overdue": "Days the followed receivable was overdue that day.",
-    "principal": "Overdue amount demanded (open receivables past due).",
+    "principal": "Amount demanded: the open receivables past due; for a courtesy level before the due "
+                 "date, the amount due.",
     "fee": "Fee charged by this level (0 where the customer's apply_fees is false).",
     "fees_total": "Fees of the case so far, this level included.",
     "interest": "Interest demanded: simple, actual/365, on each overdue invoice's open amount from its due "

@@ -297,3 +297,24 @@ def test_customer_scope_duns_all_contracts_of_a_currency_together(tmp_path):
     eml = (s.outbox / "2026-03-06" / "cu-CU1-EUR-20260302__L1__reminder" / "message.eml").read_bytes()
     text = email.message_from_bytes(eml, policy=email_policy.default).get_body(("plain",)).get_content()
     assert "N-I1" in text and "N-I2" in text and "N-I3" not in text
+
+
+COURTESY = [("due_date", -3, 0), ("due_date", 7, 0)]
+
+
+def test_a_courtesy_reminder_before_the_due_date_opens_the_case_then(tmp_path):
+    w = World(tmp_path, policy(COURTESY, scope="invoice", grace_days=3))
+    w.customer().contract()
+    w.invoice("I1", "80.00", "2026-02-24", "2026-03-10")
+    w.invoice("I2", "90.00", "2026-02-24", "2026-03-10")
+    w.invoice("I3", "10.00", "2026-02-24", "2026-03-10")
+    w.payment("P1", "80.00", "2026-03-05", invoice_id="I1")    # paid before its courtesy reminder
+    w.payment("P2", "10.00", "2026-03-09", invoice_id="I3")    # paid after it, before the due date
+    s = w.run("2026-03-01", "2026-03-20")
+    assert query(s, "select case_id, opened_on::varchar, closed_on::varchar from case_register order by 1") == [
+        ("in-I2-20260307", "2026-03-07", None), ("in-I3-20260307", "2026-03-07", "2026-03-09")]
+    assert query(s, "select case_id, level_no, executed_on::varchar, scheduled_on::varchar, principal "
+                    "from action_ledger order by case_id, level_no") == [
+        ("in-I2-20260307", 1, "2026-03-07", "2026-03-07", Decimal("90.00")),
+        ("in-I2-20260307", 2, "2026-03-17", "2026-03-17", Decimal("90.00")),
+        ("in-I3-20260307", 1, "2026-03-07", "2026-03-07", Decimal("10.00"))]

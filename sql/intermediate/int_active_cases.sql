@@ -16,7 +16,7 @@ with active_cases as (
 final as (
     select a.*,
            t.followed_invoice_id, t.followed_invoice_date, t.followed_due_date,
-           t.followed_scheduled_payment_on, t.days_overdue, t.overdue_amount,
+           t.followed_scheduled_payment_on, t.days_overdue, t.open_amount, t.overdue_amount,
            t.suspended, t.dunning_disabled, t.apply_fees,
            coalesce(th.threshold, 0) as threshold
     from active_cases a

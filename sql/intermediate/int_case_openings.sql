@@ -1,6 +1,8 @@
 -- Cases that open on $as_of: a target routed to a policy of its scope, with no open
 -- case, whose followed receivable is more days overdue than the grace period, whose
 -- overdue amount reaches the currency's threshold, and which is not suspended.
+-- A courtesy level (the policy's first level, timed on or before the due date) opens the
+-- case on its day when the receivable is unpaid, measured on the open amount.
 -- The case remembers the policy version in force today.
 with open_case_contracts as (
     select contract_id, scope, target_id
@@ -8,17 +10,36 @@ with open_case_contracts as (
     where case_id not in (select case_id from int_case_closures)
 ),
 
-candidates as (
+first_levels as (
+    select policy_version, arg_min(anchor, level_no) as anchor, arg_min(offset_days, level_no) as offset_days
+    from policy_levels
+    where enabled
+    group by policy_version
+),
+
+routed_targets as (
     select t.*, r.policy_id, r.policy_version, r.grace_days, r.routed_by,
-           coalesce(th.threshold, 0) as threshold
+           coalesce(th.threshold, 0) as threshold,
+           case f.anchor
+               when 'invoice_date' then t.followed_invoice_date + f.offset_days
+               when 'scheduled_payment_date'
+                   then coalesce(t.followed_scheduled_payment_on, t.followed_due_date) + f.offset_days
+               when 'due_date' then t.followed_due_date + f.offset_days
+           end as first_level_on
     from int_dunning_targets t
     join int_routed_contracts r on r.contract_id = t.contract_id and r.scope = t.scope
     left join policy_thresholds th on th.policy_version = r.policy_version and th.currency = t.currency
-    where t.days_overdue > r.grace_days
-      and t.overdue_amount > 0
-      and t.overdue_amount >= coalesce(th.threshold, 0)
-      and not t.suspended
-      and not t.dunning_disabled
+    left join first_levels f on f.policy_version = r.policy_version
+),
+
+candidates as (
+    select *
+    from routed_targets
+    where not suspended
+      and not dunning_disabled
+      and ((days_overdue > grace_days and overdue_amount > 0 and overdue_amount >= threshold)
+           or (first_level_on <= followed_due_date and first_level_on <= $as_of
+               and open_amount > 0 and open_amount >= threshold))
 ),
 
 -- one dunning process per contract: an invoice case never runs beside a contract case

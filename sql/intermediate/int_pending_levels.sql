@@ -4,7 +4,8 @@
 -- own due date (the receivable's due date for level 1). A reminder sent by hand delays
 -- every later level by the days between its creation and its confirmed dispatch.
 with pending_levels as (
-    select a.case_id, l.level_no, l.level_name, l.anchor, l.payment_term_days, l.channel, l.template,
+    select a.case_id, a.followed_due_date, l.level_no, l.level_name, l.anchor, l.payment_term_days,
+           l.channel, l.template,
            case l.anchor
                when 'due_date' then a.followed_due_date + l.offset_days
                when 'invoice_date' then a.followed_invoice_date + l.offset_days

@@ -77,7 +77,7 @@ action_details as (
                                  as decimal(18, 2))
                        else 0 end,
                    'credit_note_for_invoice_id', p.invoice_id)
-               when 'attempt_payment' then json_object('amount', e.overdue_amount)
+               when 'attempt_payment' then json_object('amount', e.demanded_principal)
                when 'set_field' then json_object(
                    'target', json_extract_string(e.params_json, '$.target'),
                    'target_id', case json_extract_string(e.params_json, '$.target')
@@ -94,7 +94,7 @@ action_details as (
 rows as (
     select case_id, scope, target_id, contract_id, customer_id, currency, policy_id, policy_version,
            level_no, level_name, action, action_channel as channel, action_template as template, scheduled_on,
-           payment_term_days, followed_invoice_id, days_overdue, overdue_amount,
+           payment_term_days, followed_invoice_id, days_overdue, demanded_principal,
            case when action_no = 1 then fee else 0 end as fee, fees_before + fee as fees_total, interest,
            details, true as executed
     from action_details
@@ -115,11 +115,11 @@ final as (
            cast($as_of as date) as executed_on,
            case when executed then cast($as_of as date) + payment_term_days end as level_due_date,
            followed_invoice_id, days_overdue,
-           cast(overdue_amount as decimal(18, 2)) as principal,
+           cast(demanded_principal as decimal(18, 2)) as principal,
            cast(fee as decimal(18, 2)) as fee,
            cast(fees_total as decimal(18, 2)) as fees_total,
            cast(interest as decimal(18, 2)) as interest,
-           cast(overdue_amount + fees_total + interest as decimal(18, 2)) as amount_demanded,
+           cast(demanded_principal + fees_total + interest as decimal(18, 2)) as amount_demanded,
            case when not executed then 'skipped'
                 when action in ('reminder', 'webhook') then 'planned'
                 else 'recorded' end as status,
