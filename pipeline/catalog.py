@@ -189,7 +189,8 @@ _doc("fee_ledger", "view", "Dunning fees charged, one row per level that charged
 })
 
 
-_doc("policy_versions", "table", "Every version of every policy in the policy file, with its effective period.", {
+_doc("policy_versions", "table", "Every policy version ever loaded, with its effective period; versions "
+     "edited or removed from the file stay for the open cases that keep them.", {
     "policy_id": "Policy handle.",
     "policy_version": "Version id: handle@first 12 hex digits of the SHA-256 of its canonical content.",
     "is_default": "The default policy (used when a contract names none).",
@@ -200,6 +201,7 @@ _doc("policy_versions", "table", "Every version of every policy in the policy fi
     "template_set": "Folder under templates/ the documents are rendered from.",
     "interest_rate_percent": "Annual statutory interest rate in percent (empty: no interest).",
     "spec_json": "The whole version as JSON.",
+    "in_file": "True while the version is in the policy file; versions are kept for the cases that use them.",
 })
 _doc("policy_levels", "table", "Levels of each policy version.", {
     "policy_version": "Policy version.", "level_no": "Level number (1 = first).", "level_name": "Level name.",

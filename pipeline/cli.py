@@ -128,6 +128,19 @@ def policy_validate(files: Annotated[list[Path], typer.Argument(help="Policy fil
         raise typer.Exit(1)
 
 
+@app.command()
+def explain(
+    case_id: Annotated[str, typer.Argument(help="Case id, e.g. ct-CT-00000005-20260825.")],
+    as_of: Annotated[Optional[datetime], typer.Option("--as-of", formats=["%Y-%m-%d"],
+                                                      help="Day to explain (default: the last day run).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Why a case is where it is: receivable, overdue amount, policy, level, suspensions, next action."""
+    from pipeline.explain import main as explain_main
+
+    raise typer.Exit(explain_main(_settings(config).database, case_id, as_of.date() if as_of else None))
+
+
 @app.command("test-policy")
 def test_policy(scenarios: Annotated[list[Path], typer.Argument(help="Scenario files or folders of them.")]) -> None:
     """Run policy scenarios through the real pipeline and report every difference."""

@@ -72,7 +72,7 @@ class Explanation:
     currency: str
     policy_id: str
     policy_version: str
-    policy_scope: str | None   # None: the case's version is no longer in the policy file
+    policy_scope: str | None   # None: the case's version is missing from the database
     grace_days: int | None
     opened_on: date
     closed_on: date | None = None
@@ -90,6 +90,7 @@ class Explanation:
     dunning_disabled: bool = False
     awaiting_confirmation: str | None = None   # the action key of the unconfirmed manual reminder
     next_action: NextAction | None = None
+    version_in_file: bool = True   # False: edited or removed from the policy file since; kept for this case
 
     @property
     def is_open(self) -> bool:
@@ -130,6 +131,8 @@ def explain_case(con, case_id: str, as_of: date | None = None) -> Explanation:
     pv = _rows(con, "select scope, grace_days from policy_versions where policy_version = ?", [r["policy_version"]])
     e = Explanation(case_id, as_of, r["scope"], r["target_id"], r["contract_id"], r["customer_id"], r["currency"],
                     r["policy_id"], r["policy_version"], *(pv[0].values() if pv else (None, None)), r["opened_on"])
+    e.version_in_file = bool(_rows(con, "select in_file from policy_versions where policy_version = ?",
+                                   [r["policy_version"]])[0]["in_file"]) if pv else False
     e.history = [LevelStep(**s) for s in _rows(
         con, f"select {_STEP} from action_ledger where case_id = ? and executed_on < ? order by executed_on, level_no",
         [case_id, as_of])]
@@ -239,8 +242,9 @@ def format_explanation(e: Explanation) -> str:
              ("Status", f"open since {e.opened_on}" if e.is_open
               else f"closed on {e.closed_on} ({e.close_reason}), opened {e.opened_on}"),
              ("Policy", f"{e.policy_id}, version {e.policy_version} " + (
-                 f"({e.policy_scope} scope, grace period {e.grace_days} days)" if e.policy_scope
-                 else "(no longer in the policy file)")),
+                 f"({e.policy_scope} scope, grace period {e.grace_days} days"
+                 + ("" if e.version_in_file else "; edited or removed from the policy file since, kept for this case")
+                 + ")" if e.policy_scope else "(missing from the database)")),
              ("Dunned", {"contract": f"contract {e.contract_id}, customer {e.customer_id}",
                          "customer": f"customer {e.customer_id}, all contracts in {e.currency}"}.get(
                  e.scope, f"invoice {e.target_id} of contract {e.contract_id}, customer {e.customer_id}"))]
@@ -270,7 +274,7 @@ def format_explanation(e: Explanation) -> str:
     if not e.is_open:
         nxt = f"none: the case closed on {e.closed_on} ({e.close_reason})"
     elif e.policy_scope is None:
-        nxt = "none: the case's policy version is no longer in the policy file, so no level can run"
+        nxt = "none: the case's policy version is missing from the database, so no level can run"
     elif n is None:
         nxt = "none: every level has run; the case stays open until it is cleared"
     else:

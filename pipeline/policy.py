@@ -287,44 +287,61 @@ def load_policy_file(path: Path) -> PolicyFile:
 
 
 POLICY_TABLES_DDL = """
-create or replace table policy_versions (
+create table if not exists policy_versions (
     policy_id varchar not null, policy_version varchar not null primary key,
     is_default boolean not null, effective_from date not null, effective_to date,
     scope varchar not null, grace_days integer not null, template_set varchar not null,
-    interest_rate_percent decimal(8,4), spec_json varchar not null);
-create or replace table policy_levels (
+    interest_rate_percent decimal(8,4), spec_json varchar not null, in_file boolean not null default true);
+create table if not exists policy_levels (
     policy_version varchar not null, level_no integer not null, level_name varchar not null,
     enabled boolean not null, anchor varchar not null, offset_days integer not null,
     payment_term_days integer not null, channel varchar not null, template varchar not null,
     primary key (policy_version, level_no));
-create or replace table policy_level_actions (
+create table if not exists policy_level_actions (
     policy_version varchar not null, level_no integer not null, action_no integer not null,
     action varchar not null, channel varchar, template varchar, params_json varchar not null,
     primary key (policy_version, level_no, action_no));
-create or replace table policy_routing (
+create table if not exists policy_routing (
     policy_version varchar not null primary key, priority integer not null, enabled boolean not null);
-create or replace table policy_routing_criteria (
+create table if not exists policy_routing_criteria (
     policy_version varchar not null, criterion_no integer not null, entity varchar not null,
     field varchar not null, op varchar not null, "values" varchar[] not null,
     primary key (policy_version, criterion_no));
-create or replace table policy_thresholds (
+create table if not exists policy_thresholds (
     policy_version varchar not null, currency varchar not null, threshold decimal(18,2) not null,
     primary key (policy_version, currency));
-create or replace table policy_level_fees (
+create table if not exists policy_level_fees (
     policy_version varchar not null, level_no integer not null, currency varchar not null,
     fee decimal(18,2) not null, primary key (policy_version, level_no, currency));
+alter table policy_versions add column if not exists interest_rate_percent decimal(8,4);
+alter table policy_versions add column if not exists in_file boolean default true;
 """
 
 
 def load_into_duckdb(con, policies: PolicyFile) -> None:
-    """Replace the policy tables with the content of `policies` (all values bound)."""
+    """Register the versions of `policies` in the policy tables (all values bound).
+
+    Versions are never deleted: a case keeps the version it opened under even after
+    that version was edited or removed from the file. Versions no longer in the file
+    get `in_file = false` and are not used for new cases.
+    """
     con.execute(POLICY_TABLES_DDL)
+    con.execute("update policy_versions set in_file = false")
     for policy in policies.policies:
         for i, version in enumerate(policy.versions):
             vid = policy.version_id(version)
             nxt = policy.versions[i + 1].effective_from if i + 1 < len(policy.versions) else None
+            known = con.execute("select count(*) from policy_versions where policy_version = ?", [vid]).fetchall()[0][0]
+            if known:
+                con.execute(
+                    "update policy_versions set in_file = true, effective_to = ?, is_default = ? where policy_version = ?",
+                    [nxt, policy.default, vid],
+                )
+                continue
             con.execute(
-                "insert into policy_versions values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                """insert into policy_versions (policy_id, policy_version, is_default, effective_from, effective_to,
+                       scope, grace_days, template_set, interest_rate_percent, spec_json, in_file)
+                   values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, true)""",
                 [policy.handle, vid, policy.default, version.effective_from, nxt, version.scope,
                  version.grace_days, version.template_set,
                  version.interest.annual_rate_percent if version.interest else None,

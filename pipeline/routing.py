@@ -68,7 +68,7 @@ def build_routing_matches(con, as_of: date) -> None:
            from policy_routing r
            join policy_routing_criteria c using (policy_version)
            join policy_versions v using (policy_version)
-           where r.enabled and v.effective_from <= ? and (v.effective_to is null or v.effective_to > ?)
+           where r.enabled and v.in_file and v.effective_from <= ? and (v.effective_to is null or v.effective_to > ?)
            order by r.policy_version, c.criterion_no""",
         [as_of, as_of],
     ).fetchall()

@@ -318,3 +318,21 @@ def test_a_courtesy_reminder_before_the_due_date_opens_the_case_then(tmp_path):
         ("in-I2-20260307", 1, "2026-03-07", "2026-03-07", Decimal("90.00")),
         ("in-I2-20260307", 2, "2026-03-17", "2026-03-17", Decimal("90.00")),
         ("in-I3-20260307", 1, "2026-03-07", "2026-03-07", Decimal("10.00"))]
+
+
+def test_a_version_edited_in_place_keeps_serving_the_cases_opened_under_it(tmp_path):
+    w = World(tmp_path, policy([("due_date", 5, 0), ("previous_level", 10, 0)]))
+    w.customer().contract("CT1").contract("CT2")
+    w.invoice("I1", "100.00", "2026-03-01", "2026-03-10", contract_id="CT1")
+    w.invoice("I2", "100.00", "2026-03-20", "2026-03-25", contract_id="CT2")
+    s = w.run("2026-03-11", "2026-03-20")
+    w.policy_doc["policies"][0]["versions"][0]["levels"][1]["timing"]["days"] = 30   # edited, same effective date
+    w.run("2026-03-21", "2026-04-30")
+    versions = query(s, "select policy_version, in_file from policy_versions order by in_file")
+    assert [in_file for _, in_file in versions] == [False, True]
+    assert query(s, "select case_id, level_no, executed_on::varchar, policy_version from action_ledger "
+                    "order by case_id, level_no") == [
+        ("ct-CT1-20260311", 1, "2026-03-15", versions[0][0]),
+        ("ct-CT1-20260311", 2, "2026-03-25", versions[0][0]),   # the old version: 10 days after level 1
+        ("ct-CT2-20260326", 1, "2026-03-30", versions[1][0]),
+        ("ct-CT2-20260326", 2, "2026-04-29", versions[1][0])]   # the edited one: 30 days after level 1

@@ -167,16 +167,17 @@ def test_explain_changes_nothing(tmp_path):
     assert (query(s, "select * from action_ledger"), query(s, "select * from case_register")) == before
 
 
-def test_case_whose_policy_version_left_the_policy_file_says_so(tmp_path):
-    # editing a version in place gives it a new id: the open case keeps the old one, which has no levels any more
+def test_case_whose_policy_version_was_edited_since_keeps_it_and_says_so(tmp_path):
+    # editing a version in place gives it a new id; the open case keeps the old version, still registered
     w = World(tmp_path, policy([("due_date", 5, 0), ("previous_level", 7, 0)]))
     w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
     s = w.run("2026-03-11", "2026-03-16")
     w.policy_doc["policies"][0]["versions"][0]["levels"][1]["fee"] = {"EUR": "5.00"}
-    w.run("2026-03-17", "2026-03-30")
+    w.run("2026-03-17", "2026-03-20")
     e = explain(s)
-    assert (e.policy_scope, e.grace_days, e.current_level.level_no, e.next_action) == (None, None, 1, None)
-    assert "no longer in the policy file, so no level can run" in format_explanation(e)
+    assert (e.policy_scope, e.grace_days, e.version_in_file, e.current_level.level_no) == ("contract", 0, False, 1)
+    assert (e.next_action.level_no, e.next_action.runs_on) == (2, D("2026-03-22"))
+    assert "edited or removed from the policy file since, kept for this case" in format_explanation(e)
 
 
 def test_customer_case_follows_the_oldest_receivable_of_all_its_contracts(tmp_path):

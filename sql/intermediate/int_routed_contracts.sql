@@ -1,12 +1,14 @@
 -- The policy a contract is routed to on $as_of, in the version in force that day. Only
--- used when a case opens; an open case keeps the version it opened under.
+-- used when a case opens; an open case keeps the version it opened under (even one that
+-- has since been edited or removed from the policy file: versions are never deleted).
 -- Precedence: the contract's explicit policy handle; else the policies whose routing
 -- rules match (int_routing_matches), the one whose next action comes earliest winning,
 -- ties by priority; else the default policy.
 with versions_in_force as (
     select *
     from policy_versions
-    where effective_from <= $as_of
+    where in_file
+      and effective_from <= $as_of
       and (effective_to is null or effective_to > $as_of)
 ),
 
