@@ -52,8 +52,9 @@ _doc("case_register", "table", "Dunning cases: the thing being dunned (a contrac
     "policy_version": "Policy version kept for the case's whole life (handle@content hash).",
     "opened_on": "Day the case opened.",
     "closed_on": "Day the case closed; empty while open.",
-    "close_reason": "balance_cleared, invoice_settled or invoice_voided.",
-    "routed_by": "How the policy was chosen: explicit (the contract's handle), rule (routing rules) or default.",
+    "close_reason": "balance_cleared, invoice_settled, invoice_voided or moved_to_policy.",
+    "routed_by": "How the policy was chosen: moved (a move_to_policy action of the previous case), explicit "
+                 "(the contract's handle), rule (routing rules) or default.",
 })
 
 _LEDGER = {

@@ -94,11 +94,21 @@ class SetFieldAction(_Strict):
     value: str | int | bool | None
 
 
+class MoveToPolicyAction(_Strict):
+    """Hand the item over to another policy (last level only): the case closes and the next
+    case for the same item opens under `policy`, from its first level."""
+
+    type: Literal["move_to_policy"]
+    policy: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+
+
 Action = Annotated[
-    ReminderAction | WebhookAction | EndContractAction | KeepActiveAction | AttemptPaymentAction | SetFieldAction,
+    ReminderAction | WebhookAction | EndContractAction | KeepActiveAction | AttemptPaymentAction | SetFieldAction
+    | MoveToPolicyAction,
     Field(discriminator="type"),
 ]
-ACTION_TYPES = ("reminder", "webhook", "end_contract", "keep_active", "attempt_payment", "set_field")
+ACTION_TYPES = ("reminder", "webhook", "end_contract", "keep_active", "attempt_payment", "set_field",
+                "move_to_policy")
 
 
 class Level(_Strict):
@@ -122,6 +132,8 @@ class Level(_Strict):
             raise ValueError(f"a level runs each action type at most once (repeated: {', '.join(dupes)})")
         if "keep_active" in kinds and "end_contract" in kinds:
             raise ValueError("a level cannot both end the contract and keep it active")
+        if "keep_active" in kinds and "move_to_policy" in kinds:
+            raise ValueError("a level cannot both keep the case and move it to another policy")
         return self
 
 
@@ -184,10 +196,10 @@ class PolicyVersion(_Strict):
         names = [lv.name for lv in self.levels]
         if len(set(names)) != len(names):
             raise ValueError("level names must be unique within a version")
-        final_kinds = {"keep_active"}
+        final_kinds = {"keep_active", "move_to_policy"}
         for i, level in enumerate(self.levels[:-1]):
-            if final_kinds & {a.type for a in level.actions}:
-                raise ValueError(f"levels[{i}] ({level.name}): keep_active is a final step: only the last level may use it")
+            for kind in sorted(final_kinds & {a.type for a in level.actions}):
+                raise ValueError(f"levels[{i}] ({level.name}): {kind} is a final step: only the last level may use it")
         return self
 
     def content_hash(self) -> str:
@@ -234,6 +246,12 @@ class PolicyFile(_Strict):
                 f"exactly one policy must have `default: true` (found {len(defaults)}: {defaults or 'none'})"
             )
         for p in self.policies:
+            for vi, v in enumerate(p.versions):
+                for a in (a for lv in v.levels for a in lv.actions if a.type == "move_to_policy"):
+                    if a.policy not in handles or a.policy == p.handle:
+                        raise ValueError(
+                            f"policy {p.handle} version {vi}: move_to_policy names {a.policy!r}; allowed: another "
+                            f"policy of this file ({', '.join(h for h in handles if h != p.handle)})")
             if p.default and any(v.routing for v in p.versions):
                 raise ValueError(f"policy {p.handle} is the default: it takes whatever no rule routes, "
                                  "so it has no routing rules")

@@ -225,11 +225,13 @@ def apply_day(con, as_of: date, dispatch_mode: str) -> dict[str, int]:
            from int_case_openings
            on conflict do nothing"""
     ).fetchall()[0][0]
-    # a backfill records what would have happened; nothing of it is sent or exported
+    # a backfill records what would have happened; nothing of it is sent or exported (a move to
+    # another policy is no export but the case's own transition, so it holds in a backfill too)
     planned = con.execute(
         """insert into action_ledger by name
            select * exclude (status),
-                  case when ? = 'backfill' and status <> 'skipped' then 'not_dispatched' else status end as status,
+                  case when ? = 'backfill' and status <> 'skipped' and action <> 'move_to_policy'
+                       then 'not_dispatched' else status end as status,
                   ? as dispatch_mode, ? as status_changed_on
            from planned_actions
            order by action_key
@@ -237,6 +239,14 @@ def apply_day(con, as_of: date, dispatch_mode: str) -> dict[str, int]:
         [dispatch_mode, dispatch_mode, as_of],
     ).fetchall()[0][0]
     del planned  # a re-run inserts nothing new; the summary below describes the day either way
+    # a case handed to another policy closes today; the next case for its item opens under that policy
+    moved = con.execute(
+        """update case_register set closed_on = ?, close_reason = 'moved_to_policy'
+           where closed_on is null and case_id in (
+               select case_id from action_ledger where executed_on = ? and action = 'move_to_policy'
+                 and status = 'recorded')""",
+        [as_of, as_of],
+    ).fetchall()[0][0]
     counts = con.execute(
         """select count(*) filter (where status <> 'skipped'), count(*) filter (where status = 'skipped')
            from action_ledger where executed_on = ?""",
@@ -245,4 +255,4 @@ def apply_day(con, as_of: date, dispatch_mode: str) -> dict[str, int]:
     con.execute("insert into contract_balances select * from int_contract_balances")
     con.execute("delete from open_receivables")
     con.execute("insert into open_receivables select * from int_open_receivables")
-    return {"cases_opened": opened, "cases_closed": closed, "actions": counts[0], "levels_skipped": counts[1]}
+    return {"cases_opened": opened, "cases_closed": closed + moved, "actions": counts[0], "levels_skipped": counts[1]}

@@ -75,3 +75,45 @@ def test_keep_active_is_only_allowed_on_the_last_level(tmp_path):
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(PolicyError, match=r"levels\[0\] \(Keep\): keep_active is a final step"):
         load_policy_file(path)
+
+
+def test_move_to_policy_closes_the_case_and_the_next_opens_under_the_target(tmp_path):
+    doc = {"policies": [
+        {"handle": "default", "default": True, "versions": [{"effective_from": "2020-01-01", "levels": [
+            {"name": "Reminder", "timing": {"after": "due_date", "days": 5}},
+            {"name": "Hand over", "timing": {"after": "previous_level", "days": 5},
+             "actions": [{"type": "move_to_policy", "policy": "collections"}]}]}]},
+        {"handle": "collections", "versions": [{"effective_from": "2020-01-01", "levels": [
+            {"name": "Agency letter", "timing": {"after": "due_date", "days": 3}, "template": "final"}]}]},
+    ]}
+    w = World(tmp_path, doc)
+    w.customer().contract().invoice("I1", "30.00", "2026-03-01", "2026-03-15")
+    s = w.run("2026-03-16", "2026-03-31")
+    assert query(s, "select case_id, policy_id, routed_by, opened_on::varchar, closed_on::varchar, close_reason "
+                    "from case_register order by opened_on") == [
+        ("ct-CT1-20260316", "default", "default", "2026-03-16", "2026-03-25", "moved_to_policy"),
+        ("ct-CT1-20260326", "collections", "moved", "2026-03-26", None, None)]
+    # the new case's first level (due + 3) has long come: it runs on the day the case opens
+    assert query(s, "select case_id, level_no, action, executed_on::varchar from action_ledger "
+                    "order by executed_on, action_key") == [
+        ("ct-CT1-20260316", 1, "reminder", "2026-03-20"),
+        ("ct-CT1-20260316", 2, "move_to_policy", "2026-03-25"),
+        ("ct-CT1-20260326", 1, "reminder", "2026-03-26")]
+
+
+def test_move_to_policy_must_name_another_policy_and_be_the_last_step(tmp_path):
+    import yaml
+
+    doc = policy([{"name": "Move", "timing": {"after": "due_date", "days": 1},
+                   "actions": [{"type": "move_to_policy", "policy": "nowhere"}]}])
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PolicyError, match=r"policy default version 0: move_to_policy names 'nowhere'; allowed: "
+                                          r"another policy of this file \(\)"):
+        load_policy_file(path)
+    doc = policy([{"name": "Move", "timing": {"after": "due_date", "days": 1},
+                   "actions": [{"type": "move_to_policy", "policy": "other"}]},
+                  {"name": "Later", "timing": {"after": "due_date", "days": 9}}])
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PolicyError, match=r"levels\[0\] \(Move\): move_to_policy is a final step"):
+        load_policy_file(path)

@@ -1,9 +1,10 @@
 -- The policy a contract is routed to on $as_of, in the version in force that day. Only
 -- used when a case opens; an open case keeps the version it opened under (even one that
 -- has since been edited or removed from the policy file: versions are never deleted).
--- Precedence: the contract's explicit policy handle; else the policies whose routing
--- rules match (int_routing_matches), the one whose next action comes earliest winning,
--- ties by priority; else the default policy.
+-- Precedence: a move_to_policy action of the contract's last case (until the next case
+-- has opened under the new policy); the contract's explicit policy handle; else the
+-- policies whose routing rules match (int_routing_matches), the one whose next action
+-- comes earliest winning, ties by priority; else the default policy.
 with versions_in_force as (
     select *
     from policy_versions
@@ -12,11 +13,27 @@ with versions_in_force as (
       and (effective_to is null or effective_to > $as_of)
 ),
 
+pending_moves as (
+    select l.contract_id, json_extract_string(l.details, '$.policy') as policy_id
+    from action_ledger l
+    where l.action = 'move_to_policy' and l.status = 'recorded' and l.executed_on < $as_of
+      and not exists (select 1 from case_register c
+                      where c.contract_id = l.contract_id and c.opened_on > l.executed_on and c.opened_on < $as_of)
+    qualify row_number() over (partition by l.contract_id order by l.executed_on desc, l.action_key desc) = 1
+),
+
+moved as (
+    select m.contract_id, v.policy_id, v.policy_version, v.scope, v.grace_days, 'moved' as routed_by
+    from pending_moves m
+    join versions_in_force v using (policy_id)
+),
+
 explicit as (
     select c.contract_id, v.policy_id, v.policy_version, v.scope, v.grace_days, 'explicit' as routed_by
     from stg_contracts c
     join versions_in_force v on v.policy_id = c.policy
     where c.policy is not null
+      and c.contract_id not in (select contract_id from moved)
 ),
 
 -- each routed policy's next action for the contract: its first enabled level's day
@@ -42,6 +59,7 @@ rule_matches as (
     left join int_contract_balances b on b.contract_id = m.contract_id
     left join stg_invoices i on i.invoice_id = b.oldest_invoice_id
     where m.contract_id not in (select contract_id from explicit)
+      and m.contract_id not in (select contract_id from moved)
 ),
 
 by_rule as (
@@ -58,10 +76,12 @@ by_default as (
     join versions_in_force v on v.is_default
     where c.policy is null
       and c.contract_id not in (select contract_id from by_rule)
+      and c.contract_id not in (select contract_id from moved)
 ),
 
 final as (
-    select * from explicit
+    select * from moved
+    union all select * from explicit
     union all select * from by_rule
     union all select * from by_default
 )

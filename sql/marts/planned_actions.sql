@@ -78,6 +78,7 @@ action_details as (
                        else 0 end,
                    'credit_note_for_invoice_id', p.invoice_id)
                when 'attempt_payment' then json_object('amount', e.demanded_principal)
+               when 'move_to_policy' then json_object('policy', json_extract_string(e.params_json, '$.policy'))
                when 'set_field' then json_object(
                    'target', json_extract_string(e.params_json, '$.target'),
                    'target_id', case json_extract_string(e.params_json, '$.target')
