@@ -149,6 +149,25 @@ def test_policy(scenarios: Annotated[list[Path], typer.Argument(help="Scenario f
     raise typer.Exit(run_scenarios_main(scenarios))
 
 
+@policy_app.command("diff")
+def policy_diff(
+    old: Annotated[Path, typer.Argument(help="Policy file in force now.")],
+    new: Annotated[Path, typer.Argument(help="Candidate policy file.")],
+    config: ConfigOpt = None,
+) -> None:
+    """What changes between two policy files, and which open cases keep a version the new file drops."""
+    from pipeline.policy import PolicyError
+    from pipeline.policy_diff import main as diff_main
+
+    try:
+        lines = diff_main(old, new, _settings(config).database)
+    except PolicyError as exc:
+        console.print(f"[red]{exc}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from None
+    for line in lines:
+        console.print(line, soft_wrap=True, markup=False)
+
+
 @app.command()
 def confirm(
     action_key: Annotated[str, typer.Argument(help="Key of the prepared manual document.")],

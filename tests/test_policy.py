@@ -90,3 +90,26 @@ def test_cli_policy_validate_names_versions_or_errors(tmp_path):
     result = CliRunner().invoke(app, ["policy", "validate", str(good), str(bad)])
     assert result.exit_code == 1
     assert f"{bad}: policies[0].versions[0].levels[0].timing.after: got 'yesterday'" in result.output
+
+
+def test_policy_diff_lists_changes_and_the_open_cases_keeping_a_dropped_version(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from world import World, policy
+
+    w = World(tmp_path, policy([("due_date", 5, 0), ("previous_level", 10, 0)]))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    settings = w.run("2026-03-11", "2026-03-20")
+    config = w.write_config()
+    old = settings.policy_file
+    new = tmp_path / "new.yaml"
+    new.write_text(old.read_text().replace("days: 10", "days: 14"))
+    old_id = load_policy_file(old).policies[0].version_id(load_policy_file(old).policies[0].versions[0])
+    new_id = load_policy_file(new).policies[0].version_id(load_policy_file(new).policies[0].versions[0])
+    result = CliRunner().invoke(app, ["policy", "diff", str(old), str(new), "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"policy default: version from 2020-01-01 changed ({old_id} -> {new_id})",
+        "  levels[1].timing.days: 10 -> 14",
+        f"1 open case(s) keep {old_id} (e.g. ct-CT1-20260311); new cases use the new versions"]
