@@ -23,6 +23,7 @@ DAILY_MODELS: tuple[str, ...] = (
     "intermediate/int_contract_credits",
     "intermediate/int_open_receivables",
     "intermediate/int_contract_balances",
+    "intermediate/int_first_levels",
     "intermediate/int_routed_contracts",
     "intermediate/int_suspensions_in_force",
     "intermediate/int_dunning_targets",

@@ -10,13 +10,6 @@ with open_case_contracts as (
     where case_id not in (select case_id from int_case_closures)
 ),
 
-first_levels as (
-    select policy_version, arg_min(anchor, level_no) as anchor, arg_min(offset_days, level_no) as offset_days
-    from policy_levels
-    where enabled
-    group by policy_version
-),
-
 routed_targets as (
     select t.*, r.policy_id, r.policy_version, r.grace_days, r.routed_by,
            coalesce(th.threshold, 0) as threshold,
@@ -29,7 +22,7 @@ routed_targets as (
     from int_dunning_targets t
     join int_routed_contracts r on r.contract_id = t.contract_id and r.scope = t.scope
     left join policy_thresholds th on th.policy_version = r.policy_version and th.currency = t.currency
-    left join first_levels f on f.policy_version = r.policy_version
+    left join int_first_levels f on f.policy_version = r.policy_version
 ),
 
 candidates as (

@@ -38,13 +38,6 @@ explicit as (
 
 -- each routed policy's next action for the contract: its first enabled level's day
 -- for the contract's oldest open receivable (previous_level timing counts from the due date)
-first_levels as (
-    select policy_version, arg_min(anchor, level_no) as anchor, arg_min(offset_days, level_no) as offset_days
-    from policy_levels
-    where enabled
-    group by policy_version
-),
-
 rule_matches as (
     select m.contract_id, v.policy_id, v.policy_version, v.scope, v.grace_days, r.priority,
            case f.anchor
@@ -55,7 +48,7 @@ rule_matches as (
     from int_routing_matches m
     join versions_in_force v using (policy_version)
     join policy_routing r using (policy_version)
-    left join first_levels f using (policy_version)
+    left join int_first_levels f using (policy_version)
     left join int_contract_balances b on b.contract_id = m.contract_id
     left join stg_invoices i on i.invoice_id = b.oldest_invoice_id
     where m.contract_id not in (select contract_id from explicit)
