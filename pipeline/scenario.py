@@ -260,6 +260,13 @@ class RunRange(_Strict):
         return self
 
 
+class Confirmation(_Strict):
+    """A person confirms having sent a manual reminder (as `dunning confirm` does)."""
+
+    action: str
+    on: Day
+
+
 class ScenarioFile(_Strict):
     """The scenario file as written; paths are relative to the file."""
 
@@ -270,6 +277,7 @@ class ScenarioFile(_Strict):
     inputs: Inputs | None = None
     inputs_dir: Path | None = None
     run: RunRange
+    confirmations: list[Confirmation] = Field(default_factory=list)
     expect: Expect
 
     @model_validator(mode="after")
@@ -572,6 +580,33 @@ def _quarantined(con, scenario: Scenario) -> list[str]:
     return lines
 
 
+def _run_with_confirmations(con, spec: ScenarioFile, settings: Settings) -> list[str]:
+    """Run live, day by day, so manual reminders are prepared; confirm each on its day.
+
+    A confirmation dated D is recorded before day D runs (the run of D sees it), or
+    right after the reminder is prepared when both happen on the same day.
+    """
+    from pipeline.state import ConfirmError, confirm_manual
+
+    pending = sorted(spec.confirmations, key=lambda c: (c.on, c.action))
+    problems: list[str] = []
+
+    def confirm_due(day: date) -> None:
+        for c in [c for c in pending if c.on <= day]:
+            try:
+                confirm_manual(con, c.action, c.on)
+                pending.remove(c)
+            except ConfirmError:
+                pass  # not prepared yet: tried again after the day's run
+
+    for day in run_mod.days(spec.run.start, spec.run.end):
+        confirm_due(day)
+        run_mod.run_day(con, day, settings, dispatch=True)
+        confirm_due(day)
+    problems += [f"confirmation of {c.action} on {c.on}: no prepared manual reminder with that key" for c in pending]
+    return problems
+
+
 def run_scenario(scenario: Scenario, workdir: Path | str) -> ScenarioResult:
     """Run the real pipeline over the scenario's range in `workdir` and compare with its expectations."""
     workdir = Path(workdir)
@@ -592,7 +627,11 @@ def run_scenario(scenario: Scenario, workdir: Path | str) -> ScenarioResult:
     spec = scenario.spec
     with run_mod.connect(database) as con:
         run_mod.load_inputs(con, settings)
-        run_mod.run_range(con, spec.run.start, spec.run.end, settings, dispatch=False)
+        differences: list[str] = []
+        if spec.confirmations:
+            differences += _run_with_confirmations(con, spec, settings)
+        else:
+            run_mod.run_range(con, spec.run.start, spec.run.end, settings, dispatch=False)
         actions = _fetch(con, """
             select executed_on as on, case_id as case, level_no as level, action, level_name, channel, status,
                    scheduled_on, level_due_date, followed_invoice_id as followed_invoice, days_overdue,
@@ -606,7 +645,7 @@ def run_scenario(scenario: Scenario, workdir: Path | str) -> ScenarioResult:
             from cases order by opened_on, case_id""")
         versions = {r["policy_version"]: (r["policy_id"], r["effective_from"])
                     for r in _fetch(con, "select policy_id, policy_version, effective_from from policy_versions")}
-        differences = _quarantined(con, scenario)
+        differences += _quarantined(con, scenario)
         if spec.expect.actions is not None:
             differences += compare_actions(spec.expect.actions, actions, versions)
         differences += _compare_balances(con, spec.expect.balances)

@@ -2,7 +2,9 @@
 -- only memory carried between days): the last level executed before $as_of, its own
 -- due date (executed date + payment term), the fees charged so far, and the delay
 -- reminders sent by hand add: the days between their creation and their confirmed
--- dispatch. A manual reminder not confirmed by $as_of holds the case.
+-- dispatch. A manual reminder not confirmed by $as_of holds the case. One recorded by a
+-- backfill or simulation (not_dispatched) was never handed to a person: it neither holds
+-- nor delays the case.
 with open_cases as (
     select *
     from case_register
@@ -15,7 +17,7 @@ executed_levels as (
            any_value(executed_on) as executed_on,
            any_value(level_due_date) as level_due_date,
            sum(fee) as fee,
-           bool_or(channel = 'manual') as manual,
+           bool_or(channel = 'manual' and status <> 'not_dispatched') as manual,
            max(confirmed_on) filter (where confirmed_on <= $as_of) as confirmed_on
     from action_ledger
     where executed_on < $as_of
