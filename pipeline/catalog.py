@@ -93,6 +93,7 @@ _LEDGER = {
     "provider_message_id": "Message-ID of the document's email.",
     "status_changed_on": "As-of day of the run that last changed the status.",
     "confirmed_on": "For a manual document: the day a person confirmed sending it (`dunning confirm`).",
+    "routed_by": "Provenance of the policy choice: moved, explicit (the contract's handle), rule or default.",
     "details": "Action data as JSON: webhook event, end_contract mode, effective date and credit note, "
                "attempt_payment amount, set_field target, field and value.",
 }

@@ -57,10 +57,12 @@ create table if not exists action_ledger (
     provider_message_id varchar,
     status_changed_on date,
     confirmed_on date,
-    details varchar
+    details varchar,
+    routed_by varchar
 );
 alter table action_ledger add column if not exists confirmed_on date;
 alter table action_ledger add column if not exists details varchar;
+alter table action_ledger add column if not exists routed_by varchar;
 create table if not exists contract_balances (
     as_of date not null,
     contract_id varchar not null,

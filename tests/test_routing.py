@@ -50,10 +50,11 @@ def test_explicit_handle_then_earliest_next_action_then_default(tmp_path):
         ("C-NONE", "default", "default"),
         ("C-PUBLIC", "default", "default"),  # strict excludes the public segment (an extra input column)
         ("C-STRICT", "strict", "rule")]
-    assert query(s, "select contract_id, executed_on::varchar, policy_id from action_ledger order by contract_id") == [
-        ("C-BOTH", "2026-03-13", "gold"), ("C-EXPLICIT", "2026-03-20", "strict"),
-        ("C-NONE", "2026-03-30", "default"), ("C-PUBLIC", "2026-03-30", "default"),
-        ("C-STRICT", "2026-03-20", "strict")]
+    assert query(s, "select contract_id, executed_on::varchar, policy_id, routed_by from action_ledger "
+                    "order by contract_id") == [
+        ("C-BOTH", "2026-03-13", "gold", "rule"), ("C-EXPLICIT", "2026-03-20", "strict", "explicit"),
+        ("C-NONE", "2026-03-30", "default", "default"), ("C-PUBLIC", "2026-03-30", "default", "default"),
+        ("C-STRICT", "2026-03-20", "strict", "rule")]
 
 
 def test_same_day_ties_go_to_the_lower_priority_number(tmp_path):

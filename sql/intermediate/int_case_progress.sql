@@ -39,7 +39,7 @@ progress as (
 
 final as (
     select c.case_id, c.scope, c.target_id, c.contract_id, c.customer_id, c.currency,
-           c.policy_id, c.policy_version, c.opened_on,
+           c.policy_id, c.policy_version, c.routed_by, c.opened_on,
            coalesce(p.last_level_no, 0) as last_level_no,
            p.last_executed_on, p.last_level_due_date,
            cast(coalesce(p.fees_total, 0) as decimal(18, 2)) as fees_total,

@@ -21,7 +21,7 @@ gated_levels as (
 
 final as (
     select a.case_id, a.scope, a.target_id, a.contract_id, a.customer_id, a.currency,
-           a.policy_id, a.policy_version, a.fees_total as fees_before, a.apply_fees,
+           a.policy_id, a.policy_version, a.routed_by, a.fees_total as fees_before, a.apply_fees,
            a.followed_invoice_id, a.days_overdue,
            -- what the level demands: the overdue amount, or for a courtesy level the amount due
            case when c.courtesy then a.open_amount else a.overdue_amount end as demanded_principal,

@@ -93,14 +93,14 @@ action_details as (
 ),
 
 rows as (
-    select case_id, scope, target_id, contract_id, customer_id, currency, policy_id, policy_version,
+    select case_id, scope, target_id, contract_id, customer_id, currency, policy_id, policy_version, routed_by,
            level_no, level_name, action, action_channel as channel, action_template as template, scheduled_on,
            payment_term_days, followed_invoice_id, days_overdue, demanded_principal,
            case when action_no = 1 then fee else 0 end as fee, fees_before + fee as fees_total, interest,
            details, true as executed
     from action_details
     union all
-    select case_id, scope, target_id, contract_id, customer_id, currency, policy_id, policy_version,
+    select case_id, scope, target_id, contract_id, customer_id, currency, policy_id, policy_version, routed_by,
            level_no, level_name, 'level_skipped', null, null, scheduled_on,
            payment_term_days, followed_invoice_id, days_overdue, 0, 0, 0, 0, null, false
     from with_interest
@@ -111,7 +111,7 @@ final as (
     select case_id || '/L' || level_no || '/' || (case when executed then action else 'skipped' end)
                as action_key,
            case_id, scope, target_id, contract_id, customer_id, currency,
-           policy_id, policy_version, level_no, level_name, action, channel, template,
+           policy_id, policy_version, routed_by, level_no, level_name, action, channel, template,
            scheduled_on,
            cast($as_of as date) as executed_on,
            case when executed then cast($as_of as date) + payment_term_days end as level_due_date,
