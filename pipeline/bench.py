@@ -85,7 +85,7 @@ def stage_ingest(workdir: Path) -> dict:
 
     settings = _settings(workdir, "bench.duckdb")
     settings.database.unlink(missing_ok=True)
-    with pipeline_run.connect(settings.database) as con:
+    with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
         started = time.perf_counter()
         _, reports = pipeline_run.load_inputs(con, settings)
         seconds = time.perf_counter() - started
@@ -110,7 +110,7 @@ def stage_sql_models(workdir: Path) -> dict:
     from pipeline.state import ensure_state
 
     settings = _settings(workdir, "bench.duckdb")
-    with pipeline_run.connect(settings.database) as con:
+    with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
         ensure_state(con)
         started = time.perf_counter()
         result = pipeline_run.plan_day(con, END, live=True)

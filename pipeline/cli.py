@@ -42,7 +42,7 @@ def _progress() -> Progress:
 
 
 def _run_days(settings: Settings, start: date, end: date, *, dispatch: bool) -> list[pipeline_run.DayResult]:
-    with pipeline_run.connect(settings.database) as con:
+    with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
         _, reports = pipeline_run.load_inputs(con, settings)
         _print_ingest(reports)
         with _progress() as progress:
@@ -178,7 +178,7 @@ def confirm(
     from pipeline.state import ConfirmError, confirm_manual
 
     settings = _settings(config)
-    with pipeline_run.connect(settings.database) as con:
+    with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
         try:
             confirm_manual(con, action_key, on.date())
         except ConfirmError as exc:
@@ -213,7 +213,7 @@ def demo(
 
 
 def _print_summary(settings: Settings, as_of: date) -> None:
-    with pipeline_run.connect(settings.database) as con:
+    with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
         levels = report.open_cases_per_level(con)
         currencies = report.overdue_per_currency(con, as_of)
         docs = report.documents_written(con)

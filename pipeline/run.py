@@ -39,11 +39,16 @@ class DayResult:
 
 
 @contextmanager
-def connect(database: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the dunning database (one read-write process at a time) and close it reliably."""
+def connect(database: Path | str, memory_limit: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the dunning database (one read-write process at a time) and close it reliably.
+
+    `memory_limit` comes from Settings, where a pattern validates it (SET takes no parameters).
+    """
     if str(database) != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(database))
+    if memory_limit:
+        con.execute(f"set memory_limit = '{memory_limit}'")
     try:
         yield con
     finally:

@@ -40,6 +40,8 @@ class Settings(BaseModel):
     policy_file: Path
     templates: Path
     render_workers: int = Field(default=2, ge=1, le=64)
+    # DuckDB's memory limit: beyond it, large steps spill to disk instead of growing
+    duckdb_memory_limit: str = Field(default="2.75GB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(MB|GB|MiB|GiB)$")
     organization: Organization
 
     @classmethod

@@ -24,6 +24,8 @@ invoice_targets as (
            o.invoice_id, o.invoice_number, o.invoice_date, o.due_date, o.scheduled_payment_on,
            o.days_overdue, o.dunning_paused
     from int_open_receivables o
+    -- only worth building when some policy version (also an old one cases keep) has this scope
+    where exists (select 1 from policy_versions where scope = 'invoice')
 ),
 
 customer_totals as (
@@ -32,6 +34,7 @@ customer_totals as (
            coalesce(sum(open_amount) filter (where is_overdue), 0) as overdue_amount,
            arg_min(invoice_id, (due_date, invoice_date, invoice_id)) as oldest_invoice_id
     from int_open_receivables
+    where exists (select 1 from policy_versions where scope = 'customer')
     group by customer_id, currency
 ),
 

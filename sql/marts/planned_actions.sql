@@ -48,7 +48,10 @@ running_periods as (
       and invoice_date <= $as_of
       and (voided_on is null or voided_on > $as_of)
       and period_start <= $as_of and period_end >= $as_of
-      and contract_id in (select contract_id from levels_due where executed)
+      and contract_id in (select d.contract_id
+                          from levels_due d
+                          join policy_level_actions a using (policy_version, level_no)
+                          where d.executed and a.action = 'end_contract')
     qualify row_number() over (partition by contract_id order by period_end desc, invoice_date desc, invoice_id desc) = 1
 ),
 

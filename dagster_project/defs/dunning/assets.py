@@ -30,7 +30,7 @@ def dunning_state(context: dg.AssetExecutionContext, dunning: DunningResource) -
     """Balances, open receivables, cases and the action ledger as of the partition day."""
     as_of = date.fromisoformat(context.partition_key)
     settings = dunning.settings()
-    with pipeline_run.connect(settings.database) as con:
+    with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
         result = pipeline_run.plan_day(con, as_of, live=True)
         catalog.apply_comments(con)
         summary = day_summary_markdown(con, as_of)
@@ -51,6 +51,6 @@ def outbox_documents(context: dg.AssetExecutionContext, dunning: DunningResource
     """Reminders of the day rendered (email + PDF letter) and written to the outbox, exactly once."""
     as_of = date.fromisoformat(context.partition_key)
     settings = dunning.settings()
-    with pipeline_run.connect(settings.database) as con:
+    with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
         written = pipeline_run.dispatch_day(con, as_of, settings)
     return dg.MaterializeResult(metadata={"documents_written": written, "outbox": str(settings.outbox / as_of.isoformat())})

@@ -29,7 +29,7 @@ from pipeline.ingest import quarantine_messages
 def billing_inputs(context: dg.AssetExecutionContext, dunning: DunningResource) -> dg.MaterializeResult:
     """Customers, contracts, invoices, payments and suspensions loaded into stg_* tables."""
     settings = dunning.settings()
-    with pipeline_run.connect(settings.database) as con:
+    with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
         _, reports = pipeline_run.load_inputs(con, settings)
         messages = quarantine_messages(con)
     for line in messages:
