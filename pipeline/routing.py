@@ -1,11 +1,12 @@
 """Routing rules: which contracts each policy's criteria select on a day.
 
-Criteria name fields of the customer, the contract and the invoice (for contract
-scope: the contract's oldest open receivable), including extra input columns, so
+Criteria name fields of the customer, the contract and the invoice (each open
+receivable is routed: an invoice case on its own invoice, a contract or customer
+case on the receivable it follows), including extra input columns, so
 the SQL is generated here. Safety: every field is checked against the columns the
 staging tables really have (the allow-list) before it is quoted into the SQL, and
 every value travels as a bound parameter. The result, `int_routing_matches`, is
-read by the SQL model `int_routed_contracts`, which picks one policy per contract.
+read by the SQL model `int_routed_contracts`, which picks one policy per routed item.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ ENTITIES = {  # entity -> (staging table, alias in the generated query)
     "invoice": ("stg_invoices", "i"),
 }
 
+# Every open receivable is an item to route: an invoice case is routed on its own invoice,
+# a contract or customer case on the receivable it follows (its oldest open one).
 _BASE = """
-select c.contract_id, ? as policy_version
-from stg_contracts c
+select o.contract_id, o.invoice_id, ? as policy_version
+from int_open_receivables o
+join stg_contracts c on c.contract_id = o.contract_id
 join stg_customers cu on cu.customer_id = c.customer_id
-left join int_contract_balances b on b.contract_id = c.contract_id
-left join stg_invoices i on i.invoice_id = b.oldest_invoice_id
+join stg_invoices i on i.invoice_id = o.invoice_id
 where {conditions}
 """
 
@@ -62,7 +65,7 @@ def _condition(alias: str, field: str, op: str, values: list[str], params: list)
 
 
 def build_routing_matches(con, as_of: date) -> None:
-    """Create temp table int_routing_matches(contract_id, policy_version) for the versions in force."""
+    """Create temp table int_routing_matches(contract_id, invoice_id, policy_version) for the versions in force."""
     criteria = con.execute(
         """select r.policy_version, c.entity, c.field, c.op, c."values"
            from policy_routing r
@@ -88,6 +91,7 @@ def build_routing_matches(con, as_of: date) -> None:
         parts.append(_BASE.format(conditions=" and ".join(conditions)))
         params += part_params
     if not parts:
-        con.execute("create or replace temp table int_routing_matches (contract_id varchar, policy_version varchar)")
+        con.execute("create or replace temp table int_routing_matches "
+                    "(contract_id varchar, invoice_id varchar, policy_version varchar)")
         return
     con.execute("create or replace temp table int_routing_matches as " + " union all ".join(parts), params)

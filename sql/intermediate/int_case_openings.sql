@@ -20,7 +20,8 @@ routed_targets as (
                when 'due_date' then t.followed_due_date + f.offset_days
            end as first_level_on
     from int_dunning_targets t
-    join int_routed_contracts r on r.contract_id = t.contract_id and r.scope = t.scope
+    join int_routed_contracts r
+      on r.contract_id = t.contract_id and r.invoice_id = t.followed_invoice_id and r.scope = t.scope
     left join policy_thresholds th on th.policy_version = r.policy_version and th.currency = t.currency
     left join int_first_levels f on f.policy_version = r.policy_version
 ),

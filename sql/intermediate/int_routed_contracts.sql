@@ -1,6 +1,6 @@
--- The policy a contract is routed to on $as_of, in the version in force that day. Only
--- used when a case opens; an open case keeps the version it opened under (even one that
--- has since been edited or removed from the policy file: versions are never deleted).
+-- The policy each open receivable of a contract is routed to on $as_of, in the version in
+-- force that day. Only used when a case opens; an open case keeps the version it opened
+-- under (even one since edited or removed from the policy file: versions are never deleted).
 -- Precedence: a move_to_policy action of the contract's last case (until the next case
 -- has opened under the new policy); the contract's explicit policy handle; else the
 -- policies whose routing rules match (int_routing_matches), the one whose next action
@@ -13,6 +13,13 @@ with versions_in_force as (
       and (effective_to is null or effective_to > $as_of)
 ),
 
+-- what is routed: each open receivable of a contract (an invoice case uses its own row,
+-- a contract or customer case the row of the receivable it follows)
+items as (
+    select contract_id, invoice_id, due_date, invoice_date, scheduled_payment_on
+    from int_open_receivables
+),
+
 pending_moves as (
     select l.contract_id, json_extract_string(l.details, '$.policy') as policy_id
     from action_ledger l
@@ -23,53 +30,57 @@ pending_moves as (
 ),
 
 moved as (
-    select m.contract_id, v.policy_id, v.policy_version, v.scope, v.grace_days, 'moved' as routed_by
+    select t.contract_id, t.invoice_id, v.policy_id, v.policy_version, v.scope, v.grace_days, 'moved' as routed_by
     from pending_moves m
+    join items t using (contract_id)
     join versions_in_force v using (policy_id)
 ),
 
 explicit as (
-    select c.contract_id, v.policy_id, v.policy_version, v.scope, v.grace_days, 'explicit' as routed_by
-    from stg_contracts c
+    select t.contract_id, t.invoice_id, v.policy_id, v.policy_version, v.scope, v.grace_days,
+           'explicit' as routed_by
+    from items t
+    join stg_contracts c using (contract_id)
     join versions_in_force v on v.policy_id = c.policy
     where c.policy is not null
-      and c.contract_id not in (select contract_id from moved)
+      and t.contract_id not in (select contract_id from pending_moves)
 ),
 
--- each routed policy's next action for the contract: its first enabled level's day
--- for the contract's oldest open receivable (previous_level timing counts from the due date)
+-- each matching policy's next action for the item: its first enabled level's day for the
+-- item's receivable (previous_level timing counts from the due date)
 rule_matches as (
-    select m.contract_id, v.policy_id, v.policy_version, v.scope, v.grace_days, r.priority,
+    select m.contract_id, m.invoice_id, v.policy_id, v.policy_version, v.scope, v.grace_days, r.priority,
            case f.anchor
-               when 'invoice_date' then i.invoice_date + f.offset_days
-               when 'scheduled_payment_date' then coalesce(i.scheduled_payment_on, i.due_date) + f.offset_days
-               else i.due_date + f.offset_days
+               when 'invoice_date' then t.invoice_date + f.offset_days
+               when 'scheduled_payment_date' then coalesce(t.scheduled_payment_on, t.due_date) + f.offset_days
+               else t.due_date + f.offset_days
            end as next_action_on
     from int_routing_matches m
+    join items t using (contract_id, invoice_id)
     join versions_in_force v using (policy_version)
     join policy_routing r using (policy_version)
     left join int_first_levels f using (policy_version)
-    left join int_contract_balances b on b.contract_id = m.contract_id
-    left join stg_invoices i on i.invoice_id = b.oldest_invoice_id
     where m.contract_id not in (select contract_id from explicit)
-      and m.contract_id not in (select contract_id from moved)
+      and m.contract_id not in (select contract_id from pending_moves)
 ),
 
 by_rule as (
-    select contract_id, policy_id, policy_version, scope, grace_days, 'rule' as routed_by
+    select contract_id, invoice_id, policy_id, policy_version, scope, grace_days, 'rule' as routed_by
     from rule_matches
     qualify row_number() over (
-        partition by contract_id order by next_action_on nulls last, priority, policy_id
+        partition by contract_id, invoice_id order by next_action_on nulls last, priority, policy_id
     ) = 1
 ),
 
 by_default as (
-    select c.contract_id, v.policy_id, v.policy_version, v.scope, v.grace_days, 'default' as routed_by
-    from stg_contracts c
+    select t.contract_id, t.invoice_id, v.policy_id, v.policy_version, v.scope, v.grace_days,
+           'default' as routed_by
+    from items t
+    join stg_contracts c using (contract_id)
     join versions_in_force v on v.is_default
     where c.policy is null
-      and c.contract_id not in (select contract_id from by_rule)
-      and c.contract_id not in (select contract_id from moved)
+      and t.contract_id not in (select contract_id from pending_moves)
+      and not exists (select 1 from by_rule b where b.contract_id = t.contract_id and b.invoice_id = t.invoice_id)
 ),
 
 final as (
