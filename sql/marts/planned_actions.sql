@@ -73,11 +73,12 @@ action_details as (
                    'effective_on', case json_extract_string(e.params_json, '$.when')
                        when 'immediately' then cast($as_of as date)
                        else coalesce(k.billed_until, p.period_end, cast($as_of as date)) end,
+                   -- no billed period running today: nothing to credit
                    'credit_note_amount', case when json_extract_string(e.params_json, '$.when') = 'immediately'
-                       then cast(cast((cast(p.amount * 100 as hugeint) * (p.period_end - cast($as_of as date)) * 2
-                                       + (p.period_end - p.period_start + 1))
-                                      // (2 * (p.period_end - p.period_start + 1)) as decimal(18, 2)) * 0.01
-                                 as decimal(18, 2))
+                       then coalesce(cast(cast((cast(p.amount * 100 as hugeint) * (p.period_end - cast($as_of as date)) * 2
+                                                + (p.period_end - p.period_start + 1))
+                                               // (2 * (p.period_end - p.period_start + 1)) as decimal(18, 2)) * 0.01
+                                          as decimal(18, 2)), 0)
                        else 0 end,
                    'credit_note_for_invoice_id', p.invoice_id)
                when 'attempt_payment' then json_object('amount', e.demanded_principal)
