@@ -85,12 +85,21 @@ _LEDGER = {
     "interest": "Interest demanded: simple, actual/365, on each overdue invoice's open amount from its due "
                 "date to executed_on at the policy's rate, summed and rounded half-up (0 without a rate).",
     "amount_demanded": "principal + fees_total + interest.",
-    "status": "planned, sent, prepared (a manual document awaiting `dunning confirm`), recorded (an "
-              "exported action: end_contract, attempt_payment, set_field, keep_active), skipped, "
-              "or not_dispatched (recorded by a backfill, never sent or exported).",
+    "status": "planned (decided, not yet rendered), rendered (document in the outbox, waiting for its "
+              "channel), sending (being handed over), sent, failed (retried by later runs until "
+              "attempts reaches dispatch.max_attempts; see review_reason), needs_review (the outcome of "
+              "a hand-over is unknown: never resent automatically), prepared (a manual document awaiting "
+              "`dunning confirm`), recorded (an exported action: end_contract, attempt_payment, set_field, "
+              "keep_active), skipped, held (the fresh-data gate stopped dispatch that day; decided again "
+              "by the next run), or not_dispatched (recorded by a backfill, never sent or exported).",
     "dispatch_mode": "live (dispatched by the daily run) or backfill (recorded only).",
     "document_path": "Folder of the written document in the outbox.",
-    "provider_message_id": "Message-ID of the document's email.",
+    "provider_message_id": "What the channel answered: the SMTP server's queue reply, the gateway's or "
+                           "receiver's message id, the print batch id; the email's Message-ID on the "
+                           "embedded outbox.",
+    "attempts": "Hand-overs tried so far (each run tries a failed action again, once).",
+    "last_error": "The channel's answer to the last failed attempt.",
+    "review_reason": "Why the action is not retried automatically (refused, gave up, outcome unknown).",
     "status_changed_on": "As-of day of the run that last changed the status.",
     "confirmed_on": "For a manual document: the day a person confirmed sending it (`dunning confirm`).",
     "routed_by": "Provenance of the policy choice: moved, explicit (the contract's handle), rule or default.",
@@ -139,6 +148,7 @@ _doc("run_log", "table", "One row per run of a day: what it did.", {
     "mode": "live or backfill.", "cases_opened": "Cases opened that day.", "cases_closed": "Cases closed that day.",
     "actions_planned": "Actions of the day (skipped levels not counted).",
     "levels_skipped": "Levels recorded as skipped that day.", "documents_sent": "Documents written by this run.",
+    "dispatch_blocked": "Why nothing was sent that day (stale payment data), empty when dispatch ran.",
 })
 
 _doc("cases", "view", "Cases with their current level, derived from the ledger.", {
@@ -183,6 +193,13 @@ _doc("policy_level_actions", "table", "Actions of each level, in the order they 
     "action": "reminder, webhook, end_contract, keep_active, attempt_payment or set_field.",
     "channel": "Channel (reminders: outbox or manual).", "template": "Template (reminders).",
     "params_json": "The action's settings as JSON.",
+})
+
+_doc("dispatch_review", "view", "Actions a person must look at: failed hand-overs and ones whose outcome "
+     "is unknown. Failed ones are retried by later runs until they give up; needs_review ones never are.", {
+    **{k: _LEDGER[k] for k in ("action_key", "case_id", "customer_id", "action", "channel", "executed_on",
+                               "status", "attempts", "last_error", "document_path", "status_changed_on")},
+    "reason": "review_reason, or that the action will be retried.",
 })
 
 _doc("fee_ledger", "view", "Dunning fees charged, one row per level that charged one; kept apart from invoices.", {

@@ -79,7 +79,7 @@ def _describe_file(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, dic
 def _raw_select(con, path: Path, table: Table) -> tuple[str, list[str], list[str]]:
     """One file's rows with source file and 1-based row number; checks required columns."""
     reader, cols = _describe_file(con, path)
-    missing = [c for c in table.column_names if c not in cols]
+    missing = [c.name for c in table.columns if c.required and c.name not in cols]
     if missing:
         raise IngestError(f"{path}: missing required column(s) {', '.join(missing)} for table {table.name}")
     for column in table.columns:
@@ -89,7 +89,9 @@ def _raw_select(con, path: Path, table: Table) -> tuple[str, list[str], list[str
             )
     extras = [c for c in cols if c not in table.column_names and c != "file_row_number"]
     row = "file_row_number + 1" if path.suffix == ".parquet" else "row_number() over ()"
-    selected = ", ".join(f'"{c}"' for c in table.column_names + extras)
+    # an optional column absent from the file is empty for every row of it
+    selected = ", ".join(f'"{c}"' if c in cols else f'cast(null as varchar) as "{c}"'
+                         for c in table.column_names + extras)
     return f"select {selected}, ? as _source_file, {row} as _source_row from {reader}", [str(path), str(path)], extras
 
 

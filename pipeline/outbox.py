@@ -82,15 +82,29 @@ def message_id(ctx: Mapping[str, Any]) -> str:
     return f"<{_digest('message-id', ctx['action_key'])[:40]}@{domain}>"
 
 
-def build_message(as_of: date, ctx: Mapping[str, Any], rendered: RenderedEmail, pdf: bytes) -> EmailMessage:
-    """The reminder email; deterministic in (as_of, ctx, rendered, pdf)."""
+def build_message(
+    as_of: date,
+    ctx: Mapping[str, Any],
+    rendered: RenderedEmail,
+    pdf: bytes,
+    *,
+    attachments: Iterable[tuple[str, bytes]] = (),
+) -> EmailMessage:
+    """The reminder email; deterministic in its arguments.
+
+    A context with ``recipient`` (a merchant copy) goes to that address instead of the
+    customer's; ``attachments`` are further PDFs (the original invoices) after the letter.
+    """
     org, customer, key = ctx["organization"], ctx["customer"], ctx["action_key"]
 
     msg = EmailMessage()
     msg["From"] = Address(display_name=org["name"], addr_spec=org["email"])
-    if customer.get("email"):
+    recipient = ctx.get("recipient")
+    if recipient:
+        msg["To"] = Address(display_name=recipient.get("name") or "", addr_spec=recipient["email"])
+    elif customer.get("email"):
         msg["To"] = Address(display_name=customer.get("name") or "", addr_spec=customer["email"])
-    msg["Subject"] = rendered.subject
+    msg["Subject"] = (ctx.get("subject_prefix") or "") + rendered.subject
     msg["Date"] = format_datetime(datetime.combine(as_of, time(0, 0), tzinfo=timezone.utc))
     msg["Message-ID"] = message_id(ctx)
     msg["X-Dunning-Action-Key"] = key
@@ -99,6 +113,8 @@ def build_message(as_of: date, ctx: Mapping[str, Any], rendered: RenderedEmail, 
     msg.add_alternative(rendered.html, subtype="html")
     invoice_number = _FILENAME_UNSAFE_RE.sub("-", str(ctx["invoice"]["invoice_number"])).strip("-")
     msg.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"reminder-{invoice_number}.pdf")
+    for filename, data in attachments:
+        msg.add_attachment(data, maintype="application", subtype="pdf", filename=filename)
     # The generator would pick random boundaries; fix them from the key.
     msg.set_boundary(f"=_mixed_{_digest('mixed', key)[:24]}")
     msg.get_payload()[0].set_boundary(f"=_alt_{_digest('alt', key)[:24]}")
@@ -123,14 +139,21 @@ class Outbox:
         folder = self.document_dir(as_of, action_key)
         return all((folder / name).is_file() for name in DOCUMENT_FILES)
 
-    def write_document(self, as_of: date, ctx: Mapping[str, Any], email: RenderedEmail, pdf: bytes) -> Path:
+    def write_document(
+        self,
+        as_of: date,
+        ctx: Mapping[str, Any],
+        email: RenderedEmail,
+        pdf: bytes,
+        attachments: Iterable[tuple[str, bytes]] = (),
+    ) -> Path:
         """Write letter.pdf and message.eml for one action; returns the folder.
 
         (``email`` shadows the stdlib module inside this method; the name is the agreed interface.)
         """
         folder = self.document_dir(as_of, ctx["action_key"])
         folder.mkdir(parents=True, exist_ok=True)
-        eml = build_message(as_of, ctx, email, pdf).as_bytes(policy=email_policy())
+        eml = build_message(as_of, ctx, email, pdf, attachments=attachments).as_bytes(policy=email_policy())
         # PDF first, message last: a folder with only the PDF is "not written".
         _atomic_write(folder / PDF_NAME, pdf, self.fsync)
         _atomic_write(folder / EML_NAME, eml, self.fsync)
@@ -139,11 +162,15 @@ class Outbox:
         return folder
 
     def write_event(self, as_of: date, action_key: str, payload: Mapping[str, Any]) -> Path:
-        """Write a webhook event as event.json in the action's folder (until a real endpoint is configured)."""
+        """Write a webhook event as event.json in the action's folder (sent from there, or kept there)."""
+        return self.write_json(as_of, action_key, "event.json", payload)
+
+    def write_json(self, as_of: date, action_key: str, name: str, payload: Mapping[str, Any]) -> Path:
+        """Write one JSON document (an SMS for the gateway) in the action's folder; returns the folder."""
         folder = self.document_dir(as_of, action_key)
         folder.mkdir(parents=True, exist_ok=True)
         body = json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
-        _atomic_write(folder / "event.json", body.encode("utf-8"), self.fsync)
+        _atomic_write(folder / name, body.encode("utf-8"), self.fsync)
         return folder
 
     def manifest_row(self, as_of: date, row: Mapping[str, Any]) -> dict[str, Any]:

@@ -51,11 +51,32 @@ class Timing(_Strict):
         return self.after != "previous_level"
 
 
+# Where a document goes. outbox: written to the local outbox only (the embedded default);
+# email: SMTP when configured (else the outbox); letter / registered_letter: the daily
+# print batch; sms: the SMS gateway (the template's short text); manual: prepared for a
+# person to send and confirmed with `dunning confirm`.
+Channel = Literal["outbox", "email", "letter", "registered_letter", "sms", "manual"]
+
+
 class ReminderAction(_Strict):
     """A document from the level's template, through the level's channel unless given here."""
 
     type: Literal["reminder"]
-    channel: Literal["outbox", "manual"] | None = None
+    channel: Channel | None = None
+    template: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
+
+
+class SmsAction(_Strict):
+    """A short text message through the SMS gateway beside the level's reminder."""
+
+    type: Literal["sms"]
+    template: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
+
+
+class NotifyMerchantAction(_Strict):
+    """A copy of the level's reminder email to the merchant's own address."""
+
+    type: Literal["notify_merchant"]
     template: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
 
 
@@ -103,11 +124,11 @@ class MoveToPolicyAction(_Strict):
 
 
 Action = Annotated[
-    ReminderAction | WebhookAction | EndContractAction | KeepActiveAction | AttemptPaymentAction | SetFieldAction
+    ReminderAction | SmsAction | NotifyMerchantAction | WebhookAction | EndContractAction | KeepActiveAction | AttemptPaymentAction | SetFieldAction
     | MoveToPolicyAction,
     Field(discriminator="type"),
 ]
-ACTION_TYPES = ("reminder", "webhook", "end_contract", "keep_active", "attempt_payment", "set_field",
+ACTION_TYPES = ("reminder", "sms", "notify_merchant", "webhook", "end_contract", "keep_active", "attempt_payment", "set_field",
                 "move_to_policy")
 
 
@@ -117,9 +138,9 @@ class Level(_Strict):
     timing: Timing
     payment_term_days: int = Field(default=0, ge=0, le=365)
     fee: dict[Currency, Money] = Field(default_factory=dict)
-    # outbox: written and sent by the run; manual: prepared in the outbox for a person to
+    # the reminder's channel (see Channel); a manual document is prepared for a person to
     # send, confirmed with `dunning confirm` (later levels wait for it and are delayed by it)
-    channel: Literal["outbox", "manual"] = "outbox"
+    channel: Channel = "outbox"
     template: str = Field(default="reminder", pattern=r"^[a-z][a-z0-9_]*$")
     # what the level does; by default one reminder through `channel` from `template`
     actions: list[Action] = Field(default_factory=lambda: [ReminderAction(type="reminder")], min_length=1)
@@ -304,6 +325,20 @@ def load_policy_file(path: Path) -> PolicyFile:
         raise PolicyError("\n".join(lines)) from None
 
 
+DOCUMENT_ACTIONS = ("reminder", "sms", "notify_merchant")
+
+
+def action_channel(action, level: "Level") -> str:
+    """The channel a ledger row of this action goes through (dispatch reads it)."""
+    if action.type == "reminder":
+        return action.channel or level.channel
+    return {"sms": "sms", "notify_merchant": "email"}.get(action.type, action.type)
+
+
+def action_template(action, level: "Level") -> str | None:
+    return (action.template or level.template) if action.type in DOCUMENT_ACTIONS else None
+
+
 POLICY_TABLES_DDL = """
 create table if not exists policy_versions (
     policy_id varchar not null, policy_version varchar not null primary key,
@@ -382,12 +417,10 @@ def load_into_duckdb(con, policies: PolicyFile) -> None:
                 )
                 for action_no, action in enumerate(level.actions, start=1):
                     params = action.model_dump(mode="json", exclude={"type", "channel", "template"})
-                    is_doc = action.type == "reminder"
                     con.execute(
                         "insert into policy_level_actions values (?, ?, ?, ?, ?, ?, ?)",
-                        [vid, no, action_no, action.type,
-                         (action.channel or level.channel) if is_doc else action.type,
-                         (action.template or level.template) if is_doc else None,
+                        [vid, no, action_no, action.type, action_channel(action, level),
+                         action_template(action, level),
                          json.dumps(params, sort_keys=True)],
                     )
                 for ccy, fee in sorted(level.fee.items()):

@@ -36,6 +36,8 @@ class DayResult:
     levels_skipped: int
     documents_written: int
     model_seconds: dict[str, float] = field(default_factory=dict)
+    # why nothing was sent today (the fresh-data gate), or None
+    dispatch_blocked: str | None = None
 
 
 @contextmanager
@@ -64,30 +66,62 @@ def load_inputs(con, settings: Settings) -> tuple[policy_mod.PolicyFile, list[Ta
     return policies, reports
 
 
-def plan_day(con, as_of: date, *, live: bool = True) -> DayResult:
+def stale_payments(con, as_of: date, settings: Settings) -> str | None:
+    """Why dispatch must wait (the newest payment visible on `as_of` is too old), or None.
+
+    Dunning on stale payment data sends reminders to customers who have paid; a
+    missing or late payments export is the usual cause.
+    """
+    max_age = settings.dispatch.max_payment_age_days
+    if max_age is None:
+        return None
+    newest = con.execute("select max(booked_on) from stg_payments where booked_on <= ?", [as_of]).fetchall()[0][0]
+    if newest is not None and (as_of - newest).days <= max_age:
+        return None
+    seen = f"the newest payment was booked on {newest}" if newest else "there are no payments at all"
+    return (f"payment data is stale on {as_of}: {seen}, more than {max_age} day(s) before; nothing is "
+            "sent today (state is computed, the day's actions are held and decided again on the next run)")
+
+
+def plan_day(con, as_of: date, *, live: bool = True, settings: Settings | None = None) -> DayResult:
     """Compute one day's state and record its actions in the ledger. Inputs must be loaded.
 
     A live day's actions are `planned` (to be dispatched); a backfill's are recorded
-    as `not_dispatched`: a document dated in the past is never sent.
+    as `not_dispatched`: a document dated in the past is never sent. With `settings`,
+    a live day first checks that payment data is fresh; if not, its actions are `held`.
     """
+    blocked = stale_payments(con, as_of, settings) if live and settings is not None else None
+    if blocked:
+        log.warning(blocked)
     rewind_to(con, as_of)
     seconds = run_daily_models(con, as_of)
-    counts = apply_day(con, as_of, "live" if live else "backfill")
+    counts = apply_day(con, as_of, "live" if live else "backfill", held=blocked is not None)
     run_number = con.execute(
         "select coalesce(max(run_number), 0) + 1 from run_log where as_of = ?", [as_of]
     ).fetchall()[0][0]
     con.execute(
-        "insert into run_log values (?, ?, ?, ?, ?, ?, ?, 0)",
+        """insert into run_log (as_of, run_number, mode, cases_opened, cases_closed, actions_planned,
+                                levels_skipped, documents_sent, dispatch_blocked)
+           values (?, ?, ?, ?, ?, ?, ?, 0, ?)""",
         [as_of, run_number, "live" if live else "backfill", counts["cases_opened"],
-         counts["cases_closed"], counts["actions"], counts["levels_skipped"]],
+         counts["cases_closed"], counts["actions"], counts["levels_skipped"], blocked],
     )
-    return DayResult(as_of, documents_written=0, model_seconds=seconds, **counts)
+    return DayResult(as_of, documents_written=0, model_seconds=seconds, dispatch_blocked=blocked, **counts)
 
 
 def dispatch_day(con, as_of: date, settings: Settings) -> int:
-    """Render and deliver every live action still planned up to `as_of`; returns documents written."""
+    """Render and deliver every live action still planned up to `as_of`; returns documents written.
+
+    Sends nothing while today's run was blocked by the fresh-data gate.
+    """
     from pipeline.dispatch import dispatch_outbox  # rendering libraries load only when used
 
+    blocked = con.execute(
+        "select dispatch_blocked from run_log where as_of = ? order by run_number desc limit 1", [as_of]
+    ).fetchall()
+    if blocked and blocked[0][0]:
+        log.warning("dispatch skipped: %s", blocked[0][0])
+        return 0
     written = dispatch_outbox(con, as_of, settings)
     con.execute(
         """update run_log set documents_sent = documents_sent + ?
@@ -99,8 +133,8 @@ def dispatch_day(con, as_of: date, settings: Settings) -> int:
 
 def run_day(con, as_of: date, settings: Settings, *, dispatch: bool = True) -> DayResult:
     """Plan one day and, on a live day, dispatch its documents."""
-    result = plan_day(con, as_of, live=dispatch)
-    if dispatch:
+    result = plan_day(con, as_of, live=dispatch, settings=settings)
+    if dispatch and not result.dispatch_blocked:
         result.documents_written = dispatch_day(con, as_of, settings)
     return result
 

@@ -38,6 +38,7 @@ _TYPES = {"VARCHAR": pl.String, "DATE": pl.Date, "BOOLEAN": pl.Boolean, schema.M
 _LOCALES = ("de_DE", "en_GB", "fr_FR", "nl_NL", "da_DK")
 _COUNTRIES = ("DE", "GB", "FR", "NL", "DK")
 _CURRENCIES = ("EUR", "GBP", "EUR", "EUR", "DKK")  # by locale index
+_PHONE_PREFIX = ("+49155501", "+44770090", "+33639980", "+31612340", "+45201230")  # by locale index
 _LOCALE_CUTS = (0.40, 0.60, 0.75, 0.90)  # de 40%, gb 20%, fr 15%, nl 15%, dk 10%
 # Eight entries per locale, in _LOCALES order, so index = locale * 8 + k.
 _FIRST = (
@@ -175,6 +176,9 @@ def _customers(n: int, rng: _Rng) -> pl.DataFrame:
             name=pl.when(company).then(last + " " + _pick(_COMPANY_SUFFIX, pl.col("loc"))).otherwise(first + " " + last),
             email=pl.when(rng.u(k, 9) < 0.03).then(None).otherwise(
                 mail_local.str.replace_many(_ASCII).str.to_lowercase() + k.cast(pl.String) + "@" + domain),
+            # mobile numbers in the reserved fiction ranges where a country has one; 30% have none
+            phone=pl.when(rng.u(k, 13) < 0.30).then(None).otherwise(
+                _pick(_PHONE_PREFIX, pl.col("loc")) + (k % 10_000).cast(pl.String).str.zfill(4)),
             locale=_pick(_LOCALES, pl.col("loc")),
             country=_pick(_COUNTRIES, pl.col("loc")),
             # GB and FR write the house number first.

@@ -38,7 +38,7 @@ from pipeline import policy as policy_mod
 from pipeline import run as run_mod
 from pipeline.ingest import IngestError
 from pipeline.schema import INPUT_TABLES, MONEY
-from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.settings import PROJECT_ROOT, DispatchSettings, Settings
 
 
 class ScenarioError(ValueError):
@@ -623,7 +623,9 @@ def run_scenario(scenario: Scenario, workdir: Path | str) -> ScenarioResult:
         policy_path.write_text(yaml.safe_dump(scenario.policy_doc, sort_keys=False), encoding="utf-8")
     settings = Settings(data_dir=workdir / "data", database=database, outbox=workdir / "outbox",
                         policy_file=policy_path, templates=PROJECT_ROOT / "templates", render_workers=1,
-                        organization=ORGANIZATION)
+                        organization=ORGANIZATION,
+                        # scenarios are about policies: payment freshness is not theirs to test
+                        dispatch=DispatchSettings(max_payment_age_days=None))
     spec = scenario.spec
     with run_mod.connect(database) as con:
         run_mod.load_inputs(con, settings)

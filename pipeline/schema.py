@@ -44,6 +44,7 @@ CUSTOMERS = Table(
         _c("customer_id", "VARCHAR", True, "Unique customer id."),
         _c("name", "VARCHAR", True, "Name printed on documents."),
         _c("email", "VARCHAR", False, "Address reminders are emailed to."),
+        _c("phone", "VARCHAR", False, "Mobile number in E.164 form (+4917...), for SMS; the column may be left out."),
         _c("locale", "VARCHAR", True, "Locale for documents, e.g. de_DE, en_GB."),
         _c("country", "VARCHAR", True, "ISO 3166 alpha-2 country code."),
         _c("address_line1", "VARCHAR", False, "First postal address line."),

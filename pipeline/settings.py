@@ -6,11 +6,14 @@ Environment variables win over the file so that Dagster resources (wired with
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_OVERRIDES = {
@@ -30,6 +33,77 @@ class Organization(BaseModel):
     iban: str
     bic: str
     bank: str
+    # where copies for the merchant go (notify_merchant); the sender address when empty
+    merchant_email: str | None = None
+
+
+class SmtpSettings(BaseModel):
+    """An SMTP relay. Credentials are read from environment variables, never from the file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    username_env: str = "DUNNING_SMTP_USERNAME"
+    password_env: str = "DUNNING_SMTP_PASSWORD"
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+    def credentials(self) -> tuple[str | None, str | None]:
+        return os.environ.get(self.username_env) or None, os.environ.get(self.password_env) or None
+
+
+class HttpEndpointSettings(BaseModel):
+    """A webhook receiver or SMS gateway: signed JSON over HTTPS (HTTP only to loopback)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    url: str
+    secret_env: str
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    attempts_per_run: int = Field(default=3, ge=1, le=10)
+    backoff_seconds: float = Field(default=0.5, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _https_or_loopback(cls, url: str) -> str:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+            raise ValueError(f"{url}: use https (plain http only for a loopback address)")
+        return url
+
+    def secret(self) -> str:
+        value = os.environ.get(self.secret_env)
+        if not value:
+            raise ValueError(f"environment variable {self.secret_env} (the signing secret for {self.url}) is not set")
+        return value
+
+
+class ChannelSettings(BaseModel):
+    """Real channels; each one left out falls back to the local outbox (the embedded default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    email: SmtpSettings | None = None
+    webhook: HttpEndpointSettings | None = None
+    sms: HttpEndpointSettings | None = None
+    # the daily print batches for the print-and-mail partner (default: <outbox>/print)
+    print_folder: Path | None = None
+    # original invoice PDFs, attached to emails when `<invoice_number>.pdf` is found here
+    invoice_pdf_dir: Path | None = None
+
+
+class DispatchSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    # a failed send is tried again on later runs until it has been tried this often
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    # nothing is sent while the newest visible payment is older than this many days
+    # (stale payment data would dun customers who have paid); null turns the gate off
+    max_payment_age_days: int | None = Field(default=3, ge=0)
+    # ledger rows marked per transaction while sending
+    batch_size: int = Field(default=100, ge=1, le=10_000)
 
 
 class Settings(BaseModel):
@@ -43,6 +117,17 @@ class Settings(BaseModel):
     # DuckDB's memory limit: beyond it, large steps spill to disk instead of growing
     duckdb_memory_limit: str = Field(default="2.75GB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(MB|GB|MiB|GiB)$")
     organization: Organization
+    channels: ChannelSettings = Field(default_factory=ChannelSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+
+    @property
+    def print_folder(self) -> Path:
+        return self.channels.print_folder or self.outbox / "print"
+
+    @property
+    def journal_path(self) -> Path:
+        """The dispatch journal beside the database: what was handed to a channel, line by line."""
+        return Path(f"{self.database}.dispatch-journal")
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides) -> "Settings":
@@ -57,4 +142,9 @@ class Settings(BaseModel):
             if key in data:
                 p = Path(data[key])
                 data[key] = p if p.is_absolute() else (path.parent / p).resolve()
+        channels = data.get("channels") or {}
+        for key in ("print_folder", "invoice_pdf_dir"):
+            if channels.get(key):
+                p = Path(channels[key])
+                channels[key] = p if p.is_absolute() else (path.parent / p).resolve()
         return cls.model_validate(data)

@@ -63,6 +63,9 @@ create table if not exists action_ledger (
 alter table action_ledger add column if not exists confirmed_on date;
 alter table action_ledger add column if not exists details varchar;
 alter table action_ledger add column if not exists routed_by varchar;
+alter table action_ledger add column if not exists attempts integer default 0;
+alter table action_ledger add column if not exists last_error varchar;
+alter table action_ledger add column if not exists review_reason varchar;
 create table if not exists contract_balances (
     as_of date not null,
     contract_id varchar not null,
@@ -104,13 +107,15 @@ create table if not exists run_log (
     actions_planned integer not null,
     levels_skipped integer not null,
     documents_sent integer not null,
+    dispatch_blocked varchar,
     primary key (as_of, run_number)
 );
+alter table run_log add column if not exists dispatch_blocked varchar;
 create or replace view cases as
 with levels as (
     select case_id, level_no, any_value(level_name) as level_name, any_value(executed_on) as executed_on,
            any_value(level_due_date) as level_due_date, sum(fee) as fee, max(amount_demanded) as amount_demanded
-    from action_ledger where status <> 'skipped'
+    from action_ledger where status not in ('skipped', 'held')
     group by case_id, level_no
 ),
 progress as (
@@ -155,6 +160,13 @@ select action_key, case_id, executed_on,
        json_extract(details, '$.value') as value,
        policy_id, policy_version, level_no
 from action_ledger where action = 'set_field' and status = 'recorded';
+create or replace view dispatch_review as
+select action_key, case_id, customer_id, action, channel, executed_on, status, attempts, last_error,
+       coalesce(review_reason, 'failed ' || attempts || ' time(s), will be retried') as reason,
+       document_path, status_changed_on
+from action_ledger
+where status in ('needs_review', 'failed')
+order by executed_on, action_key;
 create or replace view fee_ledger as
 select action_key, case_id, contract_id, customer_id, currency, level_no, level_name, executed_on, fee
 from action_ledger where fee <> 0;
@@ -172,8 +184,13 @@ def rewind_to(con, as_of: date) -> None:
     unsent rows are recomputed with the same deterministic keys, while rows
     already dispatched stay as the record of what really happened.
     """
+    # `rendered` documents were never handed to anyone: they are recomputed (and their
+    # outbox folder rewritten with the same key). Rows `held` by the fresh-data gate are
+    # placeholders for their day only: the next run plans those levels again.
     con.execute(
-        "delete from action_ledger where executed_on >= ? and status in ('planned', 'skipped', 'recorded')",
+        """delete from action_ledger
+           where (executed_on >= ? and status in ('planned', 'rendered', 'skipped', 'recorded'))
+              or status = 'held'""",
         [as_of]
     )
     con.execute(
@@ -213,8 +230,13 @@ def confirm_manual(con, action_key: str, dispatched_on: date) -> None:
     )
 
 
-def apply_day(con, as_of: date, dispatch_mode: str) -> dict[str, int]:
-    """Write the day's decisions (temp tables from the models) into the persistent state."""
+def apply_day(con, as_of: date, dispatch_mode: str, *, held: bool = False) -> dict[str, int]:
+    """Write the day's decisions (temp tables from the models) into the persistent state.
+
+    `held`: the fresh-data gate stopped dispatch today. The day's actions are written as
+    `held` (visible, but neither sent, exported nor counted as done), so the next run with
+    fresh data decides them again instead of acting on stale payments.
+    """
     closed = con.execute(
         """update case_register r set closed_on = ?, close_reason = c.close_reason
            from int_case_closures c where r.case_id = c.case_id""",
@@ -232,13 +254,14 @@ def apply_day(con, as_of: date, dispatch_mode: str) -> dict[str, int]:
     planned = con.execute(
         """insert into action_ledger by name
            select * exclude (status),
-                  case when ? = 'backfill' and status <> 'skipped' and action <> 'move_to_policy'
+                  case when ? then 'held'
+                       when ? = 'backfill' and status <> 'skipped' and action <> 'move_to_policy'
                        then 'not_dispatched' else status end as status,
                   ? as dispatch_mode, ? as status_changed_on
            from planned_actions
            order by action_key
            on conflict do nothing""",
-        [dispatch_mode, dispatch_mode, as_of],
+        [held, dispatch_mode, dispatch_mode, as_of],
     ).fetchall()[0][0]
     del planned  # a re-run inserts nothing new; the summary below describes the day either way
     # a case handed to another policy closes today; the next case for its item opens under that policy
@@ -250,7 +273,7 @@ def apply_day(con, as_of: date, dispatch_mode: str) -> dict[str, int]:
         [as_of, as_of],
     ).fetchall()[0][0]
     counts = con.execute(
-        """select count(*) filter (where status <> 'skipped'), count(*) filter (where status = 'skipped')
+        """select count(*) filter (where status not in ('skipped', 'held')), count(*) filter (where status = 'skipped')
            from action_ledger where executed_on = ?""",
         [as_of],
     ).fetchall()[0]

@@ -44,6 +44,9 @@ class World:
         self.root = Path(root)
         self.rows: dict[str, list[dict]] = {name: [] for name in INPUT_TABLES_BY_NAME}
         self.policy_doc = policy_doc
+        # Settings keys beyond the paths; the fresh-data gate is off unless a test is about it
+        # (most worlds have no payments at all)
+        self.settings_overrides: dict = {"dispatch": {"max_payment_age_days": None}}
 
     def customer(self, customer_id="CU1", **kw):
         row = {"customer_id": customer_id, "name": f"Customer {customer_id}", "email": f"{customer_id}@x.example",
@@ -96,16 +99,17 @@ class World:
                 writer.writerows(self.rows[name])
         policy_file = self.root / "policy.yaml"
         policy_file.write_text(yaml.safe_dump(self.policy_doc, sort_keys=False), encoding="utf-8")
-        return Settings(data_dir=data, database=self.root / "dunning.duckdb", outbox=self.root / "outbox",
-                        policy_file=policy_file, templates=PROJECT_ROOT / "templates", render_workers=1,
-                        organization=ORG)
+        return Settings.model_validate(dict(
+            data_dir=data, database=self.root / "dunning.duckdb", outbox=self.root / "outbox",
+            policy_file=policy_file, templates=PROJECT_ROOT / "templates", render_workers=1,
+            organization=ORG, **self.settings_overrides))
 
     def write_config(self) -> Path:
         """A dunning.yaml pointing at this world, for Dagster resources and the CLI."""
         settings = self.write()
         path = self.root / "dunning.yaml"
         data = {k: str(v) for k, v in settings.model_dump().items() if isinstance(v, Path)}
-        data.update(render_workers=1, organization=ORG)
+        data.update(render_workers=1, organization=ORG, **self.settings_overrides)
         path.write_text(yaml.safe_dump(data), encoding="utf-8")
         return path
 

@@ -4,7 +4,7 @@
 -- reminders sent by hand add: the days between their creation and their confirmed
 -- dispatch. A manual reminder not confirmed by $as_of holds the case. One recorded by a
 -- backfill or simulation (not_dispatched) was never handed to a person: it neither holds
--- nor delays the case.
+-- nor delays the case. Rows `held` by the fresh-data gate were never done.
 with open_cases as (
     select *
     from case_register
@@ -21,7 +21,7 @@ executed_levels as (
            max(confirmed_on) filter (where confirmed_on <= $as_of) as confirmed_on
     from action_ledger
     where executed_on < $as_of
-      and status <> 'skipped'
+      and status not in ('skipped', 'held')
     group by case_id, level_no
 ),
 

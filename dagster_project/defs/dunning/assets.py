@@ -31,12 +31,15 @@ def dunning_state(context: dg.AssetExecutionContext, dunning: DunningResource) -
     as_of = date.fromisoformat(context.partition_key)
     settings = dunning.settings()
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
-        result = pipeline_run.plan_day(con, as_of, live=True)
+        result = pipeline_run.plan_day(con, as_of, live=True, settings=settings)
         catalog.apply_comments(con)
         summary = day_summary_markdown(con, as_of)
+    if result.dispatch_blocked:
+        context.log.warning(result.dispatch_blocked)
     return dg.MaterializeResult(metadata={
         "cases_opened": result.cases_opened, "cases_closed": result.cases_closed,
         "actions": result.actions, "levels_skipped": result.levels_skipped,
+        "dispatch_blocked": result.dispatch_blocked or "",
         "summary": dg.MetadataValue.md(summary)})
 
 
@@ -48,9 +51,13 @@ def dunning_state(context: dg.AssetExecutionContext, dunning: DunningResource) -
     deps=["dunning_state"],
 )
 def outbox_documents(context: dg.AssetExecutionContext, dunning: DunningResource) -> dg.MaterializeResult:
-    """Reminders of the day rendered (email + PDF letter) and written to the outbox, exactly once."""
+    """The day's documents rendered and delivered through their channels, exactly once."""
     as_of = date.fromisoformat(context.partition_key)
     settings = dunning.settings()
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
         written = pipeline_run.dispatch_day(con, as_of, settings)
-    return dg.MaterializeResult(metadata={"documents_written": written, "outbox": str(settings.outbox / as_of.isoformat())})
+        review = con.execute("select count(*) from dispatch_review").fetchall()[0][0]
+    if review:
+        context.log.warning(f"{review} action(s) need review: query the dispatch_review view")
+    return dg.MaterializeResult(metadata={"documents_written": written, "needs_review": review,
+                                          "outbox": str(settings.outbox / as_of.isoformat())})
