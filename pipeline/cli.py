@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from pipeline import catalog, report
 from pipeline import run as pipeline_run
@@ -254,6 +255,65 @@ def bench(
 
     for line in run_benchmark(workdir, contracts=contracts, letters=letters, workers=workers):
         print(json.dumps(line), flush=True)
+
+
+templates_app = typer.Typer(help="Work with template sets.", no_args_is_help=True)
+app.add_typer(templates_app, name="templates")
+
+
+@templates_app.command("check")
+def templates_check(
+    root: Annotated[Optional[Path], typer.Option(help="Folder of template sets (default: settings' templates).")] = None,
+    set_names: Annotated[Optional[list[str]], typer.Option("--set", help="Only this set (repeatable).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Render every template with sample data (all kinds, locales, PDFs); exit 1 on any error."""
+    from pipeline.templates_check import check_templates, list_templates
+
+    root = root or _settings(config).templates
+    problems = check_templates(root, set_names or None)
+    checked = len(list_templates(root, set_names or None))
+    if problems:
+        table = Table("severity", "file", "line", "locale", "problem", title=f"Template problems in {root}")
+        for p in problems:
+            # Text(): Jinja messages contain brackets that rich would read as markup.
+            table.add_row(Text(p.severity, style="red" if p.severity == "error" else "yellow"),
+                          Text("/".join(part for part in (p.template_set, p.file) if part)),
+                          str(p.line or ""), p.locale, Text(p.message))
+        console.print(table)
+    errors = sum(p.severity == "error" for p in problems)
+    warnings = len(problems) - errors
+    if errors:
+        console.print(f"[red]{checked} templates checked, {_plural(errors, 'error')}[/red]")
+        raise typer.Exit(1)
+    console.print(f"{checked} templates checked, no errors" + (f" ({_plural(warnings, 'warning')})" if warnings else ""))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@app.command()
+def preview(
+    policy: Annotated[str, typer.Option(help="Policy handle (or name).")],
+    level: Annotated[int, typer.Option(help="Level number, 1 for the first.")],
+    locale: Annotated[str, typer.Option(help="Customer locale, e.g. de_DE.")],
+    case: Annotated[Optional[str], typer.Option(help="Use this case's data (its latest reminder) instead of samples.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder to write the preview files to.")] = Path("var/preview"),
+    config: ConfigOpt = None,
+) -> None:
+    """Write a level's email (.eml), letter (.pdf) and SMS (.txt) for review; sends nothing."""
+    from jinja2 import TemplateError
+
+    from pipeline.preview import preview as make_preview
+
+    try:
+        paths = make_preview(_settings(config), policy, level, locale, out, case_id=case)
+    except (ValueError, TemplateError) as exc:  # bad arguments (PolicyError is one too) or template
+        console.print(Text(str(exc), style="red"), soft_wrap=True)
+        raise typer.Exit(2) from None
+    for path in paths:
+        console.print(str(path), soft_wrap=True, markup=False)
 
 
 def main() -> None:

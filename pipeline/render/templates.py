@@ -12,6 +12,7 @@ Layout of a set (``templates/<set>/``)::
     <lang>/<template>.txt           email text body
     <lang>/<template>.html          email HTML body
     <lang>/<template>.letter.html   PDF letter (usually extends base_letter.html)
+    <lang>/<template>.sms.txt       SMS text (one line, at most 306 characters)
     letter.css                      letter stylesheet, applied by the PDF renderer
     base_letter.html                optional shared letter layout
 
@@ -37,6 +38,11 @@ from .formatting import format_date, format_money, format_number, language_of
 FALLBACK_LANGUAGE = "en"
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _LINEBREAKS_RE = re.compile(r"[ \t]*[\r\n]+[ \t]*")
+_SPACES_RE = re.compile(r"[ \t]{2,}")
+# One SMS segment holds 160 GSM-7 characters; a concatenated message of two
+# segments 2 x 153 = 306. Longer texts cost more and arrive split on old phones.
+SMS_SEGMENT = 160
+SMS_MAX = 306
 # Bounds for '*' and '**' so a template cannot allocate gigabytes ('x' * 10**10).
 _MAX_REPEAT = 100_000
 _MAX_EXPONENT = 1_000
@@ -47,6 +53,23 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
+
+
+class SmsTooLong(ValueError):
+    """An SMS template rendered to more than SMS_MAX characters."""
+
+
+def one_line(text: str) -> str:
+    """Line breaks (and the spaces around them) become one space: subjects and SMS are one line.
+
+    (Not str.split(): it would also eat the no-break spaces in amounts.)
+    """
+    return _LINEBREAKS_RE.sub(" ", text).strip()
+
+
+def sms_text(rendered: str) -> str:
+    """A rendered SMS template as sent: one line, runs of spaces collapsed (no-break spaces kept)."""
+    return _SPACES_RE.sub(" ", one_line(rendered))
 
 
 class _ConfinedLoader(FileSystemLoader):
@@ -159,29 +182,50 @@ class TemplateSet:
                 raise exc from None
             raise augmented from exc
 
-    def _location(self, exc: BaseException) -> str | None:
+    def locate(self, exc: BaseException) -> tuple[str, int] | None:
+        """``("de/reminder.txt", 3)``: the set file and line a render error happened in, if any."""
+        if isinstance(exc, TemplateSyntaxError) and exc.name:
+            return exc.name, exc.lineno
         # Jinja rewrites tracebacks so template frames carry the template's
         # filename and line; the innermost one is where the error happened.
-        found = None
-        tb = exc.__traceback__
+        # An error re-raised by render() keeps those frames on its cause.
+        for e in (exc, exc.__cause__):
+            frames = self._frames(e) if e is not None else []
+            if frames:
+                return frames[-1]
+        return None
+
+    def _frames(self, exc: BaseException) -> list[tuple[str, int]]:
         prefix = str(self.folder) + os.sep
+        out, tb = [], exc.__traceback__
         while tb is not None:
             filename = tb.tb_frame.f_code.co_filename
             if filename.startswith(prefix):
-                found = f"{self.name}/{filename[len(prefix):]} line {tb.tb_lineno}"
+                out.append((filename[len(prefix):], tb.tb_lineno))
             tb = tb.tb_next
-        return found
+        return out
+
+    def _location(self, exc: BaseException) -> str | None:
+        found = self.locate(exc)
+        return f"{self.name}/{found[0]} line {found[1]}" if found else None
 
     def render_email(self, ctx: Mapping[str, Any]) -> RenderedEmail:
         template, locale = ctx["template"], ctx.get("locale")
         subject = self.render(self.template_name(template, "subject.txt", locale), ctx)
         return RenderedEmail(
-            # One line: a newline in a header would be an injection. (Not
-            # str.split(): it would also eat the no-break spaces in amounts.)
-            subject=_LINEBREAKS_RE.sub(" ", subject).strip(),
+            # One line: a newline in a header would be an injection.
+            subject=one_line(subject),
             text=self.render(self.template_name(template, "txt", locale), ctx),
             html=self.render(self.template_name(template, "html", locale), ctx),
         )
 
     def render_letter_html(self, ctx: Mapping[str, Any]) -> str:
         return self.render(self.template_name(ctx["template"], "letter.html", ctx.get("locale")), ctx)
+
+    def render_sms(self, ctx: Mapping[str, Any]) -> str:
+        """The SMS text: one line, runs of spaces collapsed, at most SMS_MAX characters."""
+        name = self.template_name(ctx["template"], "sms.txt", ctx.get("locale"))
+        text = sms_text(self.render(name, ctx))
+        if len(text) > SMS_MAX:
+            raise SmsTooLong(f"{self.name}/{name}: SMS text has {len(text)} characters, at most {SMS_MAX} allowed")
+        return text

@@ -1,0 +1,114 @@
+"""`dunning preview`: a level's email, letter and SMS written to files, nothing sent."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import io
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.preview import preview
+from pipeline.render.bench import sample_context
+from pipeline.render.formatting import format_money
+from world import World, policy, query
+
+# Level 2 charges a fee, so its preview must add it to the sample amounts.
+LEVELS = [("due_date", 7, 7), ("previous_level", 7, 10, {"EUR": "5.00"})]
+
+
+def pdf_text(data: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
+
+
+def test_preview_without_case_writes_eml_pdf_and_sms(tmp_path):
+    settings = World(tmp_path, policy(LEVELS)).write()
+    paths = preview(settings, "default", 2, "de_DE", tmp_path / "out")
+    assert [p.name for p in paths] == [f"preview-default-L2-de_DE.{ext}" for ext in ("eml", "pdf", "txt")]
+
+    sample = sample_context(0, locale="de_DE", template="reminder")
+    number, customer = sample["invoice"]["invoice_number"], sample["customer"]
+    total = format_money(sample["amounts"]["principal"] + Decimal("5.00"), "EUR", "de_DE")  # 1.139,56 €
+    msg = email.message_from_bytes(paths[0].read_bytes(), policy=email.policy.default)
+    assert msg["Subject"] == f"Zahlungserinnerung zur Rechnung {number}"
+    assert msg["To"].addresses[0].addr_spec == customer["email"]
+    assert msg["To"].addresses[0].display_name == customer["name"]
+    assert msg["From"].addresses[0].display_name == "Test GmbH"  # the organization from the settings
+    assert msg["X-Dunning-Action-Key"] == "preview/default/L2/de_DE"
+
+    [attachment] = list(msg.iter_attachments())
+    assert attachment.get_content_type() == "application/pdf"
+    pdf = attachment.get_content()
+    assert pdf == paths[1].read_bytes()
+    text = pdf_text(pdf)
+    assert format_money(sample["invoice"]["open_amount"], "EUR", "de_DE") in text  # 1.134,56 €
+    assert total in text and "Test GmbH" in text and number in text
+
+    sms = paths[2].read_text(encoding="utf-8")
+    assert sms == (f"Test GmbH: Rechnung {number} ist noch offen. Bitte zahlen Sie {total} bis 20.05.2026. "
+                   "Schon bezahlt? Dann bitte ignorieren.\n")  # due: 10 May + 10 payment days
+
+
+def test_preview_is_deterministic(tmp_path):
+    settings = World(tmp_path, policy(LEVELS)).write()
+    first = preview(settings, "default", 1, "fr_BE", tmp_path / "a")
+    second = preview(settings, "default", 1, "fr_BE", tmp_path / "b")
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("default", 3, "de_DE"), "policy default has no level 3; its levels are: 1 Level 1, 2 Level 2"),
+        (("default", 0, "de_DE"), "policy default has no level 0"),
+        (("gold", 1, "de_DE"), "unknown policy 'gold'"),
+        (("default", 1, "xx_QQ"), "unknown locale 'xx_QQ'"),
+        (("default", 1, ""), "unknown locale ''"),
+    ],
+)
+def test_clear_errors(tmp_path, args, message):
+    settings = World(tmp_path, policy(LEVELS)).write()
+    with pytest.raises(ValueError) as err:
+        preview(settings, *args, tmp_path / "out")
+    assert message in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_preview_of_a_real_case(tmp_path):
+    w = World(tmp_path, policy(LEVELS))
+    w.customer(name="Jana Nováková", locale="de_DE").contract().invoice("I1", "250.00", "2026-04-26", "2026-05-10")
+    settings = w.run("2026-05-01", "2026-05-20")
+    [(case_id,)] = query(settings, "select distinct case_id from action_ledger where action = 'reminder'")
+
+    # The case's data, with the level, template and locale asked for (French, level 2 with its fee).
+    paths = preview(settings, "default", 2, "fr_FR", tmp_path / "out", case_id=case_id)
+    text = pdf_text(paths[1].read_bytes())
+    assert "Jana Nováková" in text and "N-I1" in text
+    assert format_money(Decimal("250.00"), "EUR", "fr_FR") in text
+    msg = email.message_from_bytes(paths[0].read_bytes(), policy=email.policy.default)
+    assert msg["Subject"] == "Rappel de paiement\xa0: facture N-I1"
+    assert msg["To"].addresses[0].addr_spec == "CU1@x.example"
+    assert "N-I1" in paths[2].read_text(encoding="utf-8")
+
+    with pytest.raises(ValueError, match="case 'ct-nope' has no reminder"):
+        preview(settings, "default", 1, "de_DE", tmp_path / "out", case_id="ct-nope")
+
+
+def test_cli_preview(tmp_path):
+    config = World(tmp_path, policy(LEVELS)).write_config()
+    out = tmp_path / "previews"
+    runner = CliRunner()
+    ok = runner.invoke(app, ["preview", "--policy", "default", "--level", "1", "--locale", "nl_BE",
+                             "--out", str(out), "--config", str(config)])
+    assert ok.exit_code == 0, ok.output
+    assert sorted(p.name for p in out.iterdir()) == [f"preview-default-L1-nl_BE.{ext}" for ext in ("eml", "pdf", "txt")]
+    assert str(out / "preview-default-L1-nl_BE.pdf") in ok.output
+
+    bad = runner.invoke(app, ["preview", "--policy", "default", "--level", "5", "--locale", "nl_BE",
+                              "--out", str(out), "--config", str(config)])
+    assert bad.exit_code == 2 and "has no level 5" in bad.output
