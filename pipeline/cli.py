@@ -90,6 +90,44 @@ def run(
     r = results[-1]
     console.print(f"{r.as_of}: opened {r.cases_opened}, closed {r.cases_closed}, actions {r.actions}, "
                   f"skipped levels {r.levels_skipped}, documents {r.documents_written}")
+    if r.dispatch_blocked:
+        console.print(Text(f"NOTHING SENT: {r.dispatch_blocked}", style="bold red"))
+    _print_review(settings)
+
+
+def _print_review(settings: Settings) -> None:
+    """List the actions a person must look at (failed or of unknown outcome), if any."""
+    with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
+        rows = con.execute("select action_key, channel, status, attempts, reason, last_error "
+                           "from dispatch_review").fetchall()
+    if not rows:
+        return
+    table = Table("action", "channel", "status", "attempts", "reason", "last error",
+                  title=f"{len(rows)} action(s) to review (view dispatch_review)", title_style="bold yellow")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+@app.command()
+def dispatch(
+    as_of: Annotated[datetime, typer.Option("--as-of", formats=["%Y-%m-%d"], help="The run's day.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Deliver what is due without recomputing: recover a crashed run, send rendered and retry failed actions."""
+    from pipeline.dispatch import dispatch as dispatch_pending
+
+    settings = _settings(config)
+    with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
+        blocked = con.execute("select dispatch_blocked from run_log where as_of = ? order by run_number desc "
+                              "limit 1", [as_of.date()]).fetchall()
+        if blocked and blocked[0][0]:
+            console.print(Text(f"NOTHING SENT: {blocked[0][0]}", style="bold red"))
+            raise typer.Exit(1)
+        summary = dispatch_pending(con, as_of.date(), settings)
+    console.print(f"{as_of.date()}: rendered {summary.rendered}, sent {summary.sent}, letters {summary.letters}, "
+                  f"failed {summary.failed}, needs review {summary.needs_review}, recovered {summary.recovered}")
+    _print_review(settings)
 
 
 @app.command()

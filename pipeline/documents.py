@@ -215,7 +215,7 @@ def render_planned(con, as_of: date, settings: Settings) -> int:
     days_touched: set[date] = set()
     for key, pdf in _renderer(settings.templates).render_many(letters, workers=workers):
         ctx = by_key[key]
-        faults.checkpoint("render.document")
+        faults.checkpoint("render.document", key)
         email = template_set(ctx["template_set"]).render_email(ctx)
         folder = outbox.write_document(ctx["as_of"], ctx, email, pdf,
                                        _original_invoices(ctx, settings.channels.invoice_pdf_dir))

@@ -15,7 +15,7 @@ import signal
 _count = 0
 
 
-def checkpoint(name: str) -> None:
+def checkpoint(name: str, detail: str = "") -> None:
     global _count
     kill_at, log = os.environ.get("DUNNING_KILL_AT"), os.environ.get("DUNNING_CHECKPOINT_LOG")
     if not kill_at and not log:
@@ -23,6 +23,6 @@ def checkpoint(name: str) -> None:
     _count += 1
     if log:
         with open(log, "a", encoding="utf-8") as fh:
-            fh.write(f"{_count} {name}\n")
+            fh.write(f"{_count} {name} {detail}".rstrip() + "\n")
     if kill_at and _count == int(kill_at):
         os.kill(os.getpid(), signal.SIGKILL)

@@ -57,7 +57,7 @@ class DispatchJournal:
     def begin(self, action_key: str) -> None:
         """Recorded (durably) just before the message is handed to the channel."""
         self._append({"k": action_key, "e": "begin"}, sync=True)
-        faults.checkpoint("journal.begin")
+        faults.checkpoint("journal.begin", action_key)
 
     def outcome(self, action_key: str, outcome: str, provider_message_id: str | None = None,
                 error: str | None = None) -> None:

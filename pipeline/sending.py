@@ -208,7 +208,7 @@ def _send_batch(con, settings, batch, transports, journal, stack, counts) -> Non
         except (TransientError, OSError) as exc:
             outcome, provider_id, error = "transient", None, str(exc)
         journal.outcome(key, outcome, provider_id, error)
-        faults.checkpoint("send.outcome")
+        faults.checkpoint("send.outcome", key)
         outcomes.append((row, outcome, provider_id, error))
     con.execute("begin transaction")
     for row, outcome, provider_id, error in outcomes:
