@@ -128,6 +128,12 @@ def stage_render(workdir: Path, letters: int, workers: int) -> dict:
     return bench_render(n=letters, workers=workers)
 
 
+def stage_email(workdir: Path, messages: int) -> dict:
+    from pipeline.channels.smtp_bench import bench_dispatch, bench_smtp
+
+    return {"transport_only": bench_smtp(messages), "dispatch": bench_dispatch(workdir, messages)}
+
+
 STAGES = {
     "generate": lambda w, a: stage_generate(w, a["contracts"]),
     "ctas_baseline": lambda w, a: stage_ctas_baseline(w),
@@ -135,6 +141,7 @@ STAGES = {
     "baseline_query": lambda w, a: stage_baseline_query(w),
     "sql_models": lambda w, a: stage_sql_models(w),
     "render": lambda w, a: stage_render(w, a["letters"], a["workers"]),
+    "email": lambda w, a: stage_email(w, a.get("messages", 1000)),
 }
 
 

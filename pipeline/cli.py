@@ -227,6 +227,26 @@ def confirm(
 
 
 @app.command()
+def resolve(
+    action_key: Annotated[str, typer.Argument(help="Key of an action listed in dispatch_review.")],
+    outcome: Annotated[str, typer.Option("--as", help="delivered (it did arrive) or resend.")],
+    on: Annotated[datetime, typer.Option("--on", formats=["%Y-%m-%d"], help="Day of the decision.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Settle an action in review after checking the channel: delivered, or send it again."""
+    from pipeline.state import ConfirmError, resolve_review
+
+    settings = _settings(config)
+    with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
+        try:
+            resolve_review(con, action_key, outcome, on.date())
+        except ConfirmError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+    console.print(f"{action_key}: {'sent' if outcome == 'delivered' else 'to be sent again by the next dispatch'}")
+
+
+@app.command()
 def demo(
     end: Annotated[Optional[datetime], typer.Option(formats=["%Y-%m-%d"], help="Last day (default: today).")] = None,
     days: int = 90,

@@ -99,22 +99,44 @@ def _settle(con, key: str, status: str, *, provider_id: str | None = None, error
     )
 
 
-def _apply_outcome(con, settings: Settings, row: dict, outcome: str, provider_id: str | None,
-                   error: str | None) -> None:
+def _outcome_row(settings: Settings, row: dict, outcome: str, provider_id: str | None,
+                 error: str | None) -> tuple:
+    """(key, status, provider id, error, review reason, attempts) for one hand-over's outcome."""
     attempts = (row["attempts"] or 0) + 1
     if outcome == "sent":
-        _settle(con, row["action_key"], "sent", provider_id=provider_id, attempts=attempts)
-    elif outcome == "ambiguous":
-        _settle(con, row["action_key"], "needs_review", error=error, attempts=attempts,
-                review_reason="the connection was lost after the message was handed over; it may or may "
-                              "not have been delivered")
-    elif outcome == "permanent":
-        _settle(con, row["action_key"], "failed", error=error, attempts=attempts,
-                review_reason="refused: not retried")
-    else:
-        exhausted = attempts >= settings.dispatch.max_attempts
-        _settle(con, row["action_key"], "failed", error=error, attempts=attempts,
-                review_reason=f"gave up after {attempts} attempts" if exhausted else None)
+        return row["action_key"], "sent", provider_id, None, None, attempts
+    if outcome == "ambiguous":
+        return (row["action_key"], "needs_review", None, error,
+                "the connection was lost after the message was handed over; it may or may not have been "
+                "delivered", attempts)
+    if outcome == "permanent":
+        return row["action_key"], "failed", None, error, "refused: not retried", attempts
+    exhausted = attempts >= settings.dispatch.max_attempts
+    return (row["action_key"], "failed", None, error,
+            f"gave up after {attempts} attempts" if exhausted else None, attempts)
+
+
+def _write_outcomes(con, outcomes: list[tuple]) -> None:
+    """All outcomes of a batch in one statement (one commit: ~1 ms instead of ~1 ms per row)."""
+    if not outcomes:
+        return
+    columns = list(zip(*outcomes))
+    con.execute(
+        """update action_ledger l
+           set status = o.status, provider_message_id = coalesce(o.provider_id, l.provider_message_id),
+               last_error = coalesce(o.error, l.last_error), review_reason = o.review_reason,
+               attempts = o.attempts
+           from (select unnest(?) as key, unnest(?) as status, unnest(?::varchar[]) as provider_id,
+                        unnest(?::varchar[]) as error, unnest(?::varchar[]) as review_reason,
+                        unnest(?::integer[]) as attempts) o
+           where l.action_key = o.key""",
+        [list(c) for c in columns],
+    )
+
+
+def _apply_outcome(con, settings: Settings, row: dict, outcome: str, provider_id: str | None,
+                   error: str | None) -> None:
+    _write_outcomes(con, [_outcome_row(settings, row, outcome, provider_id, error)])
 
 
 class _Email:
@@ -129,7 +151,9 @@ class _Email:
 
     def send(self, row: dict, folder: Path):
         data = (folder / "message.eml").read_bytes()
-        headers = BytesHeaderParser().parsebytes(data)
+        # only the header block: parsing the whole message would cost more than sending it
+        end = data.find(b"\r\n\r\n")
+        headers = BytesHeaderParser().parsebytes(data[:end + 2] if end >= 0 else data)
         to = [addr for _, addr in getaddresses(headers.get_all("To", [])) if addr]
         if not to:
             raise PermanentError("no email address for this customer")
@@ -188,8 +212,7 @@ def send_rendered(con, as_of: date, settings: Settings) -> dict[str, int]:
 
 
 def _send_batch(con, settings, batch, transports, journal, stack, counts) -> None:
-    con.executemany("update action_ledger set status = 'sending' where action_key = ?",
-                    [[r["action_key"]] for r in batch])
+    _mark_sending(con, [r["action_key"] for r in batch])
     faults.checkpoint("send.batch_marked")
     outcomes = []
     for row in batch:
@@ -210,13 +233,15 @@ def _send_batch(con, settings, batch, transports, journal, stack, counts) -> Non
         journal.outcome(key, outcome, provider_id, error)
         faults.checkpoint("send.outcome", key)
         outcomes.append((row, outcome, provider_id, error))
-    con.execute("begin transaction")
-    for row, outcome, provider_id, error in outcomes:
-        _apply_outcome(con, settings, row, outcome, provider_id, error)
+    _write_outcomes(con, [_outcome_row(settings, *o) for o in outcomes])
+    for _, outcome, _, _ in outcomes:
         counts["sent" if outcome == "sent" else "needs_review" if outcome == "ambiguous" else "failed"] += 1
-    con.execute("commit")
     faults.checkpoint("send.batch_committed")
     journal.clear()
+
+
+def _mark_sending(con, keys: list[str]) -> None:
+    con.execute("update action_ledger set status = 'sending' where action_key in (select unnest(?))", [keys])
 
 
 def send_letters(con, as_of: date, settings: Settings) -> int:
@@ -237,8 +262,7 @@ def send_letters(con, as_of: date, settings: Settings) -> int:
     handed = 0
     for day in sorted({r["executed_on"] for r in rows}):
         todays = [r for r in rows if r["executed_on"] == day]
-        con.executemany("update action_ledger set status = 'sending' where action_key = ?",
-                        [[r["action_key"]] for r in todays])
+        _mark_sending(con, [r["action_key"] for r in todays])
         faults.checkpoint("letters.marked")
         items = [LetterItem(
             action_key=r["action_key"],
@@ -256,10 +280,10 @@ def send_letters(con, as_of: date, settings: Settings) -> int:
         ) for r in todays]
         batch = write_print_batch(settings.print_folder, day, items)
         faults.checkpoint("letters.batch_written")
-        con.executemany(
+        con.execute(
             "update action_ledger set status = 'sent', provider_message_id = ?, attempts = attempts + 1 "
-            "where action_key = ?",
-            [[batch.batch_id, key] for key in batch.keys],
+            "where action_key in (select unnest(?))",
+            [batch.batch_id, batch.keys],
         )
         handed += batch.letters
     return handed

@@ -230,6 +230,25 @@ def confirm_manual(con, action_key: str, dispatched_on: date) -> None:
     )
 
 
+def resolve_review(con, action_key: str, outcome: str, on: date) -> None:
+    """A person settles an action in review: it was `delivered` (checked in the mailbox or the
+    relay's log) or must be sent again (`resend`: rendered again, sent by the next dispatch)."""
+    rows = con.execute("select status from action_ledger where action_key = ?", [action_key]).fetchall()
+    if not rows:
+        raise ConfirmError(f"no action {action_key!r} in the ledger")
+    if rows[0][0] not in ("needs_review", "failed"):
+        raise ConfirmError(f"{action_key} is {rows[0][0]}; only actions in review (needs_review or failed) "
+                           "can be resolved")
+    if outcome not in ("delivered", "resend"):
+        raise ConfirmError(f"outcome must be delivered or resend, not {outcome!r}")
+    con.execute(
+        """update action_ledger set status = ?, review_reason = null, status_changed_on = ?,
+                  attempts = case when ? = 'resend' then 0 else attempts end
+           where action_key = ?""",
+        ["sent" if outcome == "delivered" else "rendered", on, outcome, action_key],
+    )
+
+
 def apply_day(con, as_of: date, dispatch_mode: str, *, held: bool = False) -> dict[str, int]:
     """Write the day's decisions (temp tables from the models) into the persistent state.
 

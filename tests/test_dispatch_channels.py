@@ -185,3 +185,28 @@ def test_stale_payment_data_holds_dispatch_and_the_next_fresh_day_sends(tmp_path
     assert query(s, "select action_key, executed_on::varchar, status from action_ledger") == [
         (f"{L1}/reminder", "2026-03-23", "sent")]
     assert len(smtp.messages) == 1
+
+
+def test_review_is_resolved_by_a_person_delivered_or_resent(tmp_path, servers):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    smtp, rx = servers
+    w = _world(tmp_path, smtp, rx, ONE_LEVEL)
+    smtp.drop_after_data_next(1)
+    s = w.run("2026-03-16", "2026-03-22", dispatch=True)
+    config = w.write_config()
+    runner = CliRunner()
+    result = runner.invoke(app, ["resolve", f"{L1}/reminder", "--as", "resend", "--on", "2026-03-23",
+                                 "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["dispatch", "--as-of", "2026-03-23", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "sent 1" in result.output
+    assert len(smtp.messages) == 2  # the person chose to send it again
+    assert query(s, "select status, attempts, review_reason from action_ledger") == [("sent", 1, None)]
+    result = runner.invoke(app, ["resolve", f"{L1}/reminder", "--as", "delivered", "--on", "2026-03-23",
+                                 "--config", str(config)])
+    assert result.exit_code == 2
+    assert "is sent; only actions in review" in result.output
