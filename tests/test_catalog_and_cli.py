@@ -74,9 +74,14 @@ def test_demo_runs_days_in_order_and_prints_the_summary(tmp_path):
     assert con.execute("select list(as_of::varchar order by as_of) from run_log").fetchall() == [
         (["2026-06-28", "2026-06-29", "2026-06-30"],)]
     sent = con.execute("select count(*) from action_ledger where status = 'sent'").fetchall()[0][0]
+    with_pdf = con.execute("select count(*) from action_ledger where status = 'sent' "
+                           "and action in ('reminder', 'notify_merchant') and channel <> 'sms'").fetchall()[0][0]
+    sms = con.execute("select count(*) from action_ledger where status = 'sent' and channel = 'sms'").fetchall()[0][0]
     con.close()
     assert f"documents written: {sent} " in result.output
-    assert sent == len(list((tmp_path / "var" / "outbox").rglob("letter.pdf")))
+    outbox = tmp_path / "var" / "outbox"
+    assert with_pdf == len(list(outbox.glob("2026-*/*/letter.pdf"))) > 0
+    assert sms == len(list(outbox.glob("2026-*/*/sms.json"))) > 0
 
 
 def test_confirm_refuses_what_is_not_a_prepared_manual_document(tmp_path):
