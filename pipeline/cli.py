@@ -307,11 +307,14 @@ def bench(
     letters: int = 1000,
     workers: int = 2,
     workdir: Path = Path("var/bench"),
+    messages: int = 1000,
+    stage: Annotated[Optional[list[str]], typer.Option("--stage", help="Only these stages (repeatable).")] = None,
 ) -> None:
     """Time each stage of one daily run at scale (one JSON object per stage)."""
     from pipeline.bench import run_benchmark
 
-    for line in run_benchmark(workdir, contracts=contracts, letters=letters, workers=workers):
+    for line in run_benchmark(workdir, contracts=contracts, letters=letters, workers=workers, messages=messages,
+                              stages=stage):
         print(json.dumps(line), flush=True)
 
 
