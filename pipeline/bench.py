@@ -134,6 +134,39 @@ def stage_email(workdir: Path, messages: int) -> dict:
     return {"transport_only": bench_smtp(messages), "dispatch": bench_dispatch(workdir, messages)}
 
 
+def stage_simulate(workdir: Path, days: int, separate_days: int) -> dict:
+    """A candidate policy over `days` past days in one simulation, next to separate daily runs
+    (each: connect, ingest, one day), measured for `separate_days` days and scaled to `days`."""
+    from datetime import timedelta
+
+    from pipeline import run as pipeline_run
+    from pipeline.simulate import simulate
+
+    settings = _settings(workdir, "simulate.duckdb")
+    settings.database.unlink(missing_ok=True)
+    start = END - timedelta(days=days - 1)
+    with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
+        started = time.perf_counter()
+        pipeline_run.load_inputs(con, settings)
+        ingest = time.perf_counter() - started
+        sim = simulate(con, settings, settings.policy_file, start, END, name="bench")
+        actions = con.execute("select count(*) from sim_bench.action_ledger").fetchall()[0][0]
+    total = time.perf_counter() - started
+    separate = []
+    for n in range(separate_days):
+        started = time.perf_counter()
+        with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
+            pipeline_run.load_inputs(con, settings)
+            pipeline_run.plan_day(con, start + timedelta(days=n), live=False)
+        separate.append(time.perf_counter() - started)
+    per_run = sum(separate) / len(separate)
+    return {"days": days, "ingest_seconds": round(ingest, 2), "simulation_seconds": round(sim.seconds, 2),
+            "total_seconds": round(total, 2), "ledger_rows": actions,
+            "separate_run_seconds_each": round(per_run, 2),
+            "separate_runs_estimate_seconds": round(per_run * days, 1),
+            "ratio_separate_to_simulation": round(per_run * days / total, 2)}
+
+
 STAGES = {
     "generate": lambda w, a: stage_generate(w, a["contracts"]),
     "ctas_baseline": lambda w, a: stage_ctas_baseline(w),
@@ -142,6 +175,7 @@ STAGES = {
     "sql_models": lambda w, a: stage_sql_models(w),
     "render": lambda w, a: stage_render(w, a["letters"], a["workers"]),
     "email": lambda w, a: stage_email(w, a.get("messages", 1000)),
+    "simulate": lambda w, a: stage_simulate(w, a.get("days", 90), a.get("separate_days", 3)),
 }
 
 
@@ -155,7 +189,8 @@ def run_benchmark(workdir: Path, *, contracts: int, letters: int, workers: int, 
     (workdir / "data").mkdir(parents=True, exist_ok=True)
     args = {"contracts": contracts, "letters": letters, "workers": workers, "messages": messages}
     results = {}
-    for name in (s for s in STAGES if not stages or s in stages):
+    default = [s for s in STAGES if s != "simulate"]  # its scale is its own: --stage simulate
+    for name in (s for s in STAGES if (s in stages if stages else s in default)):
         out = subprocess.run([sys.executable, "-m", "pipeline.bench", name, str(workdir), json.dumps(args)],
                              check=True, capture_output=True, text=True)
         line = json.loads(out.stdout.strip().splitlines()[-1])

@@ -134,19 +134,75 @@ def dispatch(
 def backfill(
     start: Annotated[datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="First day.")],
     end: Annotated[datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day.")],
-    dispatch: Annotated[bool, typer.Option(help="Dispatch documents (default: record only, never send the past).")] = False,
+    catch_up: Annotated[str, typer.Option(
+        "--catch-up", help="How the next live days treat levels this backfill records but nobody received: "
+                           "none (count them as done), highest (send the highest once), each (one per day).")],
+    policy_version: Annotated[Optional[str], typer.Option(
+        "--policy-version", help="Recompute under this version instead of the versions in force.")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Also write the difference report (Markdown) here.")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Run days in date order with one ingestion; by default records actions without sending."""
+    """Recompute past days in order (never sending), report what differs from the ledger."""
+    from pipeline.backfill import BackfillError, backfill as run_backfill, differences_markdown
+
     settings = _settings(config)
-    results = _run_days(settings, start.date(), end.date(), dispatch=dispatch)
-    console.print(f"{len(results)} days, {sum(r.actions for r in results)} actions, "
-                  f"{sum(r.documents_written for r in results)} documents")
+    with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
+        _, reports = pipeline_run.load_inputs(con, settings)
+        _print_ingest(reports)
+        with _progress() as progress:
+            task = progress.add_task("days", total=(end.date() - start.date()).days + 1)
+            try:
+                result = run_backfill(con, start.date(), end.date(), settings, catch_up=catch_up,
+                                      policy_version=policy_version,
+                                      on_day=lambda r: progress.update(task, advance=1, description=f"{r.as_of}"))
+            except BackfillError as exc:
+                console.print(f"[red]{exc}[/red]")
+                raise typer.Exit(2) from None
+        markdown = differences_markdown(con, result.backfill_id)
+        from pipeline.publish import publish
+
+        publish(con, settings, end.date())  # the analysts' copy follows every run
+    console.print(f"{len(result.days)} days, {sum(r.actions for r in result.days)} actions, nothing sent; "
+                  f"catch-up for the next live days: {catch_up}")
+    console.print(markdown)
+    if report:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(markdown, encoding="utf-8")
+
+
+@app.command()
+def simulate(
+    candidate: Annotated[Path, typer.Option("--policy", help="The candidate policy file.")],
+    start: Annotated[datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="First day.")],
+    end: Annotated[datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day.")],
+    name: Annotated[Optional[str], typer.Option(help="Schema name suffix (default: the file name).")] = None,
+    paid_within: Annotated[int, typer.Option(help="Days after a level in which payments count for it.")] = 14,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the HTML report (default: reports_dir).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run a candidate policy over past days in its own schema and compare with what happened."""
+    from pipeline.policy import PolicyError
+    from pipeline.simulate import markdown, simulate as run_simulation, write_html
+
+    settings = _settings(config)
+    with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
+        pipeline_run.load_inputs(con, settings)
+        with _progress() as progress:
+            task = progress.add_task("days", total=(end.date() - start.date()).days + 1)
+            try:
+                sim = run_simulation(con, settings, candidate, start.date(), end.date(), name=name,
+                                     paid_within_days=paid_within,
+                                     on_day=lambda r: progress.update(task, advance=1, description=f"{r.as_of}"))
+            except PolicyError as exc:
+                console.print(f"[red]{exc}[/red]")
+                raise typer.Exit(2) from None
+    console.print(markdown(sim))
+    console.print(f"schema {sim.schema} ({sim.seconds:.1f} s); report: "
+                  f"{write_html(sim, out or Path(settings.reports_dir))}")
 
 
 policy_app = typer.Typer(help="Work with policy files.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
-
 
 @policy_app.command("validate")
 def policy_validate(files: Annotated[list[Path], typer.Argument(help="Policy files to check.")]) -> None:
@@ -165,8 +221,6 @@ def policy_validate(files: Annotated[list[Path], typer.Argument(help="Policy fil
         console.print(f"{path}: valid ({versions})", soft_wrap=True)
     if failed:
         raise typer.Exit(1)
-
-
 @app.command()
 def explain(
     case_id: Annotated[str, typer.Argument(help="Case id, e.g. ct-CT-00000005-20260825.")],
@@ -268,6 +322,7 @@ def demo(
     generate_company(settings.data_dir, end=last, contracts=contracts, bad_rows=True)
     _run_days(settings, first, last, dispatch=True)
     _print_summary(settings, last)
+    console.print(f"daily report: {_write_daily_report(settings, last)[0]} (and report.pdf)", soft_wrap=True)
     console.print(f"done in {time.perf_counter() - started:.1f} s")
 
 
@@ -375,6 +430,32 @@ def preview(
         raise typer.Exit(2) from None
     for path in paths:
         console.print(str(path), soft_wrap=True, markup=False)
+
+
+def _write_daily_report(settings: Settings, as_of: date) -> tuple[Path, Path]:
+    from pipeline.analytics import ensure_analytics
+    from pipeline.daily_report import write_report
+
+    with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
+        created = ensure_analytics(con, replace=False)  # a database from before the analyst's macros
+        if created:
+            catalog.apply_comments(con, created)
+        return write_report(con, as_of, settings)
+
+
+@app.command("report")
+def daily_report(
+    as_of: Annotated[datetime, typer.Option("--as-of", formats=["%Y-%m-%d"], help="A day that was run.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Write the daily report (HTML and PDF with charts) for a day: aging, levels, recoveries, documents."""
+    try:
+        html, pdf = _write_daily_report(_settings(config), as_of.date())
+    except ValueError as exc:  # not a day that was run
+        console.print(Text(str(exc), style="red"), soft_wrap=True)
+        raise typer.Exit(2) from None
+    console.print(str(html), soft_wrap=True, markup=False)
+    console.print(str(pdf), soft_wrap=True, markup=False)
 
 
 def main() -> None:

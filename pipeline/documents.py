@@ -20,6 +20,7 @@ from datetime import date
 from pathlib import Path
 
 from pipeline import faults
+from pipeline.failed_collections.context import collection_parts
 from pipeline.outbox import Outbox, message_id
 from pipeline.settings import Settings
 
@@ -84,13 +85,17 @@ def build_contexts(con, actions: list[dict], settings: Settings) -> list[dict]:
     for inv in invoices:
         overdue_by_customer[inv["customer_id"]].append(inv)
     org = settings.organization.model_dump()
+    # failed collections: the failed payment, its reason, the payment link or transfer details
+    collections = collection_parts(con, actions, org)
     contexts = []
     for a in actions:
-        # the invoices the case covers: its invoice, its contract's, or the customer's in its currency
+        # the invoices the case covers: its invoice, its contract's, or the customer's in its currency;
+        # a collection case covers the invoice its failed payment was for
         covered = {
             "invoice": lambda i: i["invoice_id"] == a["target_id"],
             "contract": lambda i: i["contract_id"] == a["contract_id"],
             "customer": lambda i: i["currency"] == a["currency"],
+            "collection": lambda i: i["invoice_id"] == a["followed_invoice_id"],
         }[a["scope"]]
         overdue = [{k: v for k, v in i.items() if k not in ("customer_id", "currency")}
                    for i in overdue_by_customer.get(a["customer_id"], []) if covered(i)]
@@ -115,6 +120,9 @@ def build_contexts(con, actions: list[dict], settings: Settings) -> list[dict]:
             "amounts": {"currency": a["currency"], "principal": a["principal"], "fees": a["fees_total"],
                         "interest": a["interest"], "total": a["amount_demanded"]},
         }
+        if a["action_key"] in collections:
+            part = collections[a["action_key"]]
+            ctx.update(collection=part["collection"], invoice=part["invoice"], invoices=[part["invoice"]])
         if a.get("action") == "notify_merchant":
             ctx["recipient"] = {"name": org["name"], "email": org.get("merchant_email") or org["email"]}
             ctx["subject_prefix"] = f"[{customer['customer_id']}] "

@@ -140,6 +140,10 @@ def explain_case(con, case_id: str, as_of: date | None = None) -> Explanation:
         e.closed_on, e.close_reason = r["closed_on"], r["close_reason"]
         return e
     run_daily_models(con, as_of)
+    if e.scope == "collection":  # a failed collection: its facts are in the col_* models
+        from pipeline.failed_collections.explain import explain_collection
+
+        return explain_collection(con, e, as_of)
     closing = con.execute("select close_reason from int_case_closures where case_id = ?", [case_id]).fetchall()
     if closing:   # decided before the day's actions
         e.closed_on, e.close_reason = as_of, closing[0][0]
@@ -246,7 +250,9 @@ def format_explanation(e: Explanation) -> str:
                  + ("" if e.version_in_file else "; edited or removed from the policy file since, kept for this case")
                  + ")" if e.policy_scope else "(missing from the database)")),
              ("Dunned", {"contract": f"contract {e.contract_id}, customer {e.customer_id}",
-                         "customer": f"customer {e.customer_id}, all contracts in {e.currency}"}.get(
+                         "customer": f"customer {e.customer_id}, all contracts in {e.currency}",
+                         "collection": f"failed collection {e.target_id} (payment or mandate) of contract "
+                                       f"{e.contract_id}, customer {e.customer_id}"}.get(
                  e.scope, f"invoice {e.target_id} of contract {e.contract_id}, customer {e.customer_id}"))]
     if e.is_open:
         days = f"{e.days_overdue} day{'' if e.days_overdue == 1 else 's'}"

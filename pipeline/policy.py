@@ -23,6 +23,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.failed_collections.steps import COLLECTION_TABLES_DDL, Collections, check_moves, load_collections
+
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
 
@@ -211,6 +213,8 @@ class PolicyVersion(_Strict):
     interest: Interest | None = None
     routing: Routing | None = None
     levels: list[Level] = Field(min_length=1, max_length=20)
+    # steps after a failed collection (pipeline.failed_collections); None keeps existing hashes
+    collections: Collections | None = None
 
     @model_validator(mode="after")
     def _level_names_unique(self) -> "PolicyVersion":
@@ -276,6 +280,7 @@ class PolicyFile(_Strict):
             if p.default and any(v.routing for v in p.versions):
                 raise ValueError(f"policy {p.handle} is the default: it takes whatever no rule routes, "
                                  "so it has no routing rules")
+        check_moves(self.policies)
         return self
 
     @property
@@ -379,6 +384,7 @@ def load_into_duckdb(con, policies: PolicyFile) -> None:
     get `in_file = false` and are not used for new cases.
     """
     con.execute(POLICY_TABLES_DDL)
+    con.execute(COLLECTION_TABLES_DDL)
     con.execute("update policy_versions set in_file = false")
     for policy in policies.policies:
         for i, version in enumerate(policy.versions):
@@ -425,3 +431,5 @@ def load_into_duckdb(con, policies: PolicyFile) -> None:
                     )
                 for ccy, fee in sorted(level.fee.items()):
                     con.execute("insert into policy_level_fees values (?, ?, ?, ?)", [vid, no, ccy, fee])
+            if version.collections:
+                load_collections(con, vid, version.collections)

@@ -71,7 +71,11 @@ def build_routing_matches(con, as_of: date) -> None:
            from policy_routing r
            join policy_routing_criteria c using (policy_version)
            join policy_versions v using (policy_version)
-           where r.enabled and v.in_file and v.effective_from <= ? and (v.effective_to is null or v.effective_to > ?)
+           where r.enabled
+             and (v.policy_version in (select policy_version from forced_policy_versions)
+                  or (v.in_file and v.effective_from <= ? and (v.effective_to is null or v.effective_to > ?)
+                      and v.policy_id not in (select p.policy_id from forced_policy_versions f
+                                              join policy_versions p using (policy_version))))
            order by r.policy_version, c.criterion_no""",
         [as_of, as_of],
     ).fetchall()

@@ -19,7 +19,9 @@ from pathlib import Path
 import duckdb
 
 from pipeline import catalog, policy as policy_mod
+from pipeline.failed_collections.reference import load_reference, report_unknown_codes
 from pipeline.ingest import TableReport, ingest
+from pipeline.publish import publish
 from pipeline.settings import Settings
 from pipeline.sql_runner import run_daily_models
 from pipeline.state import apply_day, ensure_state, rewind_to
@@ -63,6 +65,9 @@ def load_inputs(con, settings: Settings) -> tuple[policy_mod.PolicyFile, list[Ta
     ensure_state(con)
     policy_mod.load_into_duckdb(con, policies)
     reports = ingest(con, settings.data_dir, policies.handles)
+    # reason codes of failed collections (reference data, replaced on every run) and their views
+    load_reference(con)
+    report_unknown_codes(con)
     return policies, reports
 
 
@@ -96,6 +101,10 @@ def plan_day(con, as_of: date, *, live: bool = True, settings: Settings | None =
     rewind_to(con, as_of)
     seconds = run_daily_models(con, as_of)
     counts = apply_day(con, as_of, "live" if live else "backfill", held=blocked is not None)
+    if live and not blocked:
+        from pipeline.backfill import apply_catch_up  # (backfill builds on this module)
+
+        counts["actions"] += apply_catch_up(con, as_of)
     run_number = con.execute(
         "select coalesce(max(run_number), 0) + 1 from run_log where as_of = ?", [as_of]
     ).fetchall()[0][0]
@@ -162,4 +171,5 @@ def run_range(
         if on_day:
             on_day(result)
     catalog.apply_comments(con)
+    publish(con, settings, end)  # the analysts' read-only copy (pipeline/publish.py)
     return results

@@ -36,6 +36,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from pipeline import policy as policy_mod
 from pipeline import run as run_mod
+from pipeline.failed_collections.steps import COLLECTION_ACTIONS
 from pipeline.ingest import IngestError
 from pipeline.schema import INPUT_TABLES, MONEY
 from pipeline.settings import PROJECT_ROOT, DispatchSettings, Settings
@@ -166,8 +167,9 @@ class Inputs(_Strict):
 
 # The keys that identify a ledger row; expected and actual rows are matched on the ones given.
 ACTION_IDENTITY = ("on", "case", "level", "action")
-# every action a level can run (pipeline.policy), plus the row recording a skipped level
-ACTION_KINDS = (*policy_mod.ACTION_TYPES, "level_skipped")
+# every action a level can run (pipeline.policy), the ones only collection steps record, plus the
+# row recording a skipped level
+ACTION_KINDS = (*policy_mod.ACTION_TYPES, *COLLECTION_ACTIONS, "level_skipped")
 
 
 def _detail_value(value: Any) -> Any:
@@ -235,6 +237,8 @@ class CaseExpectation(_Strict):
     policy: str | None = None
     level: int | None = None  # the current (last executed) level, 0 before the first
     fees_total: Money | None = None
+    failure_type: Literal["soft", "hard", "technical"] | None = None  # collection cases
+    counting: Literal["per_transaction", "per_mandate"] | None = None  # collection cases
 
 
 class Expect(_Strict):
@@ -643,7 +647,7 @@ def run_scenario(scenario: Scenario, workdir: Path | str) -> ScenarioResult:
             a["details"] = json.loads(a["details"], parse_float=Decimal) if a["details"] else {}
         cases = _fetch(con, """
             select case_id as case, opened_on, closed_on, close_reason, policy_version as policy,
-                   current_level as level, fees_total
+                   current_level as level, fees_total, failure_type, counting
             from cases order by opened_on, case_id""")
         versions = {r["policy_version"]: (r["policy_id"], r["effective_from"])
                     for r in _fetch(con, "select policy_id, policy_version, effective_from from policy_versions")}

@@ -7,13 +7,14 @@ Environment variables win over the file so that Dagster resources (wired with
 from __future__ import annotations
 
 import ipaddress
+from decimal import Decimal
 import os
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_OVERRIDES = {
@@ -22,6 +23,8 @@ ENV_OVERRIDES = {
     "outbox": "DUNNING_OUTBOX",
     "policy_file": "DUNNING_POLICY_FILE",
     "templates": "DUNNING_TEMPLATES",
+    "analyst_dir": "DUNNING_ANALYST_DIR",
+    "reports_dir": "DUNNING_REPORTS_DIR",
 }
 
 
@@ -113,12 +116,31 @@ class Settings(BaseModel):
     outbox: Path
     policy_file: Path
     templates: Path
+    # the analysts' read-only copy (Parquet + a DuckDB file of views) and the daily reports; by
+    # default beside the database (var/analyst, var/reports with dunning.yaml), so a test's or a
+    # second project's database never publishes into another one's folders
+    analyst_dir: Path
+    reports_dir: Path
     render_workers: int = Field(default=2, ge=1, le=64)
     # DuckDB's memory limit: beyond it, large steps spill to disk instead of growing
     duckdb_memory_limit: str = Field(default="2.75GB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(MB|GB|MiB|GiB)$")
     organization: Organization
     channels: ChannelSettings = Field(default_factory=ChannelSettings)
+    # postage per letter by kind and currency, for the simulation's cost estimate
+    postage: dict[str, dict[str, Decimal]] = Field(default_factory=lambda: {
+        "letter": {"EUR": Decimal("0.95"), "GBP": Decimal("0.85"), "DKK": Decimal("8.00")},
+        "registered_letter": {"EUR": Decimal("3.69"), "GBP": Decimal("3.05"), "DKK": Decimal("45.00")},
+    })
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _output_folders_beside_database(cls, data):
+        if isinstance(data, dict) and data.get("database"):
+            for key, folder in (("analyst_dir", "analyst"), ("reports_dir", "reports")):
+                if not data.get(key):
+                    data = {**data, key: Path(data["database"]).parent / folder}
+        return data
 
     @property
     def print_folder(self) -> Path:

@@ -26,6 +26,12 @@ DAILY_MODELS: tuple[str, ...] = (
     "intermediate/int_first_levels",
     "intermediate/int_routed_contracts",
     "intermediate/int_suspensions_in_force",
+    # failed collections (pipeline.failed_collections): decided before dunning, whose
+    # targets wait while a collection case works on their contract (col_dunning_holds)
+    *(f"collections/{m}" for m in (
+        "col_failures", "col_case_payments", "col_mandate_history", "col_case_progress", "col_case_closures",
+        "col_case_openings", "col_active_payments", "col_active_cases", "col_steps_due",
+        "planned_collection_actions", "col_dunning_holds")),
     "intermediate/int_dunning_targets",
     "intermediate/int_case_progress",
     "intermediate/int_case_closures",
@@ -76,6 +82,8 @@ def run_daily_models(con, as_of: date, models: tuple[str, ...] = DAILY_MODELS) -
     """Run one day's models in order; returns seconds per model."""
     from pipeline.routing import build_routing_matches  # generated from the policy's criteria
 
+    # a backfill under a named version fills this; it exists (empty) for every other run
+    con.execute("create temp table if not exists forced_policy_versions (policy_version varchar)")
     seconds = {}
     for model in models:
         if model == "intermediate/int_routed_contracts":

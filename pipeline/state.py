@@ -26,6 +26,9 @@ create table if not exists case_register (
     routed_by varchar
 );
 alter table case_register add column if not exists routed_by varchar;
+-- failed collections (scope 'collection'): the failure type and how its steps are counted
+alter table case_register add column if not exists failure_type varchar;
+alter table case_register add column if not exists counting varchar;
 create table if not exists action_ledger (
     action_key varchar primary key,
     case_id varchar not null,
@@ -84,7 +87,7 @@ create table if not exists contract_balances (
 );
 create table if not exists open_receivables (
     as_of date not null,
-    invoice_id varchar primary key,
+    invoice_id varchar not null,
     invoice_number varchar not null,
     contract_id varchar not null,
     customer_id varchar not null,
@@ -150,6 +153,8 @@ from action_ledger where action = 'end_contract' and status = 'recorded';
 create or replace view collection_requests as
 select action_key, case_id, contract_id, customer_id, currency, executed_on,
        cast(json_extract_string(details, '$.amount') as decimal(18,2)) as amount,
+       json_extract_string(details, '$.payment_id') as payment_id,
+       json_extract_string(details, '$.mandate_id') as mandate_id,
        policy_id, policy_version, level_no
 from action_ledger where action = 'attempt_payment' and status = 'recorded';
 create or replace view field_updates as
@@ -175,6 +180,9 @@ from action_ledger where fee <> 0;
 
 def ensure_state(con) -> None:
     con.execute(STATE_DDL)
+    from pipeline.analytics import ensure_analytics  # the analyst's views build on these tables
+
+    ensure_analytics(con)
 
 
 def rewind_to(con, as_of: date) -> None:
@@ -268,6 +276,19 @@ def apply_day(con, as_of: date, dispatch_mode: str, *, held: bool = False) -> di
            from int_case_openings
            on conflict do nothing"""
     ).fetchall()[0][0]
+    # failed collections: cases close (settled, or unsettled after the last step) and open alike
+    closed += con.execute(
+        """update case_register r set closed_on = ?, close_reason = c.close_reason
+           from col_case_closures c where r.case_id = c.case_id""",
+        [as_of],
+    ).fetchall()[0][0]
+    opened += con.execute(
+        """insert into case_register by name
+           select case_id, scope, target_id, contract_id, customer_id, currency, policy_id,
+                  policy_version, opened_on, routed_by, failure_type, counting
+           from col_case_openings
+           on conflict do nothing"""
+    ).fetchall()[0][0]
     # a backfill records what would have happened; nothing of it is sent or exported (a move to
     # another policy is no export but the case's own transition, so it holds in a backfill too)
     planned = con.execute(
@@ -277,7 +298,7 @@ def apply_day(con, as_of: date, dispatch_mode: str, *, held: bool = False) -> di
                        when ? = 'backfill' and status <> 'skipped' and action <> 'move_to_policy'
                        then 'not_dispatched' else status end as status,
                   ? as dispatch_mode, ? as status_changed_on
-           from planned_actions
+           from (select * from planned_actions union all by name select * from planned_collection_actions)
            order by action_key
            on conflict do nothing""",
         [held, dispatch_mode, dispatch_mode, as_of],
@@ -291,12 +312,20 @@ def apply_day(con, as_of: date, dispatch_mode: str, *, held: bool = False) -> di
                  and status = 'recorded')""",
         [as_of, as_of],
     ).fetchall()[0][0]
+    # a collection case whose last step ran today and does not wait (notify, change the mandate)
+    # ends unsettled today; not while held: a held step is decided again by the next run
+    if not held:
+        moved += con.execute(
+            """update case_register set closed_on = ?, close_reason = 'unsettled'
+               where closed_on is null and case_id in (select case_id from col_steps_due where ends_case)""",
+            [as_of],
+        ).fetchall()[0][0]
     counts = con.execute(
         """select count(*) filter (where status not in ('skipped', 'held')), count(*) filter (where status = 'skipped')
            from action_ledger where executed_on = ?""",
         [as_of],
     ).fetchall()[0]
     con.execute("insert into contract_balances select * from int_contract_balances")
-    con.execute("delete from open_receivables")
-    con.execute("insert into open_receivables select * from int_open_receivables")
+    # replaced whole: deleting every row of an indexed table costs seconds at scale, this does not
+    con.execute("create or replace table open_receivables as select * from int_open_receivables")
     return {"cases_opened": opened, "cases_closed": closed + moved, "actions": counts[0], "levels_skipped": counts[1]}

@@ -70,3 +70,47 @@ def test_two_consecutive_partitions_then_rematerializing_changes_nothing(tmp_pat
     _materialize(instance, resources, "2026-05-24")
     _materialize(instance, resources, "2026-05-25")
     assert _snapshot(settings) == before
+
+
+def test_a_range_backfill_is_one_run_equal_to_the_cli_backfill_and_sends_nothing(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    dagster_world, cli_world = _world(tmp_path / "dagster"), _world(tmp_path / "cli")
+    config = dagster_world.write_config()
+    settings = dagster_world.write()
+    result = dg.materialize(
+        ASSETS, resources={"dunning": DunningResource(config_file=str(config))},
+        instance=dg.DagsterInstance.ephemeral(),
+        tags={"dagster/asset_partition_range_start": "2026-05-20",
+              "dagster/asset_partition_range_end": "2026-06-10", "dunning/catch_up": "highest"})
+    assert result.success
+    assert result.asset_materializations_for_node("outbox_documents")[0].metadata["documents_written"].value == 0
+
+    cli_config = cli_world.write_config()
+    cli = CliRunner().invoke(app, ["backfill", "--from", "2026-05-20", "--to", "2026-06-10",
+                                   "--catch-up", "highest", "--config", str(cli_config)])
+    assert cli.exit_code == 0, cli.output
+    ledger = "select * exclude (status_changed_on) from action_ledger order by action_key"
+    assert query(settings, ledger) == query(cli_world.write(), ledger)
+    assert query(settings, "select action_key, executed_on::varchar, status from action_ledger order by 1") == [
+        ("ct-CT1-20260520/L1/reminder", "2026-05-24", "not_dispatched"),
+        ("ct-CT1-20260520/L2/reminder", "2026-06-07", "not_dispatched"),
+        ("ct-CT2-20260520/L1/reminder", "2026-05-25", "not_dispatched"),
+        ("ct-CT2-20260520/L2/reminder", "2026-06-08", "not_dispatched")]
+    assert query(settings, "select first_day::varchar, last_day::varchar, catch_up from backfill_runs") == [
+        ("2026-05-20", "2026-06-10", "highest")]
+    assert not settings.outbox.exists() or not any(settings.outbox.rglob("*.eml"))
+
+
+def test_the_state_code_version_follows_the_sql_and_the_policy(tmp_path, monkeypatch):
+    from dagster_project import code_versions
+
+    before = code_versions.state_version()
+    policy_file = tmp_path / "policy.yaml"
+    monkeypatch.setattr(code_versions, "_policy_file", lambda: [policy_file])
+    policy_file.write_text("policies: []\n")
+    first = code_versions.state_version()
+    policy_file.write_text("policies: [] # edited\n")
+    assert len({before, first, code_versions.state_version()}) == 3

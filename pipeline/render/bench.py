@@ -90,6 +90,30 @@ def sample_context(i: int = 0, as_of: date = date(2026, 5, 10), locale: str | No
         "invoice": invoices[0],
         "invoices": invoices,
         "amounts": {"currency": "EUR", "principal": principal, "fees": fee, "interest": interest, "total": principal + fee + interest},
+        # what a failed-collection document adds (pipeline/failed_collections/context.py); unused by dunning
+        "collection": _sample_collection(i, as_of, invoices[0], principal, fee),
+    }
+
+
+def _sample_collection(i: int, as_of: date, invoice: dict[str, Any], principal: Decimal,
+                       charges: Decimal) -> dict[str, Any]:
+    """Alternates payment link and transfer, with and without a new-mandate address and a reason code."""
+    case_key = f"cc-P{i:06d}"
+    failure_type, code, reason = [("soft", "AM04", "Insufficient funds on the debtor account"),
+                                  ("hard", "MS02", "Refused by the debtor without a reason"),
+                                  ("technical", None, "unknown reason code")][i % 3]
+    link = i % 2 == 0
+    return {
+        "case_key": case_key, "failure_type": failure_type, "reason_code": code, "reason": reason,
+        "payment": {"payment_id": f"P{i:06d}", "amount": invoice["amount"], "failed_on": as_of - timedelta(days=3),
+                    "mandate_id": f"MD-{i:06d}" if i % 3 != 2 else None},
+        "outstanding": principal, "admin_charges": charges, "total": principal + charges,
+        "method": "payment_link" if link else "transfer",
+        "payment_link": f"https://pay.example.com/c/{case_key}?amount={principal + charges}" if link else None,
+        "new_mandate_url": f"https://sign.example.com/{case_key}" if link else None,
+        "pay_by": as_of + timedelta(days=14),
+        "transfer": {"account_holder": "Acme Energie GmbH", "iban": "DE89 3704 0044 0532 0130 00",
+                     "bic": "COBADEFFXXX", "bank": "Commerzbank", "reference": case_key},
     }
 
 

@@ -10,12 +10,14 @@ with open_cases as (
     from case_register
     where opened_on < $as_of
       and (closed_on is null or closed_on >= $as_of)
+      and scope <> 'collection'  -- failed collections have their own progress (col_case_progress)
 ),
 
 executed_levels as (
     select case_id, level_no,
-           any_value(executed_on) as executed_on,
-           any_value(level_due_date) as level_due_date,
+           -- a level sent again live after a backfill (catch-up) counts from its latest sending
+           max(executed_on) as executed_on,
+           arg_max(level_due_date, executed_on) as level_due_date,
            sum(fee) as fee,
            bool_or(channel = 'manual' and status <> 'not_dispatched') as manual,
            max(confirmed_on) filter (where confirmed_on <= $as_of) as confirmed_on

@@ -5,12 +5,22 @@
 -- has opened under the new policy); the contract's explicit policy handle; else the
 -- policies whose routing rules match (int_routing_matches), the one whose next action
 -- comes earliest winning, ties by priority; else the default policy.
-with versions_in_force as (
+-- A backfill may name the version to use (forced_policy_versions, empty otherwise): it
+-- replaces its policy's version in force on every day of the backfill.
+with forced as (
+    select v.policy_id, v.policy_version
+    from forced_policy_versions f
+    join policy_versions v using (policy_version)
+),
+
+versions_in_force as (
     select *
     from policy_versions
-    where in_file
-      and effective_from <= $as_of
-      and (effective_to is null or effective_to > $as_of)
+    where policy_version in (select policy_version from forced)
+       or (in_file
+           and effective_from <= $as_of
+           and (effective_to is null or effective_to > $as_of)
+           and policy_id not in (select policy_id from forced))
 ),
 
 -- what is routed: each open receivable of a contract (an invoice case uses its own row,

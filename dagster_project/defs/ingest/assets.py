@@ -4,10 +4,10 @@ Bad rows never stop the run: they are quarantined. The checks make them visible
 in the UI (a warning per quarantined row count, an error if any row went missing).
 """
 
-from datetime import date
 
 import dagster as dg
 
+from dagster_project.code_versions import ingest_version
 from dagster_project.partitions import DUCKDB_POOL, daily_partitions
 from dagster_project.resources import DunningResource
 from pipeline import run as pipeline_run
@@ -19,8 +19,11 @@ from pipeline.ingest import quarantine_messages
     group_name="ingest",
     kinds={"duckdb", "csv", "parquet"},
     pool=DUCKDB_POOL,
+    code_version=ingest_version(),
+    backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[
-        dg.AssetCheckSpec("rows_accounted_for", asset="billing_inputs",
+        # blocking: state is never computed, nor anything sent, from inputs that lost rows
+        dg.AssetCheckSpec("rows_accounted_for", asset="billing_inputs", blocking=True,
                           description="For every table, rows read = rows loaded + rows quarantined."),
         dg.AssetCheckSpec("no_quarantined_rows", asset="billing_inputs",
                           description="Warns when input rows were quarantined."),
@@ -38,7 +41,7 @@ def billing_inputs(context: dg.AssetExecutionContext, dunning: DunningResource) 
         f"| {r.table} | {r.rows_read} | {r.rows_loaded} | {r.rows_quarantined} |" for r in reports)
     quarantined = sum(r.rows_quarantined for r in reports)
     return dg.MaterializeResult(
-        metadata={"as_of": date.fromisoformat(context.partition_key).isoformat(),
+        metadata={"as_of": context.partition_key_range.end,
                   "rows_loaded": sum(r.rows_loaded for r in reports),
                   "rows_quarantined": quarantined,
                   "tables": dg.MetadataValue.md(table)},

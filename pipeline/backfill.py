@@ -1,0 +1,275 @@
+"""Backfills: recompute past days, say what differs from what was done, decide how live catches up.
+
+A backfill runs the ordinary daily step over past days (never dispatching:
+a document dated in the past is never sent), under the policy versions in
+force on each day or under one version the user names. Dispatched rows stay
+in the ledger as the record of what happened; everything else in the range
+is recomputed with the same keys.
+
+The days are recomputed in a work schema seeded with the state before the
+first day (`pipeline.schemas`), so what was really sent in the range does not
+steer the recomputation. The difference report compares that result with the
+ledger rows of the range as they were. Then the result is adopted: it
+replaces the range's state, except for rows that record a dispatch (sent,
+prepared, failed, ...), which stay as the record of what happened.
+
+After a backfill, levels it recorded as not dispatched may be levels no
+customer ever received. The user chooses how the next live days treat them,
+and the choice is stored in `backfill_runs`:
+- `none`: they count as done, nothing is sent for them;
+- `highest`: the highest of them is sent once on the next live day;
+- `each`: they are sent one level per live day, lowest first.
+A catch-up sending is a new ledger row `<key>+catch_up`, dated the live day
+and without a fee (the fee was recorded with the original level).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from pipeline import catalog
+from pipeline.run import DayResult, days, plan_day
+from pipeline.settings import Settings
+
+CATCH_UP_MODES = ("none", "highest", "each")
+DOCUMENT_ACTIONS = ("reminder", "sms", "notify_merchant", "webhook")
+
+BACKFILL_DDL = """
+create table if not exists backfill_runs (
+    backfill_id varchar primary key,
+    first_day date not null,
+    last_day date not null,
+    policy_version varchar,
+    catch_up varchar not null,
+    actions_before integer not null,
+    actions_after integer not null,
+    differences integer not null
+);
+create table if not exists backfill_differences (
+    backfill_id varchar not null,
+    kind varchar not null,
+    action_key varchar not null,
+    case_id varchar not null,
+    level_no integer not null,
+    action varchar not null,
+    before_status varchar,
+    before_executed_on date,
+    after_executed_on date,
+    before_amount decimal(18,2),
+    after_amount decimal(18,2),
+    before_fee decimal(18,2),
+    after_fee decimal(18,2),
+    primary key (backfill_id, action_key)
+);
+"""
+
+_COMPARED = ("executed_on", "level_no", "principal", "fee", "fees_total", "interest", "amount_demanded")
+
+
+@dataclass
+class BackfillResult:
+    backfill_id: str
+    days: list[DayResult]
+    differences: dict[str, int]
+
+
+class BackfillError(ValueError):
+    """A backfill that cannot run as asked; the message says why."""
+
+
+def ensure_backfill_tables(con) -> None:
+    con.execute(BACKFILL_DDL)
+
+
+WORK_SCHEMA = "backfill_work"
+# rows that record what was handed to someone: a backfill never replaces them
+DISPATCHED = ("rendered", "sending", "sent", "failed", "needs_review", "prepared")
+
+
+def backfill(con, start: date, end: date, settings: Settings, *, catch_up: str,
+             policy_version: str | None = None, on_day=None) -> BackfillResult:
+    """Recompute `start`..`end` (inputs loaded), record the differences, adopt the result."""
+    from pipeline import schemas
+
+    if catch_up not in CATCH_UP_MODES:
+        raise BackfillError(f"catch-up must be one of {', '.join(CATCH_UP_MODES)}, not {catch_up!r}")
+    ensure_backfill_tables(con)
+    if policy_version is not None:
+        known = con.execute("select count(*) from policy_versions where policy_version = ?",
+                            [policy_version]).fetchall()[0][0]
+        if not known:
+            raise BackfillError(f"no policy version {policy_version!r} (see the policy_versions table)")
+    number = con.execute("select count(*) + 1 from backfill_runs where first_day = ? and last_day = ?",
+                         [start, end]).fetchall()[0][0]
+    backfill_id = f"bf-{start.isoformat()}-{end.isoformat()}-{number}"
+    # a clean recomputation from the state before `start`: what was sent in the range does not
+    # steer it, so the report can say what should (not) have happened
+    schemas.seed(con, WORK_SCHEMA, start)
+    results = run_in_schema(con, WORK_SCHEMA, start, end, policy_version=policy_version, on_day=on_day)
+    counts = _record_differences(con, backfill_id, start, end)
+    before = con.execute("select count(*) from action_ledger where executed_on between ? and ?",
+                         [start, end]).fetchall()[0][0]
+    after = con.execute(f"select count(*) from {WORK_SCHEMA}.action_ledger where executed_on between ? and ?",
+                        [start, end]).fetchall()[0][0]
+    _adopt(con, start)
+    con.execute("insert into backfill_runs values (?, ?, ?, ?, ?, ?, ?, ?)",
+                [backfill_id, start, end, policy_version, catch_up, before, after, sum(counts.values())])
+    catalog.apply_comments(con)
+    return BackfillResult(backfill_id, results, counts)
+
+
+def run_in_schema(con, schema: str, start: date, end: date, *, policy_version: str | None = None,
+                  on_day=None) -> list[DayResult]:
+    """The ordinary daily step, day by day, against a seeded work schema (never dispatching)."""
+    from pipeline.schemas import in_schema
+
+    con.execute("create temp table if not exists forced_policy_versions (policy_version varchar)")
+    con.execute("delete from forced_policy_versions")
+    results = []
+    try:
+        with in_schema(con, schema):
+            if policy_version is not None:
+                con.execute("insert into forced_policy_versions values (?)", [policy_version])
+            for day in days(start, end):
+                result = plan_day(con, day, live=False)
+                results.append(result)
+                if on_day:
+                    on_day(result)
+    finally:
+        con.execute("delete from forced_policy_versions")
+    return results
+
+
+def _adopt(con, start: date) -> None:
+    """Make the recomputed days the live state; rows that record a dispatch stay as they are."""
+    w = WORK_SCHEMA
+    con.execute("begin transaction")
+    con.execute("delete from action_ledger where executed_on >= ? and status not in (select unnest(?))",
+                [start, list(DISPATCHED)])
+    con.execute("""delete from case_register c where opened_on >= ?
+                   and not exists (select 1 from action_ledger l where l.case_id = c.case_id)""", [start])
+    con.execute("update case_register set closed_on = null, close_reason = null where closed_on >= ?", [start])
+    con.execute(f"insert into case_register by name select * from {w}.case_register on conflict do nothing")
+    con.execute(f"""update case_register r set closed_on = s.closed_on, close_reason = s.close_reason
+                    from {w}.case_register s
+                    where r.case_id = s.case_id and r.closed_on is null and s.closed_on is not null""")
+    # a case kept only by documents really sent, which the recomputation never opened, ends here
+    con.execute(f"""update case_register set closed_on = ?, close_reason = 'not_in_backfill'
+                    where closed_on is null and case_id not in (select case_id from {w}.case_register)""",
+                [start])
+    con.execute(f"insert into action_ledger by name select * from {w}.action_ledger where executed_on >= ? "
+                "on conflict do nothing", [start])
+    con.execute("delete from contract_balances where as_of >= ?", [start])
+    con.execute(f"insert into contract_balances by name select * from {w}.contract_balances where as_of >= ?",
+                [start])
+    con.execute(f"create or replace table open_receivables as select * from {w}.open_receivables")
+    con.execute(f"""insert into run_log by name
+                    select * replace (run_number + coalesce((select max(m.run_number) from run_log m
+                                                             where m.as_of = w.as_of), 0) as run_number)
+                    from {w}.run_log w where as_of >= ?""", [start])
+    con.execute("commit")
+
+
+def _record_differences(con, backfill_id: str, start: date, end: date) -> dict[str, int]:
+    changed = " or ".join(f"b.{c} is distinct from a.{c}" for c in _COMPARED)  # fixed column names
+    con.execute(
+        f"""insert into backfill_differences
+            select $id, kind, action_key, case_id, level_no, action, before_status, before_executed_on,
+                   after_executed_on, before_amount, after_amount, before_fee, after_fee
+            from (
+                select case when b.action_key is null then 'would_have_happened'
+                            when a.action_key is null then 'would_not_have_happened'
+                            else 'changed' end as kind,
+                       coalesce(a.action_key, b.action_key) as action_key,
+                       coalesce(a.case_id, b.case_id) as case_id,
+                       coalesce(a.level_no, b.level_no) as level_no,
+                       coalesce(a.action, b.action) as action,
+                       b.status as before_status, b.executed_on as before_executed_on,
+                       a.executed_on as after_executed_on, b.amount_demanded as before_amount,
+                       a.amount_demanded as after_amount, b.fee as before_fee, a.fee as after_fee
+                from (select * from main.action_ledger
+                      where executed_on between $start and $end and status not in ('skipped', 'held')) b
+                full join (select * from {WORK_SCHEMA}.action_ledger
+                           where executed_on between $start and $end and status <> 'skipped') a using (action_key)
+                where b.action_key is null or a.action_key is null or {changed}
+            )
+            order by action_key""",
+        {"id": backfill_id, "start": start, "end": end},
+    )
+    rows = con.execute("select kind, count(*) from backfill_differences where backfill_id = ? group by kind",
+                       [backfill_id]).fetchall()
+    return {kind: n for kind, n in rows}
+
+
+def differences_markdown(con, backfill_id: str, limit: int = 30) -> str:
+    """The difference report as Markdown: counts per kind, then the first `limit` rows."""
+    counts = dict(con.execute("select kind, count(*) from backfill_differences where backfill_id = ? "
+                              "group by kind order by kind", [backfill_id]).fetchall())
+    lines = [f"## Backfill {backfill_id}: differences from the ledger", "",
+             "| kind | actions |", "|---|---:|"]
+    for kind in ("would_have_happened", "would_not_have_happened", "changed"):
+        lines.append(f"| {kind} | {counts.get(kind, 0)} |")
+    rows = con.execute(
+        """select kind, action_key, coalesce(before_status, ''), coalesce(before_executed_on::varchar, ''),
+                  coalesce(after_executed_on::varchar, ''), coalesce(before_amount::varchar, ''),
+                  coalesce(after_amount::varchar, ''), coalesce(before_fee::varchar, ''),
+                  coalesce(after_fee::varchar, '')
+           from backfill_differences where backfill_id = ? order by action_key limit ?""",
+        [backfill_id, limit],
+    ).fetchall()
+    if rows:
+        lines += ["", "| kind | action | was | on | would be on | amount was | would be | fee was | would be |",
+                  "|---|---|---|---|---|---:|---:|---:|---:|"]
+        lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+        total = sum(counts.values())
+        if total > limit:
+            lines.append(f"\n... {total - limit} more in table backfill_differences")
+    return "\n".join(lines) + "\n"
+
+
+def apply_catch_up(con, as_of: date) -> int:
+    """On a live day, plan the catch-up sendings chosen by the latest backfill; returns how many."""
+    ensure_backfill_tables(con)
+    latest = con.execute(
+        "select first_day, last_day, catch_up from backfill_runs where last_day < ? "
+        "order by last_day desc, backfill_id desc limit 1", [as_of]).fetchall()
+    if not latest or latest[0][2] == "none":
+        return 0
+    first_day, last_day, mode = latest[0]
+    # `highest`: once per case, its highest missed level; `each`: its lowest one not yet caught up
+    pick = ("max(level_no)" if mode == "highest" else "min(level_no)")
+    once = ("and not exists (select 1 from action_ledger c where c.case_id = m.case_id "
+            "and c.action_key like '%+catch_up')") if mode == "highest" else ""
+    inserted = con.execute(
+        f"""insert into action_ledger by name
+            with missed as (
+                select l.*
+                from action_ledger l
+                join case_register r using (case_id)
+                where l.dispatch_mode = 'backfill' and l.status = 'not_dispatched'
+                  and l.action in (select unnest(?))
+                  and l.executed_on between ? and ? and r.closed_on is null
+                  and not exists (select 1 from action_ledger c where c.action_key = l.action_key || '+catch_up')
+            ),
+            chosen as (
+                select case_id, {pick} as level_no from missed m where true {once} group by case_id
+            )
+            select m.* replace (
+                       m.action_key || '+catch_up' as action_key,
+                       cast(? as date) as executed_on,
+                       cast(? as date) + cast(m.level_due_date - m.executed_on as integer) as level_due_date,
+                       cast(0 as decimal(18, 2)) as fee,
+                       'planned' as status, 'live' as dispatch_mode, cast(? as date) as status_changed_on,
+                       cast(null as varchar) as document_path, cast(null as varchar) as provider_message_id,
+                       0 as attempts)
+            from missed m join chosen using (case_id, level_no)
+            order by action_key
+            on conflict do nothing""",
+        [list(DOCUMENT_ACTIONS), first_day, last_day, as_of, as_of, as_of],
+    ).fetchall()[0][0]
+    return inserted
+
+
+def next_day(day: date) -> date:
+    return day + timedelta(days=1)

@@ -1,0 +1,177 @@
+"""What-if: run a candidate policy over past days and compare it with what actually happened.
+
+The candidate runs through the ordinary daily step (`pipeline.backfill.run_in_schema`)
+in its own schema `sim_<name>`, seeded with the live state before the first
+day, so cases already open keep their version and only new cases meet the
+candidate. Live tables are never touched; the schema stays for analysts to
+query until the next simulation of the same name.
+
+The comparison reads both ledgers over the same days: documents per level,
+letters with a postage estimate, fees charged, contracts ended, and the
+amounts customers paid within N days after each level (settled payments on
+the contract booked in the N days after the level's day; a payment can count
+for two levels that are less than N days apart).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from html import escape
+from pathlib import Path
+
+from pipeline import policy as policy_mod
+from pipeline import schemas
+from pipeline.backfill import run_in_schema
+from pipeline.charts import grouped_bars
+from pipeline.settings import Settings
+
+_METRICS_SQL = """
+with l as (
+    select * from {schema}.action_ledger
+    where executed_on between $start and $end and status not in ('skipped', 'held')
+),
+levels as (
+    select level_no, currency, count(*) as documents,
+           count(*) filter (where channel in ('letter', 'registered_letter')) as letters,
+           count(*) filter (where channel = 'registered_letter') as registered
+    from l where action = 'reminder' group by all
+),
+paid as (
+    select l.level_no, l.currency, sum(p.amount) as paid
+    from l join stg_payments p
+      on p.contract_id = l.contract_id and p.status = 'settled'
+     and p.booked_on > l.executed_on and p.booked_on <= l.executed_on + cast($days as integer)
+    where l.action = 'reminder'
+    group by all
+),
+fees as (select currency, sum(fee) as fees from l group by all),
+ended as (select count(*) as contracts_ended from l where action = 'end_contract')
+select 'level' as kind, v.level_no, v.currency, v.documents, v.letters, v.registered,
+       coalesce(p.paid, 0) as amount
+from levels v left join paid p using (level_no, currency)
+union all select 'fees', null, currency, null, null, null, fees from fees
+union all select 'ended', null, null, contracts_ended, null, null, null from ended
+"""
+
+
+@dataclass
+class Figures:
+    documents: dict[int, int] = field(default_factory=dict)
+    letters: dict[str, int] = field(default_factory=dict)         # per currency
+    registered: dict[str, int] = field(default_factory=dict)      # per currency
+    postage: dict[str, Decimal] = field(default_factory=dict)     # per currency
+    fees: dict[str, Decimal] = field(default_factory=dict)        # per currency
+    paid_after_level: dict[int, dict[str, Decimal]] = field(default_factory=dict)
+    contracts_ended: int = 0
+
+
+@dataclass
+class Simulation:
+    schema: str
+    start: date
+    end: date
+    paid_within_days: int
+    actual: Figures
+    candidate: Figures
+    seconds: float
+
+
+def schema_for(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_")[:40] or "candidate"
+    return schemas.checked(f"sim_{slug}")
+
+
+def figures(con, schema: str, start: date, end: date, settings: Settings, days: int) -> Figures:
+    out = Figures()
+    rows = con.execute(_METRICS_SQL.format(schema=schemas.checked(schema) if schema != "main" else "main"),
+                       {"start": start, "end": end, "days": days}).fetchall()
+    postage = settings.postage
+    for kind, level, currency, documents, letters, registered, amount in rows:
+        if kind == "level":
+            out.documents[level] = out.documents.get(level, 0) + documents
+            out.letters[currency] = out.letters.get(currency, 0) + letters
+            out.registered[currency] = out.registered.get(currency, 0) + registered
+            out.paid_after_level.setdefault(level, {})[currency] = amount
+            cost = (letters - registered) * postage.get("letter", {}).get(currency, Decimal(0)) + \
+                registered * postage.get("registered_letter", {}).get(currency, Decimal(0))
+            out.postage[currency] = out.postage.get(currency, Decimal("0.00")) + cost
+        elif kind == "fees":
+            out.fees[currency] = amount
+        else:
+            out.contracts_ended = documents
+    return out
+
+
+def simulate(con, settings: Settings, candidate: Path, start: date, end: date, *, name: str | None = None,
+             paid_within_days: int = 14, on_day=None) -> Simulation:
+    """Run `candidate` (a policy file) over `start`..`end` in its own schema; inputs must be loaded."""
+    policies = policy_mod.load_policy_file(candidate)
+    schema = schema_for(name or Path(candidate).stem)
+    started = time.perf_counter()
+    schemas.seed(con, schema, start)
+    with schemas.in_schema(con, schema):
+        policy_mod.load_into_duckdb(con, policies)
+    run_in_schema(con, schema, start, end, on_day=on_day)
+    seconds = time.perf_counter() - started
+    return Simulation(schema, start, end, paid_within_days,
+                      actual=figures(con, "main", start, end, settings, paid_within_days),
+                      candidate=figures(con, schema, start, end, settings, paid_within_days),
+                      seconds=seconds)
+
+
+def _rows(sim: Simulation) -> list[tuple[str, str, str]]:
+    a, c = sim.actual, sim.candidate
+    rows = []
+    for level in sorted(set(a.documents) | set(c.documents)):
+        rows.append((f"documents, level {level}", str(a.documents.get(level, 0)), str(c.documents.get(level, 0))))
+    for ccy in sorted(set(a.letters) | set(c.letters)):
+        rows.append((f"letters ({ccy})", str(a.letters.get(ccy, 0)), str(c.letters.get(ccy, 0))))
+        rows.append((f"postage estimate ({ccy})", str(a.postage.get(ccy, Decimal("0.00"))),
+                     str(c.postage.get(ccy, Decimal("0.00")))))
+    for ccy in sorted(set(a.fees) | set(c.fees)):
+        rows.append((f"fees charged ({ccy})", str(a.fees.get(ccy, Decimal("0.00"))),
+                     str(c.fees.get(ccy, Decimal("0.00")))))
+    rows.append(("contracts ended", str(a.contracts_ended), str(c.contracts_ended)))
+    for level in sorted(set(a.paid_after_level) | set(c.paid_after_level)):
+        for ccy in sorted(set(a.paid_after_level.get(level, {})) | set(c.paid_after_level.get(level, {}))):
+            rows.append((f"paid within {sim.paid_within_days} days after level {level} ({ccy})",
+                         str(a.paid_after_level.get(level, {}).get(ccy, Decimal("0.00"))),
+                         str(c.paid_after_level.get(level, {}).get(ccy, Decimal("0.00")))))
+    return rows
+
+
+def markdown(sim: Simulation) -> str:
+    lines = [f"## Simulation {sim.schema}: {sim.start} to {sim.end}", "",
+             "| figure | actual | candidate |", "|---|---:|---:|"]
+    lines += [f"| {name} | {actual} | {cand} |" for name, actual, cand in _rows(sim)]
+    return "\n".join(lines) + "\n"
+
+
+def write_html(sim: Simulation, folder: Path) -> Path:
+    """The comparison as an HTML page with charts; deterministic in the simulation's figures."""
+    levels = sorted(set(sim.actual.documents) | set(sim.candidate.documents))
+    charts = [grouped_bars("Documents per level", [f"L{n}" for n in levels], {
+        "actual": [sim.actual.documents.get(n, 0) for n in levels],
+        "candidate": [sim.candidate.documents.get(n, 0) for n in levels]})]
+    currencies = sorted(set(sim.actual.fees) | set(sim.candidate.fees))
+    if currencies:
+        charts.append(grouped_bars("Fees charged", currencies, {
+            "actual": [sim.actual.fees.get(c, Decimal("0.00")) for c in currencies],
+            "candidate": [sim.candidate.fees.get(c, Decimal("0.00")) for c in currencies]}))
+    table = "".join(f"<tr><td>{escape(n)}</td><td>{escape(a)}</td><td>{escape(c)}</td></tr>"
+                    for n, a, c in _rows(sim))
+    html = ("<!doctype html><html><head><meta charset='utf-8'>"
+            f"<title>Simulation {escape(sim.schema)}</title>"
+            "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;text-align:right}"
+            "td:first-child{text-align:left}</style></head><body>"
+            f"<h1>Simulation {escape(sim.schema)}: {sim.start} to {sim.end}</h1>"
+            + "".join(f"<div>{c}</div>" for c in charts)
+            + f"<table><tr><th>figure</th><th>actual</th><th>candidate</th></tr>{table}</table></body></html>\n")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"simulate-{sim.schema}-{sim.start}-{sim.end}.html"
+    path.write_text(html, encoding="utf-8")
+    return path

@@ -1,0 +1,29 @@
+-- Aging per currency on any day. Receivable-level aging needs each invoice's open amount on
+-- that day, which only the inputs hold (open_receivables keeps the latest day only), so this
+-- reads int_open_receivables: the daily model itself, turned into a table macro over today's
+-- typed inputs (rows dated after $as_of are invisible to it, as in the run). One
+-- implementation of the allocation rules; on the latest day this equals the `aging` view.
+with receivables as (
+    select * from int_open_receivables
+),
+
+bucketed as (
+    select as_of, currency, open_amount, days_overdue,
+           case when not is_overdue then 'not due'
+                when days_overdue <= 30 then '1-30'
+                when days_overdue <= 60 then '31-60'
+                when days_overdue <= 90 then '61-90'
+                else 'over 90' end as bucket
+    from receivables
+),
+
+final as (
+    select as_of, currency, bucket,
+           count(*) as receivables,
+           cast(sum(open_amount) as decimal(18, 2)) as open_amount,
+           min(days_overdue) as first_day
+    from bucketed
+    group by as_of, currency, bucket
+)
+
+select as_of, currency, bucket, receivables, open_amount from final order by currency, first_day

@@ -1,0 +1,50 @@
+-- Every case opened on or before $as_of with its status that day. Derived from the case
+-- register and the ledger alone, because the ledger is the history: a level counts from the
+-- day it was executed, and rows skipped in a catch-up or held by the fresh-data gate were
+-- never levels done (as in the `cases` view, which is this on the latest day). A level sent
+-- again live after a backfill (catch-up) counts from its latest execution up to $as_of.
+with levels_done as (
+    select case_id, level_no,
+           arg_max(level_name, executed_on) as level_name,
+           max(executed_on) as executed_on,
+           arg_max(level_due_date, executed_on) as level_due_date,
+           sum(fee) as fee,
+           max(amount_demanded) as amount_demanded
+    from action_ledger
+    where executed_on <= $as_of
+      and status not in ('skipped', 'held')
+    group by case_id, level_no
+),
+
+progress as (
+    select case_id,
+           max(level_no) as current_level,
+           arg_max(level_name, level_no) as current_level_name,
+           arg_max(executed_on, level_no) as last_level_on,
+           arg_max(level_due_date, level_no) as level_due_date,
+           arg_max(amount_demanded, level_no) as last_amount_demanded,
+           sum(fee) as fees_total
+    from levels_done
+    group by case_id
+),
+
+final as (
+    select cast($as_of as date) as as_of,
+           r.case_id, r.scope, r.target_id, r.contract_id, r.customer_id, r.currency,
+           r.policy_id, r.policy_version, r.routed_by, r.opened_on,
+           case when r.closed_on <= $as_of then r.closed_on end as closed_on,
+           case when r.closed_on <= $as_of then r.close_reason end as close_reason,
+           case when r.closed_on <= $as_of then 'closed' else 'open' end as status,
+           r.closed_on is null or r.closed_on > $as_of as is_open,
+           coalesce(p.current_level, 0) as current_level,
+           p.current_level_name,
+           p.last_level_on,
+           p.level_due_date,
+           p.last_amount_demanded,
+           cast(coalesce(p.fees_total, 0) as decimal(18, 2)) as fees_total
+    from case_register r
+    left join progress p using (case_id)
+    where r.opened_on <= $as_of
+)
+
+select * from final order by opened_on, case_id

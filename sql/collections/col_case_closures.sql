@@ -1,0 +1,29 @@
+-- Collection cases that close on $as_of, decided before any step of the day, as dunning
+-- closures are: a payment booked today means no step today.
+-- - settled: nothing is open any more of the money the case is about: the invoices its
+--   failed transactions were for, or, for a failure bound to no invoice, the contract
+--   (a later collection, the payment link, a transfer or a credit note all count, through
+--   the same balances as dunning);
+-- - unsettled: its last step has waited its time (grace period over, or the retry reported
+--   failed) and the money is still open. It is listed in unsettled_collections.
+with money_open as (
+    select p.case_id,
+           bool_or(case when p.invoice_id is not null then o.invoice_id is not null
+                        else coalesce(b.open_amount, 0) > 0 end) as anything_open
+    from col_case_payments p
+    left join int_open_receivables o on o.invoice_id = p.invoice_id
+    left join int_contract_balances b on b.contract_id = p.contract_id
+    where p.failed_on < $as_of
+    group by p.case_id
+),
+
+final as (
+    select c.case_id,
+           case when not coalesce(m.anything_open, false) then 'settled' else 'unsettled' end as close_reason
+    from col_case_progress c
+    left join money_open m using (case_id)
+    where not coalesce(m.anything_open, false)
+       or (c.last_step_no = c.step_count and c.last_wait <> 'final' and c.next_due_from <= $as_of)
+)
+
+select * from final

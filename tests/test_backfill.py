@@ -1,0 +1,106 @@
+"""Backfills: recomputation in a work schema, the difference report, adoption, catch-up choices."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from pipeline import run as run_mod
+from pipeline.backfill import BackfillError, backfill
+from world import World, policy, query
+
+V1 = [("due_date", 7, 7), ("previous_level", 0, 7, {"EUR": "5.00"})]
+V2_LEVELS = [{"name": "Early", "timing": {"after": "due_date", "days": 3}, "payment_term_days": 7,
+              "fee": {"EUR": "2.50"}}]
+
+
+def _world(tmp_path, *, thresholds=None) -> World:
+    doc = policy(V1)
+    doc["policies"][0]["versions"].append({"effective_from": "2027-01-01", "scope": "contract",
+                                           "thresholds": thresholds or {}, "levels": V2_LEVELS})
+    w = World(tmp_path, doc)
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-15")
+    return w
+
+
+def _backfill(settings, start, end, **kw):
+    with run_mod.connect(settings.database) as con:
+        run_mod.load_inputs(con, settings)
+        version = kw.pop("version", None)
+        if version == "v2":
+            kw["policy_version"] = con.execute(
+                "select policy_version from policy_versions where effective_from = '2027-01-01'").fetchall()[0][0]
+        return backfill(con, date.fromisoformat(start), date.fromisoformat(end), settings, **kw)
+
+
+def test_a_backfill_under_another_version_reports_what_differs_and_keeps_what_was_sent(tmp_path):
+    s = _world(tmp_path).run("2026-03-16", "2026-03-31", dispatch=True)
+    assert query(s, "select action_key, executed_on::varchar, status from action_ledger order by 1") == [
+        ("ct-CT1-20260316/L1/reminder", "2026-03-22", "sent"),
+        ("ct-CT1-20260316/L2/reminder", "2026-03-29", "sent")]
+    result = _backfill(s, "2026-03-16", "2026-03-31", catch_up="none", version="v2")
+    assert result.differences == {"changed": 1, "would_not_have_happened": 1}
+    assert query(s, "select kind, action_key, before_status, before_executed_on::varchar, "
+                    "after_executed_on::varchar, before_amount, after_amount, before_fee, after_fee "
+                    "from backfill_differences order by action_key") == [
+        ("changed", "ct-CT1-20260316/L1/reminder", "sent", "2026-03-22", "2026-03-18",
+         Decimal("100.00"), Decimal("102.50"), Decimal("0.00"), Decimal("2.50")),
+        ("would_not_have_happened", "ct-CT1-20260316/L2/reminder", "sent", "2026-03-29", None,
+         Decimal("105.00"), None, Decimal("5.00"), None)]
+    # what was sent stays the record; nothing of the backfill is sent
+    assert query(s, "select action_key, executed_on::varchar, status from action_ledger order by 1") == [
+        ("ct-CT1-20260316/L1/reminder", "2026-03-22", "sent"),
+        ("ct-CT1-20260316/L2/reminder", "2026-03-29", "sent")]
+    assert query(s, "select backfill_id, catch_up, actions_before, actions_after, differences from backfill_runs") == [
+        ("bf-2026-03-16-2026-03-31-1", "none", 2, 1, 2)]
+
+
+def test_a_case_the_recomputation_never_opens_is_reported_and_closed(tmp_path):
+    s = _world(tmp_path, thresholds={"EUR": "500.00"}).run("2026-03-16", "2026-03-25", dispatch=True)
+    result = _backfill(s, "2026-03-16", "2026-03-25", catch_up="none", version="v2")
+    assert result.differences == {"would_not_have_happened": 1}
+    assert query(s, "select case_id, closed_on::varchar, close_reason from case_register") == [
+        ("ct-CT1-20260316", "2026-03-16", "not_in_backfill")]
+
+
+def test_a_backfill_over_new_days_equals_running_them(tmp_path):
+    live = _world(tmp_path / "a").run("2026-03-16", "2026-04-10")
+    w = _world(tmp_path / "b")
+    s = w.write()
+    _backfill(s, "2026-03-16", "2026-04-10", catch_up="none")
+    columns = "action_key, executed_on, level_no, status, principal, fee, fees_total, amount_demanded"
+    assert query(s, f"select {columns} from action_ledger order by 1") == \
+        query(live, f"select {columns} from action_ledger order by 1") != []
+    assert query(s, "select * from case_register") == query(live, "select * from case_register")
+    assert query(s, "select count(*), sum(balance) from contract_balances") == \
+        query(live, "select count(*), sum(balance) from contract_balances")
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ("none", []),
+    ("highest", [("ct-CT1-20260316/L2/reminder+catch_up", "2026-04-01", "sent", Decimal("0.00"))]),
+    ("each", [("ct-CT1-20260316/L1/reminder+catch_up", "2026-04-01", "sent", Decimal("0.00")),
+              ("ct-CT1-20260316/L2/reminder+catch_up", "2026-04-02", "sent", Decimal("0.00"))]),
+])
+def test_the_next_live_days_catch_up_as_the_user_chose(tmp_path, mode, expected):
+    w = _world(tmp_path)
+    s = w.write()
+    _backfill(s, "2026-03-16", "2026-03-31", catch_up=mode)
+    with run_mod.connect(s.database) as con:
+        run_mod.load_inputs(con, s)
+        for day in ("2026-04-01", "2026-04-02", "2026-04-03"):
+            run_mod.run_day(con, date.fromisoformat(day), s)
+        run_mod.run_day(con, date(2026, 4, 2), s)  # a re-run changes nothing
+    assert query(s, "select action_key, executed_on::varchar, status, fee from action_ledger "
+                    "where action_key like '%+catch_up' order by 2") == expected
+    assert query(s, "select count(*) from action_ledger where status = 'not_dispatched'") == [(2,)]
+
+
+def test_an_unknown_version_or_mode_is_refused(tmp_path):
+    s = _world(tmp_path).write()
+    with pytest.raises(BackfillError, match="no policy version 'default@nope'"):
+        _backfill(s, "2026-03-16", "2026-03-20", catch_up="none", policy_version="default@nope")
+    with pytest.raises(BackfillError, match="catch-up must be one of none, highest, each, not 'all'"):
+        _backfill(s, "2026-03-16", "2026-03-20", catch_up="all")

@@ -1,0 +1,105 @@
+"""The analysts' copy: Parquet exports switched atomically, a DuckDB file of views that never blocks a run."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+
+import duckdb
+import pytest
+
+from pipeline import analytics, catalog
+from pipeline import run as run_mod
+from pipeline.publish import ANALYST_DB, exported_names, publish
+from world import World, policy
+
+DAYS = [date(2026, 5, d) for d in range(15, 21)]
+COMMENTS = """select table_name, comment, null as column_name from duckdb_tables() where list_contains($1, table_name)
+              union all select view_name, comment, null from duckdb_views() where list_contains($1, view_name)
+              union all select table_name, comment, column_name from duckdb_columns()
+              where list_contains($1, table_name) and database_name = current_database()
+              order by all"""
+
+
+@pytest.fixture
+def world(tmp_path):
+    w = World(tmp_path, policy([("due_date", 3, 7), ("previous_level", 3, 7, {"EUR": "5.00"})]))
+    w.customer().contract().invoice("I1", "100.00", "2026-04-26", "2026-05-10")
+    w.customer("CU2").contract("CT2", "CU2").invoice("I2", "40.00", "2026-04-20", "2026-05-01", "CT2", "CU2")
+    w.payment("P1", "40.00", "2026-05-17", "CT2")
+    return w
+
+
+def _run(con, settings, first, last):
+    run_mod.run_range(con, first, last, settings, dispatch=False)
+
+
+def _exports(settings):
+    return sorted(p.name for p in settings.analyst_dir.iterdir())
+
+
+def test_publish_after_each_run_keeps_an_open_analyst_session_working(world):
+    settings = world.write()
+    root = settings.analyst_dir
+    with run_mod.connect(settings.database) as con:
+        run_mod.load_inputs(con, settings)
+        _run(con, settings, DAYS[0], DAYS[2])
+        assert _exports(settings) == ["2026-05-17-run1", "current", ANALYST_DB]
+        assert os.readlink(root / "current") == "2026-05-17-run1"
+
+        # an analyst opens the file (read-write, DuckDB's default: it locks that file) ...
+        analyst = duckdb.connect(str(root / ANALYST_DB))
+        assert analyst.execute("select count(*) from run_log").fetchall() == [(3,)]
+        assert analyst.execute("select case_id, status, current_level from state_as_of('2026-05-17') "
+                               "order by 1").fetchall() == [
+            ("ct-CT1-20260515", "open", 1), ("ct-CT2-20260515", "closed", 1)]
+
+        # ... and the next run publishes anyway: the pipeline never opens the analyst's file
+        _run(con, settings, DAYS[3], DAYS[4])
+        assert _exports(settings) == ["2026-05-17-run1", "2026-05-19-run1", "current", ANALYST_DB]
+        # the open session reads the new export through `current` with its next query
+        assert analyst.execute("select count(*), max(as_of) from run_log").fetchall() == [(5, date(2026, 5, 19))]
+        assert analyst.execute("select case_id, current_level from cases where is_open").fetchall() == \
+            con.execute("select case_id, current_level from cases where is_open").fetchall() == [
+                ("ct-CT1-20260515", 1)]
+
+        _run(con, settings, DAYS[5], DAYS[5])  # the next-but-one publish removes the first export
+        assert _exports(settings) == ["2026-05-19-run1", "2026-05-20-run1", "current", ANALYST_DB]
+        assert analyst.execute("select count(*) from run_log").fetchall() == [(6,)]
+        assert analyst.execute("select bucket, open_amount::varchar from aging_as_of('2026-05-20')").fetchall() == \
+            [("1-30", "100.00")]
+        analyst.close()
+
+        _run(con, settings, DAYS[5], DAYS[5])  # the same day again: a new run number
+        assert os.readlink(root / "current") == "2026-05-20-run2"
+        publish(con, settings)  # published again without a run: the folder is never rewritten
+        assert os.readlink(root / "current") == "2026-05-20-run2-2"
+        assert _exports(settings) == ["2026-05-20-run2", "2026-05-20-run2-2", "current", ANALYST_DB]
+
+
+def test_parquet_files_hold_every_documented_table_and_view_row_for_row(world):
+    settings = world.run("2026-05-15", "2026-05-18")
+    folder = settings.analyst_dir / "current"
+    with duckdb.connect(str(settings.database), read_only=True) as con:
+        names = exported_names(con)
+        live = {n: con.execute(f'select count(*) from "{n}"').fetchall()[0][0] for n in names}
+        ledger = con.execute("select * from action_ledger order by action_key").fetchall()
+        comments = con.execute(COMMENTS, [names]).fetchall()
+    expected = sorted(n for n, (kind, _, _) in catalog.CATALOG.items() if kind != "table macro")
+    assert sorted(names) == [n for n in expected if n in live]
+    assert {"stg_invoices", "stg_payments", "quarantine", "cases", "key_figures", "level_outcomes",
+            "ledger_with_provenance", "aging", "contract_balances"} <= set(names)
+    assert sorted(p.stem for p in folder.iterdir()) == sorted(names)
+    with duckdb.connect() as mem:
+        exported = {n: mem.execute("select count(*) from read_parquet(?)", [str(folder / f"{n}.parquet")])
+                    .fetchall()[0][0] for n in names}
+    assert exported == live and live["run_log"] == 4 and live["contract_balances"] > 0
+    with duckdb.connect(str(settings.analyst_dir / ANALYST_DB), read_only=True) as analyst:
+        # same values and types (Parquet keeps DECIMAL(18,2) and DATE)
+        assert analyst.execute("select * from action_ledger order by action_key").fetchall() == ledger
+        # the documentation travels with the copy: the same comments on every view and column
+        assert analyst.execute(COMMENTS, [names]).fetchall() == comments
+        macros = analyst.execute("select function_name, comment from duckdb_functions() where "
+                                 "function_type = 'table_macro' and database_name = current_database() "
+                                 "order by 1").fetchall()
+    assert macros == sorted((o.name, catalog.CATALOG[o.name][1]) for o in analytics.OBJECTS if o.kind == "macro")
