@@ -26,7 +26,7 @@ and without a fee (the fee was recorded with the original level).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from pipeline import catalog
 from pipeline.run import DayResult, days, plan_day
@@ -270,6 +270,3 @@ def apply_catch_up(con, as_of: date) -> int:
     ).fetchall()[0][0]
     return inserted
 
-
-def next_day(day: date) -> date:
-    return day + timedelta(days=1)
