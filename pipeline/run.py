@@ -88,19 +88,22 @@ def stale_payments(con, as_of: date, settings: Settings) -> str | None:
             "sent today (state is computed, the day's actions are held and decided again on the next run)")
 
 
-def plan_day(con, as_of: date, *, live: bool = True, settings: Settings | None = None) -> DayResult:
+def plan_day(con, as_of: date, *, live: bool = True, settings: Settings | None = None,
+             open_receivables: bool = True) -> DayResult:
     """Compute one day's state and record its actions in the ledger. Inputs must be loaded.
 
     A live day's actions are `planned` (to be dispatched); a backfill's are recorded
     as `not_dispatched`: a document dated in the past is never sent. With `settings`,
     a live day first checks that payment data is fresh; if not, its actions are `held`.
+    `open_receivables=False`: leave that table (the latest day's) to a later day of a range.
     """
     blocked = stale_payments(con, as_of, settings) if live and settings is not None else None
     if blocked:
         log.warning(blocked)
     rewind_to(con, as_of)
     seconds = run_daily_models(con, as_of)
-    counts = apply_day(con, as_of, "live" if live else "backfill", held=blocked is not None)
+    counts = apply_day(con, as_of, "live" if live else "backfill", held=blocked is not None,
+                       open_receivables=open_receivables)
     if live and not blocked:
         from pipeline.backfill import apply_catch_up  # (backfill builds on this module)
 

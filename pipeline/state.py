@@ -10,6 +10,24 @@ from __future__ import annotations
 
 from datetime import date
 
+CONTRACT_BALANCES_DDL = """
+create table if not exists contract_balances (
+    as_of date not null,
+    contract_id varchar not null,
+    customer_id varchar not null,
+    currency varchar not null,
+    open_amount decimal(18,2) not null,
+    overdue_amount decimal(18,2) not null,
+    unapplied_credit decimal(18,2) not null,
+    balance decimal(18,2) not null,
+    open_receivables bigint not null,
+    overdue_receivables bigint not null,
+    oldest_invoice_id varchar,
+    oldest_due_date date,
+    oldest_days_overdue integer
+);
+"""
+
 STATE_DDL = """
 create table if not exists case_register (
     case_id varchar primary key,
@@ -69,23 +87,7 @@ alter table action_ledger add column if not exists routed_by varchar;
 alter table action_ledger add column if not exists attempts integer default 0;
 alter table action_ledger add column if not exists last_error varchar;
 alter table action_ledger add column if not exists review_reason varchar;
-create table if not exists contract_balances (
-    as_of date not null,
-    contract_id varchar not null,
-    customer_id varchar not null,
-    currency varchar not null,
-    open_amount decimal(18,2) not null,
-    overdue_amount decimal(18,2) not null,
-    unapplied_credit decimal(18,2) not null,
-    balance decimal(18,2) not null,
-    open_receivables bigint not null,
-    overdue_receivables bigint not null,
-    oldest_invoice_id varchar,
-    oldest_due_date date,
-    oldest_days_overdue integer,
-    primary key (as_of, contract_id)
-);
-create table if not exists open_receivables (
+""" + CONTRACT_BALANCES_DDL + """create table if not exists open_receivables (
     as_of date not null,
     invoice_id varchar not null,
     invoice_number varchar not null,
@@ -180,9 +182,29 @@ from action_ledger where fee <> 0;
 
 def ensure_state(con) -> None:
     con.execute(STATE_DDL)
+    _unkey_contract_balances(con)
     from pipeline.analytics import ensure_analytics  # the analyst's views build on these tables
 
     ensure_analytics(con)
+
+
+def _unkey_contract_balances(con) -> None:
+    """Databases made by earlier releases keyed contract_balances on (as_of, contract_id).
+
+    Keeping that index up to date took a tenth of a second per day written at 100k contracts,
+    and nothing looks a row up by it: a day's rows are deleted (rewind) and inserted whole, one
+    per contract, so the key holds by construction. The table is copied once without it.
+    """
+    keyed = con.execute(
+        """select count(*) from duckdb_constraints()
+           where database_name = current_database() and schema_name = current_schema()
+             and table_name = 'contract_balances' and constraint_type = 'PRIMARY KEY'"""
+    ).fetchall()[0][0]
+    if keyed:
+        con.execute("alter table contract_balances rename to contract_balances_keyed")
+        con.execute(CONTRACT_BALANCES_DDL)
+        con.execute("insert into contract_balances select * from contract_balances_keyed order by as_of, contract_id")
+        con.execute("drop table contract_balances_keyed")
 
 
 def rewind_to(con, as_of: date) -> None:
@@ -257,7 +279,8 @@ def resolve_review(con, action_key: str, outcome: str, on: date) -> None:
     )
 
 
-def apply_day(con, as_of: date, dispatch_mode: str, *, held: bool = False) -> dict[str, int]:
+def apply_day(con, as_of: date, dispatch_mode: str, *, held: bool = False,
+              open_receivables: bool = True) -> dict[str, int]:
     """Write the day's decisions (temp tables from the models) into the persistent state.
 
     `held`: the fresh-data gate stopped dispatch today. The day's actions are written as
@@ -326,6 +349,7 @@ def apply_day(con, as_of: date, dispatch_mode: str, *, held: bool = False) -> di
         [as_of],
     ).fetchall()[0]
     con.execute("insert into contract_balances select * from int_contract_balances")
-    # replaced whole: deleting every row of an indexed table costs seconds at scale, this does not
-    con.execute("create or replace table open_receivables as select * from int_open_receivables")
+    if open_receivables:
+        # replaced whole: deleting every row of an indexed table costs seconds at scale, this does not
+        con.execute("create or replace table open_receivables as select * from int_open_receivables")
     return {"cases_opened": opened, "cases_closed": closed + moved, "actions": counts[0], "levels_skipped": counts[1]}

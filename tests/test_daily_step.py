@@ -336,3 +336,30 @@ def test_a_version_edited_in_place_keeps_serving_the_cases_opened_under_it(tmp_p
         ("ct-CT1-20260311", 2, "2026-03-25", versions[0][0]),   # the old version: 10 days after level 1
         ("ct-CT2-20260326", 1, "2026-03-30", versions[1][0]),
         ("ct-CT2-20260326", 2, "2026-04-29", versions[1][0])]   # the edited one: 30 days after level 1
+
+
+def test_a_database_with_keyed_contract_balances_is_copied_once_without_the_key(tmp_path):
+    import duckdb
+
+    from pipeline.state import ensure_state
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    # the table as earlier releases created it, keyed on (as_of, contract_id)
+    con.execute("""create table contract_balances (
+        as_of date not null, contract_id varchar not null, customer_id varchar not null, currency varchar not null,
+        open_amount decimal(18,2) not null, overdue_amount decimal(18,2) not null,
+        unapplied_credit decimal(18,2) not null, balance decimal(18,2) not null, open_receivables bigint not null,
+        overdue_receivables bigint not null, oldest_invoice_id varchar, oldest_due_date date,
+        oldest_days_overdue integer, primary key (as_of, contract_id))""")
+    con.execute("""insert into contract_balances values
+        ('2026-03-02', 'CT2', 'CU1', 'EUR', 10.00, 0.00, 0.00, 10.00, 1, 0, 'I2', '2026-03-20', 0),
+        ('2026-03-01', 'CT1', 'CU1', 'EUR', 30.00, 30.00, 0.00, 30.00, 1, 1, 'I1', '2026-02-15', 14)""")
+    ensure_state(con)
+    ensure_state(con)  # a second run finds nothing to do
+    constraints = con.execute("""select constraint_type from duckdb_constraints()
+                                 where table_name = 'contract_balances' order by all""").fetchall()
+    rows = con.execute("select as_of::varchar, contract_id, balance, oldest_days_overdue from contract_balances").fetchall()
+    con.close()
+    assert ("PRIMARY KEY",) not in constraints and constraints.count(("NOT NULL",)) == 10
+    assert rows == [("2026-03-01", "CT1", Decimal("30.00"), 14), ("2026-03-02", "CT2", Decimal("10.00"), 0)]

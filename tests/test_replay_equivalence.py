@@ -25,9 +25,19 @@ COLUMNS = ("action_key, executed_on, level_no, action, principal, fee, fees_tota
            "amount_demanded, policy_version")
 
 invoice = st.tuples(st.integers(1, 400).map(lambda c: f"{c}.{c % 100:02d}"),  # amount
-                    st.integers(-10, 8))                                         # due day offset
-payment = st.tuples(st.integers(1, 300).map(lambda c: f"{c}.00"), st.integers(0, DAYS))
-contract = st.tuples(st.lists(invoice, min_size=1, max_size=3), st.lists(payment, max_size=2))
+                    st.integers(-10, 8),                                         # due day offset
+                    st.none() | st.integers(-5, DAYS + 3),                       # voided on (offset)
+                    st.booleans())                                               # billed period runs into the range
+# Payments may come before the range and be bound to an invoice (exactly its amount or not),
+# settle, fail or be reversed: a range run leaves out the invoices settled before it, and
+# these worlds make sure that changes nothing (pipeline/range_inputs.py).
+payment = st.tuples(st.integers(1, 300).map(lambda c: f"{c}.00"),                # amount
+                    st.integers(-20, DAYS),                                      # booked on (offset)
+                    st.none() | st.integers(0, 2),                               # bound to invoice n
+                    st.booleans(),                                               # exactly its amount
+                    st.sampled_from(["settled", "settled", "settled", "reversed", "failed"]),
+                    st.integers(0, 12))                                          # reversed after (days)
+contract = st.tuples(st.lists(invoice, min_size=1, max_size=3), st.lists(payment, max_size=3))
 world = st.tuples(st.lists(contract, min_size=1, max_size=3), st.sampled_from(range(len(POLICIES))),
                   st.sampled_from(["contract", "invoice"]))
 
@@ -37,12 +47,21 @@ def _build(root: Path, spec) -> World:
     w = World(root, policy(POLICIES[which], scope=scope, thresholds={"EUR": "1.00"}))
     for c, (invoices, payments) in enumerate(contracts):
         w.customer(f"CU{c}").contract(f"CT{c}", f"CU{c}")
-        for i, (amount, due) in enumerate(invoices):
+        for i, (amount, due, voided, running) in enumerate(invoices):
             due_on = START + timedelta(days=due)
-            w.invoice(f"I{c}-{i}", amount, (due_on - timedelta(days=14)).isoformat(), due_on.isoformat(),
-                      f"CT{c}", f"CU{c}")
-        for p, (amount, day) in enumerate(payments):
-            w.payment(f"P{c}-{p}", amount, (START + timedelta(days=day)).isoformat(), f"CT{c}")
+            issued = due_on - timedelta(days=14)
+            period_end = START + timedelta(days=3) if running else issued + timedelta(days=5)
+            w.invoice(f"I{c}-{i}", amount, issued.isoformat(), due_on.isoformat(), f"CT{c}", f"CU{c}",
+                      voided_on=(START + timedelta(days=voided)).isoformat() if voided is not None else "",
+                      period_start=issued.isoformat(), period_end=period_end.isoformat())
+        for p, (amount, day, bound, exact, status, reversed_after) in enumerate(payments):
+            booked = START + timedelta(days=day)
+            invoice_id = f"I{c}-{bound}" if bound is not None and bound < len(invoices) else ""
+            if invoice_id and exact:
+                amount = invoices[bound][0]
+            reversed_on = (booked + timedelta(days=reversed_after)).isoformat() if status == "reversed" else ""
+            w.payment(f"P{c}-{p}", amount, booked.isoformat(), f"CT{c}", invoice_id=invoice_id, status=status,
+                      reversed_on=reversed_on)
     return w
 
 
@@ -71,3 +90,7 @@ def test_days_one_by_one_a_backfill_and_a_simulation_agree(spec):
         cases = "select * exclude (routed_by) from {} order by case_id"
         assert query(once, cases.format("case_register")) == query(daily, cases.format("case_register"))
         assert query(once, cases.format("sim_same.case_register")) == query(daily, cases.format("case_register"))
+        balances = "select * from {} order by as_of, contract_id"
+        assert query(once, balances.format("contract_balances")) == query(daily, balances.format("contract_balances"))
+        assert query(once, balances.format("sim_same.contract_balances")) == query(
+            daily, balances.format("contract_balances"))
