@@ -331,6 +331,7 @@ def _print_summary(settings: Settings, as_of: date) -> None:
         levels = report.open_cases_per_level(con)
         currencies = report.overdue_per_currency(con, as_of)
         docs = report.documents_written(con)
+        kinds = ", ".join(f"{kind} {n}" for kind, n in report.documents_per_kind(con))
         quarantined = con.execute("select count(*) from quarantine").fetchall()[0][0]
     t = Table("level", "open cases", title=f"Open cases per level on {as_of}")
     for lv, name, n in levels:
@@ -340,7 +341,7 @@ def _print_summary(settings: Settings, as_of: date) -> None:
     for ccy, n, overdue, open_ in currencies:
         t.add_row(ccy, str(n), str(overdue), str(open_))
     console.print(t)
-    console.print(f"documents written: {docs} (email .eml + PDF letter each) in {settings.outbox}")
+    console.print(f"documents written: {docs} ({kinds or 'none'}) in {settings.outbox}", soft_wrap=True)
     console.print(f"quarantined input rows: {quarantined} (see table quarantine)")
     console.print(f"DuckDB file: {settings.database}  (copy it before opening while a run is active)")
     console.print("Dagster UI: make dagster  (then open http://127.0.0.1:3000)")

@@ -24,6 +24,14 @@ def documents_written(con) -> int:
     return con.execute("select count(*) from action_ledger where status = 'sent'").fetchall()[0][0]
 
 
+def documents_per_kind(con) -> list[tuple[str, int]]:
+    """Sent documents per kind: a reminder counts under its channel, other documents under their action."""
+    return con.execute(
+        """select case when action = 'reminder' then coalesce(channel, 'outbox') else action end as kind, count(*)
+           from action_ledger where status = 'sent' group by kind order by kind"""
+    ).fetchall()
+
+
 def day_summary_markdown(con, as_of: date) -> str:
     lines = ["| level | open cases |", "|---|---:|"]
     lines += [f"| {lv} {name} | {n} |" for lv, name, n in open_cases_per_level(con)]

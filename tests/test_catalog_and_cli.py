@@ -77,8 +77,11 @@ def test_demo_runs_days_in_order_and_prints_the_summary(tmp_path):
     with_pdf = con.execute("select count(*) from action_ledger where status = 'sent' "
                            "and action in ('reminder', 'notify_merchant') and channel <> 'sms'").fetchall()[0][0]
     sms = con.execute("select count(*) from action_ledger where status = 'sent' and channel = 'sms'").fetchall()[0][0]
+    kinds = con.execute("select case when action = 'reminder' then channel else action end as kind, count(*) "
+                        "from action_ledger where status = 'sent' group by kind order by kind").fetchall()
     con.close()
-    assert f"documents written: {sent} " in result.output
+    assert f"documents written: {sent} ({', '.join(f'{k} {n}' for k, n in kinds)}) in " in result.output
+    assert sum(n for _, n in kinds) == sent and len(kinds) >= 2
     outbox = tmp_path / "var" / "outbox"
     assert with_pdf == len(list(outbox.glob("2026-*/*/letter.pdf"))) > 0
     assert sms == len(list(outbox.glob("2026-*/*/sms.json"))) > 0
