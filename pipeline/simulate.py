@@ -26,7 +26,7 @@ from pathlib import Path
 from pipeline import policy as policy_mod
 from pipeline import schemas
 from pipeline.backfill import run_in_schema
-from pipeline.charts import grouped_bars
+from pipeline.report_charts import Row, Segment, hbar_chart
 from pipeline.settings import Settings
 
 _METRICS_SQL = """
@@ -151,17 +151,22 @@ def markdown(sim: Simulation) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _side_by_side(title: str, figures: dict[str, tuple]) -> str:
+    """Two bars per label, actual above candidate, on one scale."""
+    rows = [Row(f"{label} {which}", (Segment(which, value, str(value)),), str(value))
+            for label, pair in figures.items() for which, value in zip(("actual", "candidate"), pair)]
+    return str(hbar_chart(rows, ["actual", "candidate"], title=title))
+
+
 def write_html(sim: Simulation, folder: Path) -> Path:
     """The comparison as an HTML page with charts; deterministic in the simulation's figures."""
     levels = sorted(set(sim.actual.documents) | set(sim.candidate.documents))
-    charts = [grouped_bars("Documents per level", [f"L{n}" for n in levels], {
-        "actual": [sim.actual.documents.get(n, 0) for n in levels],
-        "candidate": [sim.candidate.documents.get(n, 0) for n in levels]})]
-    currencies = sorted(set(sim.actual.fees) | set(sim.candidate.fees))
-    if currencies:
-        charts.append(grouped_bars("Fees charged", currencies, {
-            "actual": [sim.actual.fees.get(c, Decimal("0.00")) for c in currencies],
-            "candidate": [sim.candidate.fees.get(c, Decimal("0.00")) for c in currencies]}))
+    charts = [_side_by_side("Documents per level", {f"L{n}": (sim.actual.documents.get(n, 0),
+                                                               sim.candidate.documents.get(n, 0)) for n in levels})]
+    # one chart per currency: amounts in different currencies share no scale
+    for ccy in sorted(set(sim.actual.fees) | set(sim.candidate.fees)):
+        charts.append(_side_by_side(f"Fees charged ({ccy})", {ccy: (sim.actual.fees.get(ccy, Decimal("0.00")),
+                                                                     sim.candidate.fees.get(ccy, Decimal("0.00")))}))
     table = "".join(f"<tr><td>{escape(n)}</td><td>{escape(a)}</td><td>{escape(c)}</td></tr>"
                     for n, a, c in _rows(sim))
     html = ("<!doctype html><html><head><meta charset='utf-8'>"

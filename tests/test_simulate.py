@@ -66,7 +66,10 @@ def test_a_candidate_is_compared_side_by_side_and_the_live_tables_stay_untouched
     assert "| fees charged (EUR) | 5.00 | 15.00 |" in md
     assert "| contracts ended | 0 | 1 |" in md
     html = write_html(sim, tmp_path / "reports").read_text()
-    assert html.count("<svg") == 2 and 'data-series="candidate" data-category="L2" data-value="2"' in html
+    assert html.count("<svg") == 2
+    assert 'data-label="L2 actual" data-series="actual" data-value="1"' in html
+    assert 'data-label="L2 candidate" data-series="candidate" data-value="2"' in html
+    assert 'data-label="EUR candidate" data-series="candidate" data-value="15.00"' in html
 
 
 def test_the_same_policy_simulated_gives_the_live_ledger(tmp_path):
