@@ -20,7 +20,9 @@ and the choice is stored in `backfill_runs`:
 - `highest`: the highest of them is sent once on the next live day;
 - `each`: they are sent one level per live day, lowest first.
 A catch-up sending is a new ledger row `<key>+catch_up`, dated the live day
-and without a fee (the fee was recorded with the original level).
+and without a fee (the fee was recorded with the original level). The daily
+models plan it (`sql/intermediate/int_catch_up_actions.sql`) and it passes the
+same gates and amounts as any level: it demands what is owed on the day it is sent.
 """
 
 from __future__ import annotations
@@ -33,36 +35,6 @@ from pipeline.run import DayResult, days, plan_day
 from pipeline.settings import Settings
 
 CATCH_UP_MODES = ("none", "highest", "each")
-DOCUMENT_ACTIONS = ("reminder", "sms", "notify_merchant", "webhook")
-
-BACKFILL_DDL = """
-create table if not exists backfill_runs (
-    backfill_id varchar primary key,
-    first_day date not null,
-    last_day date not null,
-    policy_version varchar,
-    catch_up varchar not null,
-    actions_before integer not null,
-    actions_after integer not null,
-    differences integer not null
-);
-create table if not exists backfill_differences (
-    backfill_id varchar not null,
-    kind varchar not null,
-    action_key varchar not null,
-    case_id varchar not null,
-    level_no integer not null,
-    action varchar not null,
-    before_status varchar,
-    before_executed_on date,
-    after_executed_on date,
-    before_amount decimal(18,2),
-    after_amount decimal(18,2),
-    before_fee decimal(18,2),
-    after_fee decimal(18,2),
-    primary key (backfill_id, action_key)
-);
-"""
 
 _COMPARED = ("executed_on", "level_no", "principal", "fee", "fees_total", "interest", "amount_demanded")
 
@@ -78,10 +50,6 @@ class BackfillError(ValueError):
     """A backfill that cannot run as asked; the message says why."""
 
 
-def ensure_backfill_tables(con) -> None:
-    con.execute(BACKFILL_DDL)
-
-
 WORK_SCHEMA = "backfill_work"
 # rows that record what was handed to someone: a backfill never replaces them
 DISPATCHED = ("rendered", "sending", "sent", "failed", "needs_review", "prepared")
@@ -94,7 +62,6 @@ def backfill(con, start: date, end: date, settings: Settings, *, catch_up: str,
 
     if catch_up not in CATCH_UP_MODES:
         raise BackfillError(f"catch-up must be one of {', '.join(CATCH_UP_MODES)}, not {catch_up!r}")
-    ensure_backfill_tables(con)
     if policy_version is not None:
         known = con.execute("select count(*) from policy_versions where policy_version = ?",
                             [policy_version]).fetchall()[0][0]
@@ -237,47 +204,3 @@ def differences_markdown(con, backfill_id: str, limit: int = 30) -> str:
         if total > limit:
             lines.append(f"\n... {total - limit} more in table backfill_differences")
     return "\n".join(lines) + "\n"
-
-
-def apply_catch_up(con, as_of: date) -> int:
-    """On a live day, plan the catch-up sendings chosen by the latest backfill; returns how many."""
-    ensure_backfill_tables(con)
-    latest = con.execute(
-        "select first_day, last_day, catch_up from backfill_runs where last_day < ? "
-        "order by last_day desc, backfill_id desc limit 1", [as_of]).fetchall()
-    if not latest or latest[0][2] == "none":
-        return 0
-    first_day, last_day, mode = latest[0]
-    # `highest`: once per case, its highest missed level; `each`: its lowest one not yet caught up
-    pick = ("max(level_no)" if mode == "highest" else "min(level_no)")
-    once = ("and not exists (select 1 from action_ledger c where c.case_id = m.case_id "
-            "and c.action_key like '%+catch_up')") if mode == "highest" else ""
-    inserted = con.execute(
-        f"""insert into action_ledger by name
-            with missed as (
-                select l.*
-                from action_ledger l
-                join case_register r using (case_id)
-                where l.dispatch_mode = 'backfill' and l.status = 'not_dispatched'
-                  and l.action in (select unnest(?))
-                  and l.executed_on between ? and ? and r.closed_on is null
-                  and not exists (select 1 from action_ledger c where c.action_key = l.action_key || '+catch_up')
-            ),
-            chosen as (
-                select case_id, {pick} as level_no from missed m where true {once} group by case_id
-            )
-            select m.* replace (
-                       m.action_key || '+catch_up' as action_key,
-                       cast(? as date) as executed_on,
-                       cast(? as date) + cast(m.level_due_date - m.executed_on as integer) as level_due_date,
-                       cast(0 as decimal(18, 2)) as fee,
-                       'planned' as status, 'live' as dispatch_mode, cast(? as date) as status_changed_on,
-                       cast(null as varchar) as document_path, cast(null as varchar) as provider_message_id,
-                       0 as attempts)
-            from missed m join chosen using (case_id, level_no)
-            order by action_key
-            on conflict do nothing""",
-        [list(DOCUMENT_ACTIONS), first_day, last_day, as_of, as_of, as_of],
-    ).fetchall()[0][0]
-    return inserted
-

@@ -101,13 +101,9 @@ def plan_day(con, as_of: date, *, live: bool = True, settings: Settings | None =
     if blocked:
         log.warning(blocked)
     rewind_to(con, as_of)
-    seconds = run_daily_models(con, as_of)
+    seconds = run_daily_models(con, as_of, live=live)
     counts = apply_day(con, as_of, "live" if live else "backfill", held=blocked is not None,
                        open_receivables=open_receivables)
-    if live and not blocked:
-        from pipeline.backfill import apply_catch_up  # (backfill builds on this module)
-
-        counts["actions"] += apply_catch_up(con, as_of)
     run_number = con.execute(
         "select coalesce(max(run_number), 0) + 1 from run_log where as_of = ?", [as_of]
     ).fetchall()[0][0]

@@ -38,6 +38,7 @@ DAILY_MODELS: tuple[str, ...] = (
     "intermediate/int_case_openings",
     "intermediate/int_active_cases",
     "intermediate/int_pending_levels",
+    "intermediate/int_catch_up_actions",
     "marts/levels_due",
     "marts/planned_actions",
 )
@@ -78,8 +79,12 @@ def run_model(con, model: str, params: dict) -> float:
     return time.perf_counter() - started
 
 
-def run_daily_models(con, as_of: date, models: tuple[str, ...] = DAILY_MODELS) -> dict[str, float]:
-    """Run one day's models in order; returns seconds per model."""
+def run_daily_models(con, as_of: date, models: tuple[str, ...] = DAILY_MODELS, *,
+                     live: bool = True) -> dict[str, float]:
+    """Run one day's models in order; returns seconds per model.
+
+    `live=False` (a backfill, a simulation): the day plans no catch-up of an earlier backfill.
+    """
     from pipeline.routing import build_routing_matches  # generated from the policy's criteria
 
     # a backfill under a named version fills this; it exists (empty) for every other run
@@ -90,5 +95,5 @@ def run_daily_models(con, as_of: date, models: tuple[str, ...] = DAILY_MODELS) -
             started = time.perf_counter()
             build_routing_matches(con, as_of)
             seconds["int_routing_matches"] = time.perf_counter() - started
-        seconds[table_name(model)] = run_model(con, model, {"as_of": as_of})
+        seconds[table_name(model)] = run_model(con, model, {"as_of": as_of, "live": live})
     return seconds

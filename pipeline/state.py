@@ -103,6 +103,33 @@ alter table action_ledger add column if not exists review_reason varchar;
     is_overdue boolean not null,
     days_overdue integer not null
 );
+-- backfills (pipeline/backfill.py): every live day reads the latest one's catch-up choice
+create table if not exists backfill_runs (
+    backfill_id varchar primary key,
+    first_day date not null,
+    last_day date not null,
+    policy_version varchar,
+    catch_up varchar not null,
+    actions_before integer not null,
+    actions_after integer not null,
+    differences integer not null
+);
+create table if not exists backfill_differences (
+    backfill_id varchar not null,
+    kind varchar not null,
+    action_key varchar not null,
+    case_id varchar not null,
+    level_no integer not null,
+    action varchar not null,
+    before_status varchar,
+    before_executed_on date,
+    after_executed_on date,
+    before_amount decimal(18,2),
+    after_amount decimal(18,2),
+    before_fee decimal(18,2),
+    after_fee decimal(18,2),
+    primary key (backfill_id, action_key)
+);
 create table if not exists run_log (
     as_of date not null,
     run_number integer not null,

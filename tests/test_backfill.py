@@ -104,3 +104,62 @@ def test_an_unknown_version_or_mode_is_refused(tmp_path):
         _backfill(s, "2026-03-16", "2026-03-20", catch_up="none", policy_version="default@nope")
     with pytest.raises(BackfillError, match="catch-up must be one of none, highest, each, not 'all'"):
         _backfill(s, "2026-03-16", "2026-03-20", catch_up="all")
+
+
+CATCH_UP_ROWS = ("select action_key, executed_on::varchar, principal, fee, fees_total, amount_demanded, status "
+                 "from action_ledger where action_key like '%+catch_up' order by executed_on, action_key")
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ("highest", [("ct-CT1-20260316/L2/reminder+catch_up", "2026-04-01")]),
+    ("each", [("ct-CT1-20260316/L1/reminder+catch_up", "2026-04-01"),
+              ("ct-CT1-20260316/L2/reminder+catch_up", "2026-04-02")]),
+])
+def test_a_catch_up_demands_what_is_owed_on_the_day_it_is_sent(tmp_path, mode, expected):
+    w = _world(tmp_path)
+    w.payment("P1", "30.00", "2026-03-30", invoice_id="I1")  # after level 2 (29 March) demanded 105.00
+    s = w.write()
+    _backfill(s, "2026-03-16", "2026-03-31", catch_up=mode)
+    assert query(s, "select action_key, principal, fees_total, amount_demanded from action_ledger "
+                    "where status = 'not_dispatched' order by action_key") == [
+        ("ct-CT1-20260316/L1/reminder", Decimal("100.00"), Decimal("0.00"), Decimal("100.00")),
+        ("ct-CT1-20260316/L2/reminder", Decimal("100.00"), Decimal("5.00"), Decimal("105.00"))]
+    with run_mod.connect(s.database) as con:
+        run_mod.load_inputs(con, s)
+        for day in ("2026-04-01", "2026-04-02", "2026-04-03"):
+            run_mod.run_day(con, date.fromisoformat(day), s)
+    # 70.00 still overdue, plus the 5.00 fee the backfill recorded with level 2; no second fee
+    assert query(s, CATCH_UP_ROWS) == [(key, on, Decimal("70.00"), Decimal("0.00"), Decimal("5.00"),
+                                        Decimal("75.00"), "sent") for key, on in expected]
+
+
+def test_no_catch_up_for_a_case_now_below_its_threshold_or_settled(tmp_path):
+    w = World(tmp_path, policy(V1, thresholds={"EUR": "80.00"}))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-15")
+    w.payment("P1", "30.00", "2026-03-30", invoice_id="I1")  # 70.00 left: below the threshold
+    w.contract("CT2").invoice("I2", "100.00", "2026-03-01", "2026-03-15", contract_id="CT2")
+    w.payment("P2", "100.00", "2026-03-31", contract_id="CT2", invoice_id="I2")  # settled: the case closes
+    s = w.write()
+    _backfill(s, "2026-03-16", "2026-03-31", catch_up="highest")
+    with run_mod.connect(s.database) as con:
+        run_mod.load_inputs(con, s)
+        run_mod.run_day(con, date(2026, 4, 1), s)
+    assert query(s, "select count(*) from action_ledger where status = 'not_dispatched'") == [(4,)]
+    assert query(s, CATCH_UP_ROWS) == []
+
+
+@pytest.mark.parametrize("mode", ["highest", "each"])
+def test_a_case_reaching_its_next_level_needs_no_catch_up_of_a_lower_one(tmp_path, mode):
+    # level 2 (29 March) gives 3 days, so level 3 falls due on the first live day, 1 April
+    w = World(tmp_path, policy([("due_date", 7, 7), ("previous_level", 0, 3, {"EUR": "5.00"}),
+                                ("previous_level", 0, 7)]))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-15")
+    s = w.write()
+    _backfill(s, "2026-03-16", "2026-03-31", catch_up=mode)
+    with run_mod.connect(s.database) as con:
+        run_mod.load_inputs(con, s)
+        for day in ("2026-04-01", "2026-04-02", "2026-04-03"):
+            run_mod.run_day(con, date.fromisoformat(day), s)
+    assert query(s, "select action_key, executed_on::varchar, status from action_ledger "
+                    "where executed_on >= '2026-04-01' order by action_key") == [
+        ("ct-CT1-20260316/L3/reminder", "2026-04-01", "sent")]

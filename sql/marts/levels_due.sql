@@ -4,7 +4,8 @@
 -- (checked again before each level) and a manual reminder not yet confirmed hold a case
 -- back without moving its schedule, so on resumption a level whose time has come runs.
 -- A courtesy level (timed from the receivable on or before its due date) is measured on
--- the open amount, since nothing is overdue yet.
+-- the open amount, since nothing is overdue yet. After a backfill, the levels it recorded
+-- and nobody received may be sent again today (catch_up; int_catch_up_actions).
 with chosen_levels as (
     select *,
            max(case when reachable and scheduled_on <= $as_of then level_no end)
@@ -19,22 +20,58 @@ gated_levels as (
     from chosen_levels
 ),
 
-final as (
+-- what holds any level today: suspensions, a customer without dunning, a manual reminder not
+-- yet confirmed
+dunnable_cases as (
+    select *
+    from int_active_cases
+    where not suspended and not dunning_disabled and not awaiting_confirmation
+),
+
+scheduled as (
     select a.case_id, a.scope, a.target_id, a.contract_id, a.customer_id, a.currency,
            a.policy_id, a.policy_version, a.routed_by, a.fees_total as fees_before, a.apply_fees,
            a.followed_invoice_id, a.days_overdue,
            -- what the level demands: the overdue amount, or for a courtesy level the amount due
            case when c.courtesy then a.open_amount else a.overdue_amount end as demanded_principal,
+           a.threshold,
            c.level_no, c.level_name, c.scheduled_on, c.payment_term_days, c.channel, c.template,
-           c.level_no = c.chosen_level_no as executed
+           c.level_no = c.chosen_level_no as executed,
+           false as catch_up
     from gated_levels c
-    join int_active_cases a on a.case_id = c.case_id
+    join dunnable_cases a on a.case_id = c.case_id
     where c.level_no <= c.chosen_level_no
-      and not a.suspended
-      and not a.dunning_disabled
-      and not a.awaiting_confirmation
-      and (case when c.courtesy then a.open_amount else a.overdue_amount end) > 0
-      and (case when c.courtesy then a.open_amount else a.overdue_amount end) >= a.threshold
+),
+
+-- a level a backfill recorded and nobody received, sent today after all (int_catch_up_actions)
+catch_up as (
+    select a.case_id, a.scope, a.target_id, a.contract_id, a.customer_id, a.currency,
+           a.policy_id, a.policy_version, a.routed_by, a.fees_total as fees_before, a.apply_fees,
+           a.followed_invoice_id, a.days_overdue,
+           a.overdue_amount as demanded_principal,
+           a.threshold,
+           l.level_no, l.level_name, cast($as_of as date) as scheduled_on, l.payment_term_days, l.channel,
+           l.template,
+           true as executed,
+           true as catch_up
+    from (select distinct case_id, level_no from int_catch_up_actions) u
+    join dunnable_cases a on a.case_id = u.case_id
+    join policy_levels l on l.policy_version = a.policy_version and l.level_no = u.level_no
+),
+
+gated as (
+    select *
+    from (select * from scheduled union all select * from catch_up)
+    where demanded_principal > 0
+      and demanded_principal >= threshold
+),
+
+-- a case executing its next level today needs no catch-up of a lower one
+final as (
+    select * exclude (threshold)
+    from gated g
+    where not (g.catch_up and exists (
+        select 1 from gated s where s.case_id = g.case_id and s.executed and not s.catch_up))
 )
 
 select * from final

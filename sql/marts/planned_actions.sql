@@ -5,7 +5,8 @@
 -- interest where the policy charges it.
 with levels as (
     select d.*,
-           case when d.executed and d.apply_fees then coalesce(f.fee, 0) else 0 end as fee
+           -- a catch-up sends a level whose fee was recorded with it by the backfill
+           case when d.executed and d.apply_fees and not d.catch_up then coalesce(f.fee, 0) else 0 end as fee
     from levels_due d
     left join policy_level_fees f
       on f.policy_version = d.policy_version and f.level_no = d.level_no and f.currency = d.currency
@@ -19,7 +20,9 @@ case_interest as (
            sum(cast(o.open_amount * 100 as hugeint)
                * cast(v.interest_rate_percent * 10000 as hugeint)
                * (cast($as_of as date) - o.due_date)) as numerator
-    from levels_due d
+    -- once per case: a catch-up can execute beside the case's scheduled level
+    from (select distinct case_id, scope, target_id, contract_id, customer_id, currency, policy_version
+          from levels_due where executed) d
     join policy_versions v on v.policy_version = d.policy_version and v.interest_rate_percent is not null
     join int_open_receivables o
       on o.is_overdue
@@ -28,7 +31,6 @@ case_interest as (
              when 'invoice' then o.invoice_id = d.target_id
              else o.customer_id = d.customer_id and o.currency = d.currency
          end
-    where d.executed
     group by d.case_id
 ),
 
@@ -62,6 +64,10 @@ executed_actions as (
     from with_interest w
     join policy_level_actions a on a.policy_version = w.policy_version and a.level_no = w.level_no
     where w.executed
+      -- a catch-up sends again only the documents nobody received
+      and (not w.catch_up or exists (
+          select 1 from int_catch_up_actions u
+          where u.case_id = w.case_id and u.level_no = w.level_no and u.action = a.action))
 ),
 
 action_details as (
@@ -101,19 +107,19 @@ rows as (
            level_no, level_name, action, action_channel as channel, action_template as template, scheduled_on,
            payment_term_days, followed_invoice_id, days_overdue, demanded_principal,
            case when action_no = 1 then fee else 0 end as fee, fees_before + fee as fees_total, interest,
-           details, true as executed
+           details, true as executed, catch_up
     from action_details
     union all
     select case_id, scope, target_id, contract_id, customer_id, currency, policy_id, policy_version, routed_by,
            level_no, level_name, 'level_skipped', null, null, scheduled_on,
-           payment_term_days, followed_invoice_id, days_overdue, 0, 0, 0, 0, null, false
+           payment_term_days, followed_invoice_id, days_overdue, 0, 0, 0, 0, null, false, false
     from with_interest
     where not executed
 ),
 
 final as (
     select case_id || '/L' || level_no || '/' || (case when executed then action else 'skipped' end)
-               as action_key,
+               || (case when catch_up then '+catch_up' else '' end) as action_key,
            case_id, scope, target_id, contract_id, customer_id, currency,
            policy_id, policy_version, routed_by, level_no, level_name, action, channel, template,
            scheduled_on,

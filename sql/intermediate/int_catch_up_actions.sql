@@ -1,0 +1,62 @@
+-- The document actions a live $as_of sends after a backfill, as its user chose
+-- (backfill_runs.catch_up of the latest backfill before the day): a backfill records the
+-- levels it computes as not dispatched, and `highest` sends each open case's highest such
+-- level once, `each` its lowest one not yet caught up, one level a day. Only a live day
+-- ($live) catches up; a backfill's or a simulation's schema has no backfill runs anyway.
+-- The levels go through the gates of levels_due and the amounts of planned_actions like any
+-- level, so the document demands what is owed on the day it is sent; a case that reaches a
+-- higher level (today: levels_due) needs no reminder of a lower one.
+with latest_backfill as (
+    select first_day, last_day, catch_up
+    from backfill_runs
+    where last_day < $as_of and $live
+    order by last_day desc, backfill_id desc
+    limit 1
+),
+
+caught_up as (
+    select case_id, action_key, executed_on
+    from action_ledger
+    where action_key like '%+catch_up'
+),
+
+missed as (
+    select l.case_id, l.level_no, l.action, b.catch_up
+    from action_ledger l
+    cross join latest_backfill b
+    where b.catch_up in ('highest', 'each')
+      and l.dispatch_mode = 'backfill' and l.status = 'not_dispatched'
+      and l.action in ('reminder', 'sms', 'notify_merchant', 'webhook')
+      and l.executed_on between b.first_day and b.last_day
+      and l.action_key || '+catch_up' not in (select action_key from caught_up)
+      -- moot once the case has really reached a higher level
+      and not exists (
+          select 1 from action_ledger h
+          where h.case_id = l.case_id and h.level_no > l.level_no and h.dispatch_mode = 'live'
+            and h.status not in ('skipped', 'held') and h.action_key not like '%+catch_up')
+),
+
+-- `highest`: once per case; `each`: one level a day (a re-run of a day that already sent one
+-- sends no second)
+eligible as (
+    select *
+    from missed m
+    where not exists (
+        select 1 from caught_up c
+        where c.case_id = m.case_id and (m.catch_up = 'highest' or c.executed_on = $as_of)
+    )
+),
+
+chosen_levels as (
+    select case_id, case when any_value(catch_up) = 'highest' then max(level_no) else min(level_no) end as level_no
+    from eligible
+    group by case_id
+),
+
+final as (
+    select e.case_id, e.level_no, e.action
+    from eligible e
+    join chosen_levels c using (case_id, level_no)
+)
+
+select * from final
