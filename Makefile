@@ -22,7 +22,7 @@ demo: setup
 	$(VENV)/bin/dunning demo
 
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist worksteal
 
 bench: setup
 	$(VENV)/bin/dunning bench
