@@ -88,14 +88,18 @@ def test_the_next_live_days_catch_up_as_the_user_chose(tmp_path, mode, expected)
     w = _world(tmp_path)
     s = w.write()
     _backfill(s, "2026-03-16", "2026-03-31", catch_up=mode)
-    with run_mod.connect(s.database) as con:
-        run_mod.load_inputs(con, s)
-        for day in ("2026-04-01", "2026-04-02", "2026-04-03"):
-            run_mod.run_day(con, date.fromisoformat(day), s)
-        run_mod.run_day(con, date(2026, 4, 2), s)  # a re-run changes nothing
+    _live(s, "2026-04-01", "2026-04-02", "2026-04-03", "2026-04-02")  # a re-run of 2 April changes nothing
     assert query(s, "select action_key, executed_on::varchar, status, fee from action_ledger "
                     "where action_key like '%+catch_up' order by 2") == expected
     assert query(s, "select count(*) from action_ledger where status = 'not_dispatched'") == [(2,)]
+
+
+def _live(settings, *days):
+    """Live days after the backfill, in the order given, with one connection and ingestion."""
+    with run_mod.connect(settings.database) as con:
+        run_mod.load_inputs(con, settings)
+        for day in days:
+            run_mod.run_day(con, date.fromisoformat(day), settings)
 
 
 def test_an_unknown_version_or_mode_is_refused(tmp_path):
@@ -124,10 +128,7 @@ def test_a_catch_up_demands_what_is_owed_on_the_day_it_is_sent(tmp_path, mode, e
                     "where status = 'not_dispatched' order by action_key") == [
         ("ct-CT1-20260316/L1/reminder", Decimal("100.00"), Decimal("0.00"), Decimal("100.00")),
         ("ct-CT1-20260316/L2/reminder", Decimal("100.00"), Decimal("5.00"), Decimal("105.00"))]
-    with run_mod.connect(s.database) as con:
-        run_mod.load_inputs(con, s)
-        for day in ("2026-04-01", "2026-04-02", "2026-04-03"):
-            run_mod.run_day(con, date.fromisoformat(day), s)
+    _live(s, "2026-04-01", "2026-04-02", "2026-04-03")
     # 70.00 still overdue, plus the 5.00 fee the backfill recorded with level 2; no second fee
     assert query(s, CATCH_UP_ROWS) == [(key, on, Decimal("70.00"), Decimal("0.00"), Decimal("5.00"),
                                         Decimal("75.00"), "sent") for key, on in expected]
@@ -141,9 +142,7 @@ def test_no_catch_up_for_a_case_now_below_its_threshold_or_settled(tmp_path):
     w.payment("P2", "100.00", "2026-03-31", contract_id="CT2", invoice_id="I2")  # settled: the case closes
     s = w.write()
     _backfill(s, "2026-03-16", "2026-03-31", catch_up="highest")
-    with run_mod.connect(s.database) as con:
-        run_mod.load_inputs(con, s)
-        run_mod.run_day(con, date(2026, 4, 1), s)
+    _live(s, "2026-04-01")
     assert query(s, "select count(*) from action_ledger where status = 'not_dispatched'") == [(4,)]
     assert query(s, CATCH_UP_ROWS) == []
 
@@ -156,10 +155,7 @@ def test_a_case_reaching_its_next_level_needs_no_catch_up_of_a_lower_one(tmp_pat
     w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-15")
     s = w.write()
     _backfill(s, "2026-03-16", "2026-03-31", catch_up=mode)
-    with run_mod.connect(s.database) as con:
-        run_mod.load_inputs(con, s)
-        for day in ("2026-04-01", "2026-04-02", "2026-04-03"):
-            run_mod.run_day(con, date.fromisoformat(day), s)
+    _live(s, "2026-04-01", "2026-04-02", "2026-04-03")
     assert query(s, "select action_key, executed_on::varchar, status from action_ledger "
                     "where executed_on >= '2026-04-01' order by action_key") == [
         ("ct-CT1-20260316/L3/reminder", "2026-04-01", "sent")]
