@@ -15,6 +15,9 @@ Layout of a set (``templates/<set>/``)::
     <lang>/<template>.sms.txt       SMS text (one line, at most 306 characters)
     letter.css                      letter stylesheet, applied by the PDF renderer
     base_letter.html                optional shared letter layout
+    <lang>/_*.html                  anything else the templates import (the default set keeps
+                                    each kind's text in ``_<template>.html``, shared by the
+                                    email and the letter, and common pieces in ``_parts.html``)
 
 ``<lang>`` is the language of the customer's locale (``de_DE`` -> ``de``);
 a file missing for that language falls back to ``en``. Money and dates are
