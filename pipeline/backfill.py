@@ -100,7 +100,7 @@ def run_in_schema(con, schema: str, start: date, end: date, *, policy_version: s
     con.execute("create temp table if not exists forced_policy_versions (policy_version varchar)")
     con.execute("delete from forced_policy_versions")
     # A range writes a day's state some 90 times in a row; checkpointing the file after every
-    # few days of it cost a fifth of the time. One checkpoint follows the range instead.
+    # few days of it cost up to a fifth of the time. One checkpoint follows the range instead.
     con.execute("set checkpoint_threshold = '4GB'")
     results = []
     try:
