@@ -23,7 +23,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.failed_collections.steps import COLLECTION_TABLES_DDL, Collections, check_moves, load_collections
+from pipeline.failed_collections.steps import (
+    COLLECTION_TABLES_DDL, Collections, check_moves, default_retry_results, load_collections)
 
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
@@ -385,6 +386,7 @@ def load_into_duckdb(con, policies: PolicyFile) -> None:
     """
     con.execute(POLICY_TABLES_DDL)
     con.execute(COLLECTION_TABLES_DDL)
+    default_retry_results(con)
     con.execute("update policy_versions set in_file = false")
     for policy in policies.policies:
         for i, version in enumerate(policy.versions):

@@ -15,6 +15,7 @@ from datetime import date
 from decimal import Decimal
 
 import duckdb
+import pytest
 
 from pipeline import run as run_mod
 from world import World, policy, query
@@ -104,6 +105,31 @@ def test_an_unbound_failure_after_a_retry_is_its_result_a_later_one_a_new_case(t
     assert query(settings, "select case_id, cast(principal as varchar), json_extract_string(details, '$.payment_id') "
                            "from action_ledger order by action_key") == [
         ("cc-P1", "100.00", "P1"), ("cc-P1", "100.00", "P2"), ("cc-P3", "100.00", "P3")]
+
+
+@pytest.mark.parametrize("within, next_step_on", [(None, "2026-03-14"), (4, "2026-03-08")])
+def test_a_retry_whose_result_never_comes_moves_on_after_result_within_days(tmp_path, within, next_step_on):
+    retry = {"type": "retry", "days": 2} | ({"result_within_days": within} if within else {})
+    w = _world(tmp_path, {"steps": {"soft": [retry, GRACE_STEPS[0]]}})
+    w.invoice("I1", "100.00", "2026-03-01", "2026-03-01")
+    _failed(w, "P1", "I1", "2026-03-02", "AM04")  # retried on 4 March; no result is ever reported
+    settings = w.run("2026-03-01", "2026-03-15")
+    # the default waits 10 days for the result
+    assert _ledger(settings) == [("2026-03-04", "cc-P1/S1/attempt_payment", "100.00"),
+                                 (next_step_on, "cc-P1/S2/reminder", "100.00")]
+    assert query(settings, "select step_type, result_days from policy_collection_steps order by step_no") == [
+        ("retry", within or 10), ("payment_alternative", None)]
+
+
+def test_retries_registered_before_result_within_days_existed_take_its_default(tmp_path):
+    w = _world(tmp_path, {"steps": {"soft": [{"type": "retry", "days": 2}, GRACE_STEPS[0]]}})
+    s = w.write()
+    with run_mod.connect(s.database) as con:
+        run_mod.load_inputs(con, s)
+        con.execute("update policy_collection_steps set result_days = null")  # as an earlier release left them
+        run_mod.load_inputs(con, s)  # the same version again: not inserted anew
+        rows = con.execute("select step_type, result_days from policy_collection_steps order by step_no").fetchall()
+    assert rows == [("retry", 10), ("payment_alternative", None)]
 
 
 def test_paying_the_link_amount_settles_the_case_and_the_charges_become_credit(tmp_path):
@@ -279,7 +305,6 @@ def test_explain_shows_the_step_reached_and_what_the_next_one_waits_for(tmp_path
         "Fees so far    0.00 EUR",
         "Current level  L1 Retry, executed 2026-03-05, due date 2026-03-05",
         "History        2026-03-05  L1 Retry  attempt_payment (not_dispatched)"]
-    assert waiting[-2:] == [
-        "Next action    L2 Transfer, scheduled 2026-03-06, no date yet: it waits",
-        "               held by the result of the retry: a failed collection moves on, a payment closes the case"]
+    # no result of the 5 March retry yet: the transfer offer waits for it 10 days at most
+    assert waiting[-1] == "Next action    L2 Transfer, scheduled 2026-03-15, runs on 2026-03-15"
     assert opening[-1] == "Next action    L1 Retry, scheduled 2026-03-05, runs on 2026-03-05"

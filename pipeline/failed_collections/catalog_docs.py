@@ -74,10 +74,12 @@ def document(doc, ledger: dict[str, str]) -> None:
                      "offer_new_mandate or move_to_profile.",
         "step_name": "Name (the ledger's level_name).",
         "wait": "What ends the step: grace (its grace period), at_once (the next step runs the same day), "
-                "retry_result (the retry is reported failed) or final.",
+                "retry_result (the retry is reported failed, or result_days pass without a result) or final.",
         "grace_days": "Grace period in days (0 when the step does not wait for one).",
         "retry_when": "For a retry: after_days, next_month or next_month_plus_days.",
         "retry_days": "For a retry: the days.",
+        "result_days": "For a retry: the days after it that the next step waits at most for the retry's result "
+                       "(result_within_days).",
         "params_json": "The step's settings as JSON.",
     })
     doc("policy_collection_step_actions", "table", "Ledger actions of each collection step, in order.", {

@@ -57,7 +57,9 @@ def explain_collection(con, e: Explanation, as_of: date) -> Explanation:
         due_from = a["next_due_from"]
     else:
         wait = steps[ran_today]
-        due_from = {"grace": as_of + timedelta(days=wait["grace_days"]), "at_once": as_of}.get(wait["wait"])
+        due_from = {"grace": as_of + timedelta(days=wait["grace_days"]), "at_once": as_of,
+                    "retry_result": as_of + timedelta(days=wait["result_days"]) if wait["result_days"] else None,
+                    }.get(wait["wait"])
     held = [] if due_from else ["the result of the retry: a failed collection moves on, a payment closes the case"]
     if a["held"]:
         held.append("a suspension, an invoice's pause flag or dunning_disabled")

@@ -15,7 +15,9 @@ What ends a step decides when the next one runs (`WAITS`):
   plus `grace_days`); unpaid then, the next step runs;
 - `at_once`: the next step runs the same day (change the mandate, notify);
 - `retry_result`: a retry collects again; the next step runs when that collection
-  is reported failed too (a settled one closes the case);
+  is reported failed too (a settled one closes the case), or `result_within_days`
+  after the retry when no result has come by then (a lost result must not hold the
+  case, and the contract's dunning with it, for ever);
 - `final`: a move to another profile ends the workflow.
 A new failed transaction that belongs to the case (a per-mandate case, or the same
 money again) also triggers the next step at once. After the last step has waited,
@@ -75,15 +77,20 @@ def _check_sms_delay(step, needs: str) -> None:
                          f"({step.grace_days}): the SMS belongs to this step")
 
 
+RETRY_RESULT_DAYS = 10
+
+
 class RetryStep(_Strict):
     """Collect the failed amount again (soft failures only), counted from the day the step
     becomes due (the failure, for a first step): after `days`, on the first day of the next
-    month, or on the first of the next month plus `days`. Exported as a collection request."""
+    month, or on the first of the next month plus `days`. Exported as a collection request.
+    Without a result `result_within_days` after the retry, the next step runs."""
 
     type: Literal["retry"]
     name: str = Field(default="Retry", min_length=1)
     when: Literal["after_days", "next_month", "next_month_plus_days"] = "after_days"
     days: int = Field(default=0, ge=0, le=90)
+    result_within_days: int = Field(default=RETRY_RESULT_DAYS, ge=1, le=60)
 
     @model_validator(mode="after")
     def _days_fit_when(self) -> "RetryStep":
@@ -360,6 +367,8 @@ create table if not exists policy_collection_steps (
     step_type varchar not null, step_name varchar not null, wait varchar not null, grace_days integer not null,
     retry_when varchar, retry_days integer, params_json varchar not null,
     primary key (policy_version, failure_type, step_no));
+-- a retry's longest wait for its result (null: the step is no retry)
+alter table policy_collection_steps add column if not exists result_days integer;
 create table if not exists policy_collection_step_actions (
     policy_version varchar not null, failure_type varchar not null, step_no integer not null,
     action_no integer not null, action varchar not null, channel varchar not null, template varchar,
@@ -372,6 +381,16 @@ create table if not exists policy_collection_charges (
 """
 
 
+def default_retry_results(con) -> None:
+    """Retries registered by a release without `result_within_days` take its default.
+
+    A key left at its default is not part of a version's id, so a policy file that never
+    named it keeps its versions; their retries get the default like new ones would.
+    """
+    con.execute("update policy_collection_steps set result_days = ? where step_type = 'retry' and result_days is null",
+                [RETRY_RESULT_DAYS])
+
+
 def load_collections(con, version_id: str, collections: Collections) -> None:
     """Register one version's collection steps in the policy tables (all values bound)."""
     for kind in collections.steps.types():
@@ -381,9 +400,10 @@ def load_collections(con, version_id: str, collections: Collections) -> None:
         for no, step in enumerate(steps, start=1):
             params = step.model_dump(mode="json", exclude={"type", "name", "admin_charges"})
             con.execute(
-                "insert into policy_collection_steps values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "insert into policy_collection_steps values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [version_id, kind, no, step.type, step.name, WAITS[step.type], getattr(step, "grace_days", 0),
-                 getattr(step, "when", None), getattr(step, "days", None), json.dumps(params, sort_keys=True)])
+                 getattr(step, "when", None), getattr(step, "days", None), json.dumps(params, sort_keys=True),
+                 getattr(step, "result_within_days", None)])
             for action_no, (action, channel, template, delay, action_params) in enumerate(step_actions(step), 1):
                 con.execute("insert into policy_collection_step_actions values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             [version_id, kind, no, action_no, action, channel, template, delay,

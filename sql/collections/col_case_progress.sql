@@ -4,7 +4,8 @@
 -- - after an at_once step (change the mandate, notify): the day it ran;
 -- - after a step with a grace period: its end, or earlier the day a new failure of the
 --   case arrived (a per-mandate case's next transaction, or the same money again);
--- - after a retry: the day a failure of the case arrived after it (the retry failed);
+-- - after a retry: the day a failure of the case arrived after it (the retry failed), or
+--   the retry's result_days after it when none has come by then;
 -- - before the first step: the day the case opened.
 -- A per-mandate case starts after the steps of the mandate's earlier cases.
 with open_cases as (
@@ -39,6 +40,7 @@ earlier_mandate_steps as (
 
 with_steps as (
     select c.*, k.steps as step_count, p.last_step_on, s.wait as last_wait, s.grace_days as last_grace_days,
+           s.result_days as last_result_days,
            coalesce(p.last_step_no, least(coalesce(m.steps_before, 0), k.steps - 1)) as last_step_no,
            coalesce(p.fees_total, 0) as fees_total
     from open_cases c
@@ -63,7 +65,8 @@ final as (
            case when w.last_step_on is null then w.opened_on
                 when w.last_wait = 'at_once' then w.last_step_on
                 when w.last_wait = 'grace' then least(w.last_step_on + w.last_grace_days, l.first_failure_after)
-                when w.last_wait = 'retry_result' then l.first_failure_after
+                -- least() passes over a null: no failure yet, or a retry registered without a limit
+                when w.last_wait = 'retry_result' then least(w.last_step_on + w.last_result_days, l.first_failure_after)
            end as next_due_from
     from with_steps w
     left join later_failures l using (case_id)
