@@ -413,19 +413,26 @@ def _plural(n: int, word: str) -> str:
 @app.command()
 def preview(
     policy: Annotated[str, typer.Option(help="Policy handle (or name).")],
-    level: Annotated[int, typer.Option(help="Level number, 1 for the first.")],
     locale: Annotated[str, typer.Option(help="Customer locale, e.g. de_DE.")],
+    level: Annotated[Optional[int], typer.Option(help="Level number, 1 for the first.")] = None,
+    failure_type: Annotated[Optional[str], typer.Option(
+        help="soft, hard or technical: preview a step of the failed-collection workflow (with --step).")] = None,
+    step: Annotated[Optional[int], typer.Option(help="Step number for --failure-type, 1 for the first.")] = None,
     case: Annotated[Optional[str], typer.Option(help="Use this case's data (its latest reminder) instead of samples.")] = None,
     out: Annotated[Path, typer.Option(help="Folder to write the preview files to.")] = Path("var/preview"),
     config: ConfigOpt = None,
 ) -> None:
-    """Write a level's email (.eml), letter (.pdf) and SMS (.txt) for review; sends nothing."""
+    """Write a level's (or a collection step's) email (.eml), letter (.pdf) and SMS (.txt) for review; sends nothing."""
     from jinja2 import TemplateError
 
     from pipeline.preview import preview as make_preview
 
+    if (level is None) == (failure_type is None and step is None) or (failure_type is None) != (step is None):
+        console.print(Text("give either --level N, or --failure-type TYPE with --step N", style="red"))
+        raise typer.Exit(2)
     try:
-        paths = make_preview(_settings(config), policy, level, locale, out, case_id=case)
+        paths = make_preview(_settings(config), policy, level if level is not None else step, locale, out,
+                             case_id=case, failure_type=failure_type)
     except (ValueError, TemplateError) as exc:  # bad arguments (PolicyError is one too) or template
         console.print(Text(str(exc), style="red"), soft_wrap=True)
         raise typer.Exit(2) from None

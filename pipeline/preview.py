@@ -7,6 +7,11 @@ sending organization, or a real case's latest reminder read from the
 database (read-only, so a preview never blocks or changes a run); either way
 the policy's level decides template set, template and level, and the
 argument decides the locale. Same inputs, same bytes.
+
+A step of a failed-collection workflow (`failure_type` and the step's number)
+is previewed the same way, as ``preview-<policy>-<type>-S<n>-<locale>.*``: the
+step decides the templates (email and SMS), the method (payment link or
+transfer details), the pay-by date and the admin charges so far.
 """
 
 from __future__ import annotations
@@ -33,12 +38,15 @@ limit 1
 
 
 def preview(settings: Settings, policy_name: str, level_no: int, locale: str, out_dir: Path,
-            case_id: str | None = None) -> list[Path]:
-    """Render the level's email, letter and SMS into ``out_dir``; returns the paths (.eml, .pdf, .txt)."""
-    from pipeline.outbox import build_message, email_policy
-    from pipeline.render.pdf import LetterRenderer
-    from pipeline.render.templates import TemplateSet
+            case_id: str | None = None, failure_type: str | None = None) -> list[Path]:
+    """Render the level's email, letter and SMS into ``out_dir``; returns the paths (.eml, .pdf, .txt).
 
+    With `failure_type`, `level_no` is a step of that failure type's collection workflow.
+    """
+    if failure_type is not None:
+        if case_id:
+            raise ValueError("a collection step is previewed on sample data; --case previews a dunning level")
+        return _write(settings, out_dir, *_step_preview(settings, policy_name, failure_type, level_no, _locale(locale)))
     handle, version, level, template = _level(settings, policy_name, level_no)
     locale = _locale(locale)
     ctx = _case_context(settings, case_id) if case_id else _sample_context(settings, version, level_no, locale, template)
@@ -48,10 +56,18 @@ def preview(settings: Settings, policy_name: str, level_no: int, locale: str, ou
                template_set=version.template_set, template=template, locale=locale)
     ctx["level"] = dict(ctx["level"], no=level_no, name=level.name,
                         fee=level.fee.get(ctx["amounts"]["currency"], Decimal("0.00")))
+    return _write(settings, out_dir, stem, ctx, template)
 
-    templates = TemplateSet(settings.templates, version.template_set)
+
+def _write(settings: Settings, out_dir: Path, stem: str, ctx: dict[str, Any], sms_template: str) -> list[Path]:
+    """Render the email (letter attached) and the SMS of `ctx` and write them under `stem`."""
+    from pipeline.outbox import build_message, email_policy
+    from pipeline.render.pdf import LetterRenderer
+    from pipeline.render.templates import TemplateSet
+
+    templates = TemplateSet(settings.templates, ctx["template_set"])
     email = templates.render_email(ctx)
-    sms = templates.render_sms(ctx)
+    sms = templates.render_sms(dict(ctx, template=sms_template))
     pdf = LetterRenderer(settings.templates).render(ctx)
     eml = build_message(ctx["as_of"], ctx, email, pdf).as_bytes(policy=email_policy())
 
@@ -63,8 +79,8 @@ def preview(settings: Settings, policy_name: str, level_no: int, locale: str, ou
     return paths
 
 
-def _level(settings: Settings, policy_name: str, level_no: int):
-    """(handle, current version, level, template) of a policy named by handle or name."""
+def _current_version(settings: Settings, policy_name: str):
+    """(handle, current version) of a policy named by handle or name."""
     from pipeline.policy import load_policy_file
 
     policies = load_policy_file(settings.policy_file).policies
@@ -72,14 +88,72 @@ def _level(settings: Settings, policy_name: str, level_no: int):
     if policy is None:
         raise ValueError(f"unknown policy {policy_name!r}; {settings.policy_file} has: "
                          f"{', '.join(p.handle for p in policies)}")
-    version = max(policy.versions, key=lambda v: v.effective_from)  # the current one
+    return policy.handle, max(policy.versions, key=lambda v: v.effective_from)
+
+
+def _level(settings: Settings, policy_name: str, level_no: int):
+    """(handle, current version, level, template) of a policy named by handle or name."""
+    handle, version = _current_version(settings, policy_name)
     if not 1 <= level_no <= len(version.levels):
         names = ", ".join(f"{i} {lv.name}" for i, lv in enumerate(version.levels, start=1))
-        raise ValueError(f"policy {policy.handle} has no level {level_no}; its levels are: {names}")
+        raise ValueError(f"policy {handle} has no level {level_no}; its levels are: {names}")
     level = version.levels[level_no - 1]
     # A reminder action may name its own template; otherwise the level's applies.
     reminder = next((a for a in level.actions if a.type == "reminder"), None)
-    return policy.handle, version, level, (getattr(reminder, "template", None) or level.template)
+    return handle, version, level, (getattr(reminder, "template", None) or level.template)
+
+
+# the sample failures the templates are checked with (pipeline/render/bench.py), by failure type
+_SAMPLE_FAILURE = {"soft": 0, "hard": 1, "technical": 2}
+
+
+def _step_preview(settings: Settings, policy_name: str, failure_type: str, step_no: int, locale: str):
+    """(stem, context, SMS template) of a collection step on sample data."""
+    from urllib.parse import quote
+
+    from pipeline.failed_collections.steps import step_actions
+    from pipeline.render.bench import sample_context
+
+    handle, version = _current_version(settings, policy_name)
+    if failure_type not in _SAMPLE_FAILURE:
+        raise ValueError(f"failure type must be one of {', '.join(_SAMPLE_FAILURE)}, not {failure_type!r}")
+    steps = getattr(version.collections.steps, failure_type) if version.collections else []
+    if not 1 <= step_no <= len(steps):
+        names = ", ".join(f"{i} {st.name}" for i, st in enumerate(steps, start=1)) or "none"
+        raise ValueError(f"policy {handle} has no {failure_type} collection step {step_no}; its steps are: {names}")
+    step = steps[step_no - 1]
+    documents = [a for a in step_actions(step) if a[0] in ("reminder", "sms", "notify_merchant")]
+    if not documents:
+        raise ValueError(f"{failure_type} step {step_no} ({step.type}) of policy {handle} sends no document")
+    email_template = next((t for a, _, t, _, _ in documents if a != "sms"), documents[0][2])
+    sms_template = next((t for a, _, t, _, _ in documents if a == "sms"), email_template)
+    params = documents[0][4]
+
+    ctx = sample_context(_SAMPLE_FAILURE[failure_type], locale=locale, template=email_template)
+    ctx["organization"] = settings.organization.model_dump()
+    amounts, currency, coll = ctx["amounts"], ctx["amounts"]["currency"], ctx["collection"]
+    # admin charges add up over the steps of a case (where the customer pays fees)
+    charges = sum((st.admin_charges.get(currency, Decimal("0")) for st in steps[:step_no]
+                   if hasattr(st, "admin_charges")), Decimal("0.00"))
+    pay_by = ctx["as_of"] + timedelta(days=getattr(step, "grace_days", 0))
+    total = coll["outstanding"] + charges
+    amounts.update(principal=coll["outstanding"], fees=charges, interest=Decimal("0.00"), total=total)
+    method = params.get("method")
+    link = version.collections.payment_link if method == "payment_link" else params.get("url")
+    if link:  # filled in as planned_collection_actions.sql does
+        link = (link.replace("{case_key}", quote(coll["case_key"], safe="")).replace("{amount}", f"{total:.2f}")
+                .replace("{currency}", currency))
+    org = ctx["organization"]
+    coll.update(failure_type=failure_type, admin_charges=charges, total=total, method=method, pay_by=pay_by,
+                payment_link=link if method == "payment_link" else None,
+                new_mandate_url=link if step.type == "offer_new_mandate" else None,
+                transfer={"account_holder": org["name"], "iban": org["iban"], "bic": org["bic"], "bank": org["bank"],
+                          "reference": coll["case_key"]})
+    ctx["level"] = dict(ctx["level"], no=step_no, name=step.name, due_date=pay_by,
+                        fee=getattr(step, "admin_charges", {}).get(currency, Decimal("0.00")))
+    ctx.update(action_key=f"preview/{handle}/{failure_type}/S{step_no}/{locale}",
+               template_set=version.template_set, template=email_template, locale=locale)
+    return f"preview-{handle}-{failure_type}-S{step_no}-{locale}", ctx, sms_template
 
 
 def _locale(locale: str) -> str:

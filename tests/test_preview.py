@@ -112,3 +112,68 @@ def test_cli_preview(tmp_path):
     bad = runner.invoke(app, ["preview", "--policy", "default", "--level", "5", "--locale", "nl_BE",
                               "--out", str(out), "--config", str(config)])
     assert bad.exit_code == 2 and "has no level 5" in bad.output
+
+
+COLLECTIONS = {
+    "payment_link": "https://pay.example.com/c/{case_key}?amount={amount}",
+    "steps": {"soft": [{"type": "retry", "days": 3},
+                       {"type": "payment_alternative", "channels": "email_and_sms", "method": "payment_link",
+                        "grace_days": 10, "admin_charges": {"EUR": "2.50"}, "sms_delay_days": 2},
+                       {"type": "official_letter", "grace_days": 14, "admin_charges": {"EUR": "5.00"}}]},
+}
+
+
+def _collection_world(tmp_path):
+    return World(tmp_path, policy(LEVELS, extra={"collections": COLLECTIONS})).write()
+
+
+def test_preview_of_a_collection_step_has_its_link_charges_so_far_and_pay_by_date(tmp_path):
+    settings = _collection_world(tmp_path)
+    outstanding = sample_context(0)["collection"]["outstanding"]  # 1,134.56 of the sample's failed 1,234.56
+    link = preview(settings, "default", 2, "en_GB", tmp_path / "out", failure_type="soft")
+    assert [p.name for p in link] == [f"preview-default-soft-S2-en_GB.{ext}" for ext in ("eml", "pdf", "txt")]
+    msg = email.message_from_bytes(link[0].read_bytes(), policy=email.policy.default)
+    assert msg["Subject"] == "Your payment of €1,234.56 could not be collected"
+    assert msg["X-Dunning-Action-Key"] == "preview/default/soft/S2/en_GB"
+    total = outstanding + Decimal("2.50")
+    text = pdf_text(link[1].read_bytes())
+    assert f"Total to pay {format_money(total, 'EUR', 'en_GB')}" in text
+    assert f"https://pay.example.com/c/cc-P000000?amount={total}" in text and "by 20 May 2026" in text
+    assert link[2].read_text(encoding="utf-8") == (
+        f"Test GmbH: collecting €1,234.56 failed. Please pay {format_money(total, 'EUR', 'en_GB')} by 20 May 2026: "
+        f"https://pay.example.com/c/cc-P000000?amount={total}\n")
+
+    # the formal letter: both steps' charges, transfer details of the real sender, 14 days to pay
+    formal = preview(settings, "default", 3, "en_GB", tmp_path / "out", failure_type="soft")
+    text = pdf_text(formal[1].read_bytes())
+    total = outstanding + Decimal("7.50")
+    assert f"Administration charges {format_money(Decimal('7.50'), 'EUR', 'en_GB')}" in text
+    assert f"pay {format_money(total, 'EUR', 'en_GB')} within 14 days, by 24 May 2026" in text
+    assert "IBAN DE02120300000000202051" in text and "Reference cc-P000000" in text and "pay.example.com" not in text
+
+
+@pytest.mark.parametrize("failure_type, step, message", [
+    ("soft", 1, "soft step 1 (retry) of policy default sends no document"),
+    ("soft", 4, "policy default has no soft collection step 4; its steps are: 1 Retry, 2 Payment alternative, "
+                "3 Official letter"),
+    ("hard", 1, "policy default has no hard collection step 1; its steps are: none"),
+    ("lost", 1, "failure type must be one of soft, hard, technical, not 'lost'"),
+])
+def test_clear_errors_for_collection_steps(tmp_path, failure_type, step, message):
+    settings = _collection_world(tmp_path)
+    with pytest.raises(ValueError) as err:
+        preview(settings, "default", step, "en_GB", tmp_path / "out", failure_type=failure_type)
+    assert str(err.value) == message
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_preview_of_a_collection_step_and_a_level_or_a_step_not_both(tmp_path):
+    config = World(tmp_path, policy(LEVELS, extra={"collections": COLLECTIONS})).write_config()
+    out, runner = tmp_path / "previews", CliRunner()
+    ok = runner.invoke(app, ["preview", "--policy", "default", "--failure-type", "soft", "--step", "2",
+                             "--locale", "de_DE", "--out", str(out), "--config", str(config)])
+    assert ok.exit_code == 0, ok.output
+    assert sorted(p.name for p in out.iterdir()) == [f"preview-default-soft-S2-de_DE.{ext}" for ext in ("eml", "pdf", "txt")]
+    for args in (["--level", "1", "--step", "2"], ["--failure-type", "soft"], []):
+        bad = runner.invoke(app, ["preview", "--policy", "default", "--locale", "de_DE", *args, "--config", str(config)])
+        assert bad.exit_code == 2 and "give either --level N, or --failure-type TYPE with --step N" in bad.output
