@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from pipeline import catalog
-from pipeline.run import DayResult, days, plan_day
+from pipeline.run import DayResult, RunMode, RunRefused, days, plan_day, refuse_before_latest
 from pipeline.settings import Settings
 
 CATCH_UP_MODES = ("none", "highest", "each")
@@ -51,8 +51,6 @@ class BackfillError(ValueError):
 
 
 WORK_SCHEMA = "backfill_work"
-# rows that record what was handed to someone: a backfill never replaces them
-DISPATCHED = ("rendered", "sending", "sent", "failed", "needs_review", "prepared")
 
 
 def backfill(con, start: date, end: date, settings: Settings, *, catch_up: str,
@@ -62,6 +60,12 @@ def backfill(con, start: date, end: date, settings: Settings, *, catch_up: str,
 
     if catch_up not in CATCH_UP_MODES:
         raise BackfillError(f"catch-up must be one of {', '.join(CATCH_UP_MODES)}, not {catch_up!r}")
+    if end < start:
+        raise BackfillError(f"the backfill ends ({end}) before it starts ({start})")
+    try:  # adopting the range replaces everything from `start` on: it must reach the latest day
+        refuse_before_latest(con, end, what=f"A backfill from {start} that ends on", recompute_from=start)
+    except RunRefused as exc:
+        raise BackfillError(str(exc)) from None
     if policy_version is not None:
         known = con.execute("select count(*) from policy_versions where policy_version = ?",
                             [policy_version]).fetchall()[0][0]
@@ -87,7 +91,7 @@ def backfill(con, start: date, end: date, settings: Settings, *, catch_up: str,
 
 
 def run_in_schema(con, schema: str, start: date, end: date, *, policy_version: str | None = None,
-                  on_day=None) -> list[DayResult]:
+                  mode: RunMode = RunMode.BACKFILL, on_day=None) -> list[DayResult]:
     """The ordinary daily step, day by day, against a seeded work schema (never dispatching).
 
     It reads only the invoices and payments that can matter to the range
@@ -108,7 +112,7 @@ def run_in_schema(con, schema: str, start: date, end: date, *, policy_version: s
             if policy_version is not None:
                 con.execute("insert into forced_policy_versions values (?)", [policy_version])
             for day in days(start, end):
-                result = plan_day(con, day, live=False, open_receivables=day == end)
+                result = plan_day(con, day, mode, open_receivables=day == end)
                 results.append(result)
                 if on_day:
                     on_day(result)
@@ -123,12 +127,18 @@ def _adopt(con, start: date) -> None:
     """Make the recomputed days the live state; rows that record a dispatch stay as they are."""
     w = WORK_SCHEMA
     con.execute("begin transaction")
-    con.execute("delete from action_ledger where executed_on >= ? and status not in (select unnest(?))",
-                [start, list(DISPATCHED)])
+    # rows that record what was handed to someone (status_is_dispatch_record) stay as they are
+    con.execute("delete from action_ledger where executed_on >= ? and not status_is_dispatch_record(status)",
+                [start])
     con.execute("""delete from case_register c where opened_on >= ?
                    and not exists (select 1 from action_ledger l where l.case_id = c.case_id)""", [start])
     con.execute("update case_register set closed_on = null, close_reason = null where closed_on >= ?", [start])
-    con.execute(f"insert into case_register by name select * from {w}.case_register on conflict do nothing")
+    # a case the recomputation continues takes its policy version and routing from it: the levels
+    # adopted below are that version's (a case kept by dispatched rows would otherwise show the
+    # old version next to the new version's levels, and plan no further level of either)
+    con.execute(f"""insert into case_register by name select * from {w}.case_register
+                    on conflict (case_id) do update set policy_id = excluded.policy_id,
+                        policy_version = excluded.policy_version, routed_by = excluded.routed_by""")
     con.execute(f"""update case_register r set closed_on = s.closed_on, close_reason = s.close_reason
                     from {w}.case_register s
                     where r.case_id = s.case_id and r.closed_on is null and s.closed_on is not null""")
@@ -167,9 +177,9 @@ def _record_differences(con, backfill_id: str, start: date, end: date) -> dict[s
                        a.executed_on as after_executed_on, b.amount_demanded as before_amount,
                        a.amount_demanded as after_amount, b.fee as before_fee, a.fee as after_fee
                 from (select * from main.action_ledger
-                      where executed_on between $start and $end and status not in ('skipped', 'held')) b
+                      where executed_on between $start and $end and status_is_done(status)) b
                 full join (select * from {WORK_SCHEMA}.action_ledger
-                           where executed_on between $start and $end and status <> 'skipped') a using (action_key)
+                           where executed_on between $start and $end and status_is_done(status)) a using (action_key)
                 where b.action_key is null or a.action_key is null or {changed}
             )
             order by action_key""",

@@ -113,7 +113,7 @@ def stage_sql_models(workdir: Path) -> dict:
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
         ensure_state(con)
         started = time.perf_counter()
-        result = pipeline_run.plan_day(con, END, live=True)
+        result = pipeline_run.plan_day(con, END, pipeline_run.RunMode.LIVE)
         seconds = time.perf_counter() - started
     models = sum(result.model_seconds.values())
     return {"seconds": round(models, 2), "plan_day_seconds": round(seconds, 2),
@@ -157,7 +157,7 @@ def stage_simulate(workdir: Path, days: int, separate_days: int) -> dict:
         started = time.perf_counter()
         with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
             pipeline_run.load_inputs(con, settings)
-            pipeline_run.plan_day(con, start + timedelta(days=n), live=False)
+            pipeline_run.plan_day(con, start + timedelta(days=n), pipeline_run.RunMode.SIMULATE)
         separate.append(time.perf_counter() - started)
     per_run = sum(separate) / len(separate)
     return {"days": days, "ingest_seconds": round(ingest, 2), "simulation_seconds": round(sim.seconds, 2),

@@ -42,7 +42,8 @@ def _progress() -> Progress:
                     console=console, transient=False)
 
 
-def _run_days(settings: Settings, start: date, end: date, *, dispatch: bool) -> list[pipeline_run.DayResult]:
+def _run_days(settings: Settings, start: date, end: date, *, send: bool) -> list[pipeline_run.DayResult]:
+    """Live days in order (plan -> dispatch -> publish); a day before the latest one is refused."""
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
         _, reports = pipeline_run.load_inputs(con, settings)
         _print_ingest(reports)
@@ -52,7 +53,12 @@ def _run_days(settings: Settings, start: date, end: date, *, dispatch: bool) -> 
             def on_day(r: pipeline_run.DayResult) -> None:
                 progress.update(task, advance=1, description=f"{r.as_of}  actions {r.actions:>4}  docs {r.documents_written:>4}")
 
-            return pipeline_run.run_range(con, start, end, settings, dispatch=dispatch, on_day=on_day)
+            try:
+                return pipeline_run.run_range(con, start, end, settings, send=send, on_day=on_day)
+            except pipeline_run.RunRefused as exc:
+                progress.stop()
+                console.print(Text(str(exc), style="bold red"), soft_wrap=True)
+                raise typer.Exit(2) from None
 
 
 def _print_ingest(reports) -> None:
@@ -81,12 +87,17 @@ def generate(
 @app.command()
 def run(
     as_of: Annotated[datetime, typer.Option("--as-of", formats=["%Y-%m-%d"], help="The day to run.")],
-    dispatch: Annotated[bool, typer.Option(help="Write documents to the outbox.")] = True,
+    dispatch: Annotated[bool, typer.Option(
+        help="Send the day's documents now; with --no-dispatch they stay planned for `dunning dispatch`.")] = True,
     config: ConfigOpt = None,
 ) -> None:
-    """Run one day: ingest, compute, record actions and dispatch them."""
+    """Run one live day: ingest, compute, record actions, dispatch them, publish the analysts' copy.
+
+    The latest day may be run again (nothing already sent is sent twice); an earlier day is
+    refused, naming the backfill that recomputes it and every later day.
+    """
     settings = _settings(config)
-    results = _run_days(settings, as_of.date(), as_of.date(), dispatch=dispatch)
+    results = _run_days(settings, as_of.date(), as_of.date(), send=dispatch)
     r = results[-1]
     console.print(f"{r.as_of}: opened {r.cases_opened}, closed {r.cases_closed}, actions {r.actions}, "
                   f"skipped levels {r.levels_skipped}, documents {r.documents_written}")
@@ -125,6 +136,7 @@ def dispatch(
             console.print(Text(f"NOTHING SENT: {blocked[0][0]}", style="bold red"))
             raise typer.Exit(1)
         summary = dispatch_pending(con, as_of.date(), settings)
+        pipeline_run.publish_day(con, settings, as_of.date())  # the analysts see the new statuses
     console.print(f"{as_of.date()}: rendered {summary.rendered}, sent {summary.sent}, letters {summary.letters}, "
                   f"failed {summary.failed}, needs review {summary.needs_review}, recovered {summary.recovered}")
     _print_review(settings)
@@ -159,9 +171,7 @@ def backfill(
                 console.print(f"[red]{exc}[/red]")
                 raise typer.Exit(2) from None
         markdown = differences_markdown(con, result.backfill_id)
-        from pipeline.publish import publish
-
-        publish(con, settings, end.date())  # the analysts' copy follows every run
+        pipeline_run.publish_day(con, settings, end.date())  # the analysts' copy follows every run
     console.print(f"{len(result.days)} days, {sum(r.actions for r in result.days)} actions, nothing sent; "
                   f"catch-up for the next live days: {catch_up}")
     console.print(markdown)
@@ -320,7 +330,7 @@ def demo(
     shutil.rmtree(settings.outbox, ignore_errors=True)
     shutil.rmtree(settings.data_dir, ignore_errors=True)
     generate_company(settings.data_dir, end=last, contracts=contracts, bad_rows=True)
-    _run_days(settings, first, last, dispatch=True)
+    _run_days(settings, first, last, send=True)
     _print_summary(settings, last)
     console.print(f"daily report: {_write_daily_report(settings, last)[0]} (and report.pdf)", soft_wrap=True)
     console.print(f"done in {time.perf_counter() - started:.1f} s")

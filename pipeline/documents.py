@@ -39,7 +39,7 @@ select l.action_key, l.case_id, l.scope, l.target_id, l.contract_id, l.customer_
 from action_ledger l
 join policy_versions p on p.policy_version = l.policy_version
 where l.status = 'planned' and l.dispatch_mode = 'live' and l.executed_on <= ?
-  and l.action in ('reminder', 'notify_merchant', 'sms', 'webhook')
+  and action_is_document(l.action)
 order by l.executed_on, l.action_key
 """
 

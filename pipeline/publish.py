@@ -34,6 +34,7 @@ import duckdb
 
 from pipeline import analytics, catalog
 from pipeline.settings import Settings
+from pipeline.state import create_history_macros
 
 ANALYST_DB = "dunning_analyst.duckdb"
 CURRENT = "current"
@@ -130,6 +131,7 @@ def _write_analyst_db(root: Path, names: list[str]) -> None:
             # settings, the name from the catalog)
             path = str(current / f"{name}.parquet").replace("'", "''")
             acon.execute(f"create view \"{name}\" as select * from read_parquet('{path}')")
+        create_history_macros(acon)  # the status rules and levels_done, which the analytics macros use
         analytics.ensure_analytics(acon, kinds=("macro",))
         catalog.apply_comments(acon)
         acon.execute("commit")

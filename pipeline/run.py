@@ -2,9 +2,22 @@
 
 state(D) = step(state(D-1), inputs visible on D, policy versions in force on D).
 A day first rewinds whatever earlier runs computed for it (keeping what was
-dispatched), then runs the SQL models, writes the day's decisions and, on a
-live day, dispatches. The live run, a re-run and a backfill all use this one
-step, so they cannot disagree.
+dispatched), then runs the SQL models and writes the day's decisions. The live
+run, a re-run, a backfill and a simulation all use this one step, so they
+cannot disagree.
+
+Run modes (`RunMode`) say what a day's decisions are, separately from whether
+documents are sent now:
+- `live`: the day as it happens. Its documents are `planned` for dispatch, sent
+  at once (`run_day`) or later by `dunning dispatch` / the next live day.
+- `backfill`: a past day recomputed (`pipeline.backfill`). Recorded as
+  `not_dispatched`, never sent; the user chooses how live days catch up.
+- `simulate`: a candidate policy or a scenario. Recorded, never sent.
+
+One service orders a live day: plan -> dispatch -> publish (`run_day`, and the
+Dagster assets call the same three functions in the same order). A live day
+before the latest day computed is refused (`RunRefused`): recomputing it would
+discard the later days, which only a backfill through the latest day does.
 """
 
 from __future__ import annotations
@@ -14,6 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from enum import Enum
 from pathlib import Path
 
 import duckdb
@@ -27,6 +41,43 @@ from pipeline.sql_runner import run_daily_models
 from pipeline.state import apply_day, ensure_state, rewind_to
 
 log = logging.getLogger(__name__)
+
+
+class RunMode(str, Enum):
+    LIVE = "live"
+    BACKFILL = "backfill"
+    SIMULATE = "simulate"
+
+    @property
+    def sends(self) -> bool:
+        """Whether the mode's documents are ever dispatched (only a live day's are)."""
+        return self is RunMode.LIVE
+
+
+class RunRefused(ValueError):
+    """A run that would lose state the user did not ask to lose; the message names what to run."""
+
+
+def latest_day(con) -> date | None:
+    """The latest day whose state has been computed (live or backfill) in this schema."""
+    return con.execute("select max(as_of) from run_log").fetchall()[0][0]
+
+
+def refuse_before_latest(con, day: date, *, what: str, recompute_from: date | None = None) -> None:
+    """Refuse to recompute up to `day` when later days exist: that would discard them.
+
+    The message names the command that does what the user wants: a backfill from
+    `recompute_from` (default `day`) through the latest day.
+    """
+    latest = latest_day(con)
+    if latest is None or day >= latest:
+        return
+    first = recompute_from or day
+    raise RunRefused(
+        f"{what} {day} would discard the {(latest - day).days} later day(s) computed up to {latest}. "
+        f"To recompute {first} to {latest}, run `dunning backfill --from {first} --to {latest} "
+        f"--catch-up none|highest|each` (in Dagster: backfill the partitions {first}...{latest} as one run). "
+        f"To look at a past day, use `dunning explain CASE_ID --as-of {day}` or state_as_of('{day}').")
 
 
 @dataclass
@@ -88,22 +139,25 @@ def stale_payments(con, as_of: date, settings: Settings) -> str | None:
             "sent today (state is computed, the day's actions are held and decided again on the next run)")
 
 
-def plan_day(con, as_of: date, *, live: bool = True, settings: Settings | None = None,
+def plan_day(con, as_of: date, mode: RunMode = RunMode.LIVE, *, settings: Settings | None = None,
              open_receivables: bool = True) -> DayResult:
     """Compute one day's state and record its actions in the ledger. Inputs must be loaded.
 
-    A live day's actions are `planned` (to be dispatched); a backfill's are recorded
-    as `not_dispatched`: a document dated in the past is never sent. With `settings`,
-    a live day first checks that payment data is fresh; if not, its actions are `held`.
+    A live day's actions are `planned` (to be dispatched); a backfill's or simulation's
+    are recorded as `not_dispatched`: a document dated in the past is never sent. A live
+    day before the latest day computed is refused (`RunRefused`). With `settings`, a
+    live day first checks that payment data is fresh; if not, its actions are `held`.
     `open_receivables=False`: leave that table (the latest day's) to a later day of a range.
     """
-    blocked = stale_payments(con, as_of, settings) if live and settings is not None else None
+    mode = RunMode(mode)
+    if mode is RunMode.LIVE:
+        refuse_before_latest(con, as_of, what="Re-running the live day")
+    blocked = stale_payments(con, as_of, settings) if mode.sends and settings is not None else None
     if blocked:
         log.warning(blocked)
     rewind_to(con, as_of)
-    seconds = run_daily_models(con, as_of, live=live)
-    counts = apply_day(con, as_of, "live" if live else "backfill", held=blocked is not None,
-                       open_receivables=open_receivables)
+    seconds = run_daily_models(con, as_of, live=mode.sends)
+    counts = apply_day(con, as_of, mode.value, held=blocked is not None, open_receivables=open_receivables)
     run_number = con.execute(
         "select coalesce(max(run_number), 0) + 1 from run_log where as_of = ?", [as_of]
     ).fetchall()[0][0]
@@ -111,7 +165,7 @@ def plan_day(con, as_of: date, *, live: bool = True, settings: Settings | None =
         """insert into run_log (as_of, run_number, mode, cases_opened, cases_closed, actions_planned,
                                 levels_skipped, documents_sent, dispatch_blocked)
            values (?, ?, ?, ?, ?, ?, ?, 0, ?)""",
-        [as_of, run_number, "live" if live else "backfill", counts["cases_opened"],
+        [as_of, run_number, mode.value, counts["cases_opened"],
          counts["cases_closed"], counts["actions"], counts["levels_skipped"], blocked],
     )
     return DayResult(as_of, documents_written=0, model_seconds=seconds, dispatch_blocked=blocked, **counts)
@@ -139,11 +193,30 @@ def dispatch_day(con, as_of: date, settings: Settings) -> int:
     return written
 
 
-def run_day(con, as_of: date, settings: Settings, *, dispatch: bool = True) -> DayResult:
-    """Plan one day and, on a live day, dispatch its documents."""
-    result = plan_day(con, as_of, live=dispatch, settings=settings)
-    if dispatch and not result.dispatch_blocked:
+def publish_day(con, settings: Settings, as_of: date) -> Path | None:
+    """Column comments and the analysts' read-only copy; the last step of every run.
+
+    The copy is stamped with `as_of`, or with the latest day when `as_of` was never run
+    (a `dunning dispatch` for another day); nothing is published before the first run.
+    """
+    catalog.apply_comments(con)
+    if latest_day(con) is None:
+        return None
+    recorded = con.execute("select count(*) from run_log where as_of = ?", [as_of]).fetchall()[0][0]
+    return publish(con, settings, as_of if recorded else None)  # pipeline/publish.py
+
+
+def run_day(con, as_of: date, settings: Settings, *, send: bool = True, publish_copy: bool = True) -> DayResult:
+    """One live day in the one order: plan -> dispatch (unless `send=False`) -> publish.
+
+    Without sending, the day's documents stay `planned` for `dunning dispatch` or the
+    next live day. `publish_copy=False`: a range publishes once, after its last day.
+    """
+    result = plan_day(con, as_of, RunMode.LIVE, settings=settings)
+    if send and not result.dispatch_blocked:
         result.documents_written = dispatch_day(con, as_of, settings)
+    if publish_copy:
+        publish_day(con, settings, as_of)
     return result
 
 
@@ -159,16 +232,26 @@ def run_range(
     end: date,
     settings: Settings,
     *,
-    dispatch: bool,
+    mode: RunMode = RunMode.LIVE,
+    send: bool = True,
+    publish_copy: bool = True,
     on_day: Callable[[DayResult], None] | None = None,
 ) -> list[DayResult]:
-    """Run days in date order with one database connection and one ingestion."""
+    """Run days in date order with one database connection and one ingestion, then publish once.
+
+    `mode=SIMULATE` records the days without ever sending (scenarios, samples); a backfill
+    of past days is `pipeline.backfill.backfill`, which also reports the differences.
+    """
+    mode = RunMode(mode)
     results = []
     for day in days(start, end):
-        result = run_day(con, day, settings, dispatch=dispatch)
+        if mode is RunMode.LIVE:
+            result = run_day(con, day, settings, send=send, publish_copy=False)
+        else:
+            result = plan_day(con, day, mode, settings=settings)
         results.append(result)
         if on_day:
             on_day(result)
-    catalog.apply_comments(con)
-    publish(con, settings, end)  # the analysts' read-only copy (pipeline/publish.py)
+    if publish_copy:
+        publish_day(con, settings, end)
     return results

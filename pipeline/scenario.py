@@ -605,7 +605,7 @@ def _run_with_confirmations(con, spec: ScenarioFile, settings: Settings) -> list
 
     for day in run_mod.days(spec.run.start, spec.run.end):
         confirm_due(day)
-        run_mod.run_day(con, day, settings, dispatch=True)
+        run_mod.run_day(con, day, settings, publish_copy=False)
         confirm_due(day)
     problems += [f"confirmation of {c.action} on {c.on}: no prepared manual reminder with that key" for c in pending]
     return problems
@@ -637,7 +637,9 @@ def run_scenario(scenario: Scenario, workdir: Path | str) -> ScenarioResult:
         if spec.confirmations:
             differences += _run_with_confirmations(con, spec, settings)
         else:
-            run_mod.run_range(con, spec.run.start, spec.run.end, settings, dispatch=False)
+            # a scenario says what the policy does on its days: recorded, never sent (run mode simulate)
+            run_mod.run_range(con, spec.run.start, spec.run.end, settings, mode=run_mod.RunMode.SIMULATE,
+                              publish_copy=False)
         actions = _fetch(con, """
             select executed_on as on, case_id as case, level_no as level, action, level_name, channel, status,
                    scheduled_on, level_due_date, followed_invoice_id as followed_invoice, days_overdue,

@@ -32,6 +32,9 @@ _DATED = {
     "open_receivables": "false",
     "backfill_runs": "false",
     "backfill_differences": "false",
+    # seed tables (pipeline.ledger_rules): created whole by ensure_state in the schema
+    "ledger_statuses": "false",
+    "action_kinds": "false",
 }
 
 

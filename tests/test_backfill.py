@@ -9,6 +9,7 @@ import pytest
 
 from pipeline import run as run_mod
 from pipeline.backfill import BackfillError, backfill
+from pipeline.run import RunRefused
 from world import World, policy, query
 
 V1 = [("due_date", 7, 7), ("previous_level", 0, 7, {"EUR": "5.00"})]
@@ -88,7 +89,9 @@ def test_the_next_live_days_catch_up_as_the_user_chose(tmp_path, mode, expected)
     w = _world(tmp_path)
     s = w.write()
     _backfill(s, "2026-03-16", "2026-03-31", catch_up=mode)
-    _live(s, "2026-04-01", "2026-04-02", "2026-04-03", "2026-04-02")  # a re-run of 2 April changes nothing
+    _live(s, "2026-04-01", "2026-04-02", "2026-04-03", "2026-04-03")  # a re-run of the latest day changes nothing
+    with pytest.raises(RunRefused, match="dunning backfill --from 2026-04-02 --to 2026-04-03"):
+        _live(s, "2026-04-02")  # an earlier day would discard 3 April
     assert query(s, "select action_key, executed_on::varchar, status, fee from action_ledger "
                     "where action_key like '%+catch_up' order by 2") == expected
     assert query(s, "select count(*) from action_ledger where status = 'not_dispatched'") == [(2,)]

@@ -229,10 +229,10 @@ def _staged_payments(con, rows: list[tuple]) -> None:
 def test_reference_tables_are_replaced_on_every_load_and_unknown_codes_are_logged(caplog):
     from pipeline.failed_collections import reference
 
-    from pipeline.state import STATE_DDL
+    from pipeline.state import create_state_schema
 
     con = duckdb.connect()
-    con.execute(STATE_DDL)  # the views also read the ledger and the case register
+    create_state_schema(con)  # the views also read the ledger and the case register
     _staged_payments(con, [("P1", "CT1", "failed", "AM04"), ("P2", "CT2", "failed", "am04 "),
                            ("P3", "CT2", "failed", "5"), ("P4", "CT1", "failed", None), ("P5", "CT1", "settled", "XX")]
                      + [(f"Q{i:02d}", "CT1", "failed", "XX") for i in range(20)])

@@ -50,8 +50,8 @@ def planned(tmp_path_factory) -> World:
     settings = w.write()
     with run_mod.connect(settings.database) as con:
         run_mod.load_inputs(con, settings)
-        run_mod.run_range(con, date(2026, 3, 16), date(2026, 3, 21), settings, dispatch=False)
-        run_mod.plan_day(con, DAY, live=True)
+        run_mod.run_range(con, date(2026, 3, 16), date(2026, 3, 21), settings, mode=run_mod.RunMode.SIMULATE)
+        run_mod.plan_day(con, DAY, run_mod.RunMode.LIVE)
         con.execute("checkpoint")
     return w
 

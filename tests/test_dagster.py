@@ -67,9 +67,14 @@ def test_two_consecutive_partitions_then_rematerializing_changes_nothing(tmp_pat
 
     _materialize(instance, resources, "2026-05-25")
     assert _snapshot(settings) == before
-    _materialize(instance, resources, "2026-05-24")
-    _materialize(instance, resources, "2026-05-25")
+    # an earlier partition would discard the later day: refused, naming the backfill, nothing changes
+    refused = dg.materialize(ASSETS, partition_key="2026-05-24", resources=resources, instance=instance,
+                             raise_on_error=False)
+    assert not refused.success
+    failure = next(e for e in refused.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "dunning backfill --from 2026-05-24 --to 2026-05-25" in failure.step_failure_data.error.message
     assert _snapshot(settings) == before
+    assert query(settings, "select count(*) from contract_balances where as_of = '2026-05-25'") == [(2,)]
 
 
 def test_a_range_backfill_is_one_run_equal_to_the_cli_backfill_and_sends_nothing(tmp_path):

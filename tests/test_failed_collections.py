@@ -176,7 +176,7 @@ def test_exports_of_a_live_run_name_the_mandate_and_the_payment(tmp_path):
     settings = w.write()
     with run_mod.connect(settings.database) as con:
         run_mod.load_inputs(con, settings)
-        run_mod.run_range(con, date(2026, 3, 1), date(2026, 4, 5), settings, dispatch=True)
+        run_mod.run_range(con, date(2026, 3, 1), date(2026, 4, 5), settings)
     assert query(settings, "select action_key, cast(executed_on as varchar), cast(amount as varchar), payment_id, "
                            "mandate_id from collection_requests") == [
         ("cm-MD-7-soft-20260302/S1/attempt_payment", "2026-04-03", "100.00", "P1", "MD-7")]
@@ -238,7 +238,7 @@ def test_running_a_day_again_records_the_same(tmp_path):
         run_mod.load_inputs(con, settings)
         for day in (date(2026, 3, 6), date(2026, 3, 7), date(2026, 3, 8), date(2026, 3, 9), date(2026, 3, 10),
                     date(2026, 3, 11), date(2026, 3, 12)):
-            run_mod.plan_day(con, day, live=False)
+            run_mod.plan_day(con, day, run_mod.RunMode.SIMULATE)
     assert query(settings, snapshot) == before
     assert _cases(settings) == cases_before
     assert [r[0] for r in before] == ["cc-P1/S1/attempt_payment", "cc-P1/S2/reminder",
@@ -255,7 +255,7 @@ def test_a_payment_alternative_goes_out_by_email_and_sms_through_the_outbox(tmp_
     settings = w.write()
     with run_mod.connect(settings.database) as con:
         run_mod.load_inputs(con, settings)
-        results = run_mod.run_range(con, date(2026, 3, 2), date(2026, 3, 2), settings, dispatch=True)
+        results = run_mod.run_range(con, date(2026, 3, 2), date(2026, 3, 2), settings)
     assert results[0].documents_written == 2
     assert query(settings, "select action_key, channel, status, document_path from action_ledger order by 1") == [
         ("cc-P1/S1/reminder", "email", "sent", "2026-03-02/cc-P1__S1__reminder"),

@@ -31,7 +31,7 @@ def world(tmp_path):
 
 
 def _run(con, settings, first, last):
-    run_mod.run_range(con, first, last, settings, dispatch=False)
+    run_mod.run_range(con, first, last, settings, mode=run_mod.RunMode.SIMULATE)
 
 
 def _exports(settings):

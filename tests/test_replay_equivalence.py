@@ -74,7 +74,7 @@ def test_days_one_by_one_a_backfill_and_a_simulation_agree(spec):
         for n in range(DAYS):  # a separate process-like run per day: connect, ingest, one step
             with run_mod.connect(daily.database) as con:
                 run_mod.load_inputs(con, daily)
-                run_mod.plan_day(con, START + timedelta(days=n), live=True)
+                run_mod.plan_day(con, START + timedelta(days=n), run_mod.RunMode.LIVE)
 
         once = _build(Path(tmp) / "once", spec).write()
         with run_mod.connect(once.database) as con:

@@ -114,11 +114,16 @@ class World:
         return path
 
     def run(self, start: str, end: str, *, dispatch: bool = False):
-        """Ingest once and run every day from start to end; returns an open connection's results."""
+        """Ingest once and run every day from start to end; returns the settings.
+
+        `dispatch=True`: live days, sent. Otherwise the days are recorded and never sent
+        (run mode simulate), as a scenario runs them.
+        """
         settings = self.write()
+        mode = run_mod.RunMode.LIVE if dispatch else run_mod.RunMode.SIMULATE
         with run_mod.connect(settings.database) as con:
             run_mod.load_inputs(con, settings)
-            run_mod.run_range(con, date.fromisoformat(start), date.fromisoformat(end), settings, dispatch=dispatch)
+            run_mod.run_range(con, date.fromisoformat(start), date.fromisoformat(end), settings, mode=mode)
         return settings
 
 

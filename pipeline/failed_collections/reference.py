@@ -33,7 +33,7 @@ select action_key, case_id, contract_id, customer_id, executed_on,
        json_extract_string(details, '$.payment_id') as payment_id,
        json_extract_string(details, '$.reason_code') as reason_code,
        policy_id, policy_version, level_no as step_no
-from action_ledger where action = 'change_mandate' and status = 'recorded';
+from action_ledger where action = 'change_mandate' and status_is_exported(status);
 create or replace view unsettled_collections as
 with last_rows as (
     select case_id, arg_max(principal, (executed_on, level_no, action_key)) as outstanding,
@@ -42,7 +42,7 @@ with last_rows as (
            arg_max(details, (executed_on, level_no, action_key)) as details,
            max(level_no) as last_step
     from action_ledger
-    where scope = 'collection' and status not in ('skipped', 'held')
+    where scope = 'collection' and status_is_done(status)
     group by case_id
 )
 select r.case_id, r.contract_id, r.customer_id, r.currency, r.failure_type, r.counting,

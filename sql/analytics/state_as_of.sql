@@ -3,17 +3,8 @@
 -- day it was executed, and rows skipped in a catch-up or held by the fresh-data gate were
 -- never levels done (as in the `cases` view, which is this on the latest day). A level sent
 -- again live after a backfill (catch-up) counts from its latest execution up to $as_of.
-with levels_done as (
-    select case_id, level_no,
-           arg_max(level_name, executed_on) as level_name,
-           max(executed_on) as executed_on,
-           arg_max(level_due_date, executed_on) as level_due_date,
-           sum(fee) as fee,
-           max(amount_demanded) as amount_demanded
-    from action_ledger
-    where executed_on <= $as_of
-      and status not in ('skipped', 'held')
-    group by case_id, level_no
+with levels as (
+    select * from levels_done(cast($as_of as date) + 1)
 ),
 
 progress as (
@@ -24,7 +15,7 @@ progress as (
            arg_max(level_due_date, level_no) as level_due_date,
            arg_max(amount_demanded, level_no) as last_amount_demanded,
            sum(fee) as fees_total
-    from levels_done
+    from levels
     group by case_id
 ),
 

@@ -54,7 +54,7 @@ executed_steps as (
     select case_id, level_no as step_no, min(executed_on) as executed_on,
            bool_or(action = 'attempt_payment') as is_retry
     from action_ledger
-    where scope = 'collection' and executed_on < $as_of and status not in ('skipped', 'held')
+    where scope = 'collection' and executed_on < $as_of and status_is_done(status)
     group by case_id, level_no
 ),
 

@@ -17,7 +17,7 @@ with open_cases as (
 executed_steps as (
     select case_id, level_no as step_no, min(executed_on) as executed_on, sum(fee) as charges
     from action_ledger
-    where scope = 'collection' and executed_on < $as_of and status not in ('skipped', 'held')
+    where scope = 'collection' and executed_on < $as_of and status_is_done(status)
       and case_id in (select case_id from open_cases)
     group by case_id, level_no
 ),

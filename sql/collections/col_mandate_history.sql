@@ -8,7 +8,7 @@ with final as (
     from case_register r
     join action_ledger l using (case_id)
     where r.scope = 'collection' and r.counting = 'per_mandate' and r.opened_on < $as_of
-      and l.executed_on < $as_of and l.status not in ('skipped', 'held')
+      and l.executed_on < $as_of and status_is_done(l.status)
     group by all
 )
 

@@ -72,7 +72,7 @@ links as (
            replace(replace(replace(url, '{case_key}', url_encode(case_id)), '{amount}', amount_text),
                    '{currency}', currency) as filled_url
     from (select *,
-                 case when action in ('reminder', 'sms', 'notify_merchant')
+                 case when action_is_document(action)
                       then coalesce(json_extract_string(params_json, '$.url'),
                                     case when json_extract_string(params_json, '$.method') = 'payment_link'
                                          then payment_link end) end as url,
@@ -117,7 +117,7 @@ final as (
            cast(fees_total as decimal(18, 2)) as fees_total,
            cast(0 as decimal(18, 2)) as interest,
            cast(amount_demanded as decimal(18, 2)) as amount_demanded,
-           case when action in ('reminder', 'sms', 'notify_merchant') then 'planned' else 'recorded' end as status,
+           case when action_is_document(action) then 'planned' else 'recorded' end as status,
            cast(details as varchar) as details
     from with_details
 )

@@ -14,17 +14,9 @@ with open_cases as (
 ),
 
 executed_levels as (
-    select case_id, level_no,
-           -- a level sent again live after a backfill (catch-up) counts from its latest sending
-           max(executed_on) as executed_on,
-           arg_max(level_due_date, executed_on) as level_due_date,
-           sum(fee) as fee,
-           bool_or(channel = 'manual' and status <> 'not_dispatched') as manual,
-           max(confirmed_on) filter (where confirmed_on <= $as_of) as confirmed_on
-    from action_ledger
-    where executed_on < $as_of
-      and status not in ('skipped', 'held')
-    group by case_id, level_no
+    select case_id, level_no, executed_on, level_due_date, fee, manual,
+           case when confirmed_on <= $as_of then confirmed_on end as confirmed_on
+    from levels_done($as_of)
 ),
 
 progress as (

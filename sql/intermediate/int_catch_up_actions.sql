@@ -26,14 +26,14 @@ missed as (
     cross join latest_backfill b
     where b.catch_up in ('highest', 'each')
       and l.dispatch_mode = 'backfill' and l.status = 'not_dispatched'
-      and l.action in ('reminder', 'sms', 'notify_merchant', 'webhook')
+      and action_is_document(l.action)
       and l.executed_on between b.first_day and b.last_day
       and l.action_key || '+catch_up' not in (select action_key from caught_up)
       -- moot once the case has really reached a higher level
       and not exists (
           select 1 from action_ledger h
           where h.case_id = l.case_id and h.level_no > l.level_no and h.dispatch_mode = 'live'
-            and h.status not in ('skipped', 'held') and h.action_key not like '%+catch_up')
+            and status_is_done(h.status) and h.action_key not like '%+catch_up')
 ),
 
 -- `highest`: once per case; `each`: one level a day (a re-run of a day that already sent one

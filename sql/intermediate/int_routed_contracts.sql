@@ -33,7 +33,7 @@ items as (
 pending_moves as (
     select l.contract_id, json_extract_string(l.details, '$.policy') as policy_id
     from action_ledger l
-    where l.action = 'move_to_policy' and l.status = 'recorded' and l.executed_on < $as_of
+    where l.action = 'move_to_policy' and status_is_done(l.status) and l.executed_on < $as_of
       and not exists (select 1 from case_register c
                       where c.contract_id = l.contract_id and c.opened_on > l.executed_on and c.opened_on < $as_of)
     qualify row_number() over (partition by l.contract_id order by l.executed_on desc, l.action_key desc) = 1

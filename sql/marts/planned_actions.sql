@@ -132,7 +132,7 @@ final as (
            cast(interest as decimal(18, 2)) as interest,
            cast(demanded_principal + fees_total + interest as decimal(18, 2)) as amount_demanded,
            case when not executed then 'skipped'
-                when action in ('reminder', 'sms', 'notify_merchant', 'webhook') then 'planned'
+                when action_is_document(action) then 'planned'
                 else 'recorded' end as status,
            cast(details as varchar) as details
     from rows

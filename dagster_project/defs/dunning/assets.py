@@ -9,6 +9,12 @@ same result; the catch-up choice comes from the run tag `dunning/catch_up`
 failed send can be retried without recomputing, and so that the UI shows
 planning and sending apart; a range never dispatches (nothing dated in the past
 is sent).
+
+The assets call the library's day service in its one order (`pipeline.run`):
+plan (`dunning_state`) -> dispatch -> publish the analysts' copy (`outbox_documents`),
+exactly as `dunning run` does. A partition before the latest day computed is
+refused with the same message as the CLI: recomputing it would discard the later
+days, which only a backfill of the range through the latest day does.
 """
 
 from datetime import date
@@ -19,7 +25,7 @@ from dagster_project.code_versions import state_version
 from dagster_project.partitions import DUCKDB_POOL, daily_partitions
 from dagster_project.resources import DunningResource
 from pipeline import catalog, run as pipeline_run
-from pipeline.publish import publish
+from pipeline.backfill import BackfillError
 from pipeline.report import day_summary_markdown
 
 
@@ -62,16 +68,18 @@ def dunning_state(context: dg.AssetExecutionContext, dunning: DunningResource) -
     settings = dunning.settings()
     blocked = None
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
-        if start == end:
-            result = pipeline_run.plan_day(con, start, live=True, settings=settings)
-            blocked = result.dispatch_blocked
-            catalog.apply_comments(con)
-        else:
-            catch_up = context.run.tags.get("dunning/catch_up", "none")
-            done = backfill(con, start, end, settings, catch_up=catch_up)
-            context.log.info(f"backfill {done.backfill_id}: differences {done.differences}, catch-up {catch_up}")
+        try:
+            if start == end:
+                result = pipeline_run.plan_day(con, start, pipeline_run.RunMode.LIVE, settings=settings)
+                blocked = result.dispatch_blocked
+                catalog.apply_comments(con)
+            else:
+                catch_up = context.run.tags.get("dunning/catch_up", "none")
+                done = backfill(con, start, end, settings, catch_up=catch_up)
+                context.log.info(f"backfill {done.backfill_id}: differences {done.differences}, catch-up {catch_up}")
+        except (pipeline_run.RunRefused, BackfillError) as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
         metadata = _state_metadata(con, end)
-        metadata["analyst_export"] = str(publish(con, settings, end))  # never blocks an analyst's session
     if blocked:
         context.log.warning(blocked)
     metadata["dispatch_blocked"] = blocked or ""
@@ -87,23 +95,29 @@ def dunning_state(context: dg.AssetExecutionContext, dunning: DunningResource) -
     deps=["dunning_state"],
 )
 def outbox_documents(context: dg.AssetExecutionContext, dunning: DunningResource) -> dg.MaterializeResult:
-    """The day's documents rendered and delivered through their channels, exactly once."""
+    """The day's documents rendered and delivered through their channels, exactly once; then the
+    analysts' copy is published, so it shows the statuses after dispatch (as after `dunning run`)."""
     start, end = _range(context)
     settings = dunning.settings()
     if start != end:
         context.log.info("a backfill range sends nothing: documents dated in the past are never dispatched")
-        return dg.MaterializeResult(metadata={"documents_written": 0, "backfill": f"{start}..{end}"})
+        with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
+            export = pipeline_run.publish_day(con, settings, end)
+        return dg.MaterializeResult(metadata={"documents_written": 0, "backfill": f"{start}..{end}",
+                                              "analyst_export": str(export)})
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
         written = pipeline_run.dispatch_day(con, start, settings)
+        export = pipeline_run.publish_day(con, settings, start)  # never blocks an analyst's session
         review = con.execute("select count(*) from dispatch_review").fetchall()[0][0]
         channels = con.execute(
             """select channel, status, count(*) from action_ledger where executed_on = ?
-               and action in ('reminder', 'sms', 'notify_merchant', 'webhook') group by all order by all""",
+               and action_is_document(action) group by all order by all""",
             [start]).fetchall()
     if review:
         context.log.warning(f"{review} action(s) need review: query the dispatch_review view")
     table = "| channel | status | documents |\n|---|---|---:|\n" + "\n".join(
         f"| {c} | {s} | {n} |" for c, s, n in channels)
     return dg.MaterializeResult(metadata={"documents_written": written, "needs_review": review,
+                                          "analyst_export": str(export),
                                           "by_channel": dg.MetadataValue.md(table),
                                           "outbox": str(settings.outbox / start.isoformat())})
