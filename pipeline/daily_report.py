@@ -19,13 +19,14 @@ from pathlib import Path
 from babel.numbers import format_percent
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from pipeline.ledger_rules import aging_buckets
 from pipeline.policy import DOCUMENT_ACTIONS
 from pipeline.render.formatting import format_money
 from pipeline.report_charts import Row, Segment, column_chart, hbar_chart
 from pipeline.settings import PROJECT_ROOT, Settings
 
 LOCALE = "en"
-BUCKETS = ["not due", "1-30", "31-60", "61-90", "over 90"]
+BUCKETS = list(aging_buckets())  # sql/seeds/aging_buckets.csv, as the aging views bucket
 DOCUMENT_DAYS = 30
 TEMPLATE = "report.html"
 

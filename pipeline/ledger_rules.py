@@ -15,6 +15,7 @@ every SQL model and view uses instead of spelling out status lists:
 - `status_is_pending_dispatch(status)`: still to be rendered or sent.
 - `action_is_document(action)`, `action_is_export(action)`,
   `action_is_transition(action)`: the action kinds.
+- `aging_bucket(is_overdue, days_overdue)`: the aging bucket (sql/seeds/aging_buckets.csv).
 
 The macros carry the values as literals (taken from the seed files, checked
 against a strict pattern), so they work in any schema and in the analysts' copy
@@ -59,6 +60,24 @@ def statuses() -> tuple[dict[str, str], ...]:
 
 
 @cache
+def aging_buckets() -> tuple[str, ...]:
+    """The aging buckets in order, from sql/seeds/aging_buckets.csv (used by views and reports)."""
+    with open(SEEDS / "aging_buckets.csv", newline="", encoding="utf-8") as fh:
+        return tuple(r["bucket"] for r in csv.DictReader(fh))
+
+
+def _aging_macro() -> str:
+    with open(SEEDS / "aging_buckets.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if not re.fullmatch(r"[a-z0-9 -]+", "".join(r["bucket"] for r in rows)):
+        raise ValueError(f"{SEEDS / 'aging_buckets.csv'}: bucket names are letters, digits, spaces and -")
+    branches = [f"when not is_overdue then '{rows[0]['bucket']}'"]
+    branches += [f"when days_overdue <= {int(r['up_to_days'])} then '{r['bucket']}'" for r in rows[1:-1]]
+    return (f"create or replace macro aging_bucket(is_overdue, days_overdue) as case {' '.join(branches)} "
+            f"else '{rows[-1]['bucket']}' end;")
+
+
+@cache
 def action_kinds() -> tuple[dict[str, str], ...]:
     return tuple(_read("action_kinds.csv"))
 
@@ -84,6 +103,7 @@ def macro_ddl() -> str:
            for name, flag in _STATUS_MACROS.items()]
     out += [f"create or replace macro {name}(action) as coalesce(action in {_in_list(actions_of_kind(kind))}, false);"
             for name, kind in _ACTION_MACROS.items()]
+    out.append(_aging_macro())
     return "\n".join(out)
 
 

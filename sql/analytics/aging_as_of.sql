@@ -9,11 +9,7 @@ with receivables as (
 
 bucketed as (
     select as_of, currency, open_amount, days_overdue,
-           case when not is_overdue then 'not due'
-                when days_overdue <= 30 then '1-30'
-                when days_overdue <= 60 then '31-60'
-                when days_overdue <= 90 then '61-90'
-                else 'over 90' end as bucket
+           aging_bucket(is_overdue, days_overdue) as bucket
     from receivables
 ),
 

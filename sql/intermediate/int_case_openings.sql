@@ -13,11 +13,10 @@ with open_case_contracts as (
 routed_targets as (
     select t.*, r.policy_id, r.policy_version, r.grace_days, r.routed_by,
            coalesce(th.threshold, 0) as threshold,
-           case f.anchor
-               when 'invoice_date' then t.followed_invoice_date + f.offset_days
-               when 'scheduled_payment_date'
-                   then coalesce(t.followed_scheduled_payment_on, t.followed_due_date) + f.offset_days
-               when 'due_date' then t.followed_due_date + f.offset_days
+           -- a first level timed after a previous level is no courtesy level
+           case when f.anchor <> 'previous_level'
+                then level_anchor_date(f.anchor, t.followed_invoice_date, t.followed_due_date,
+                                       t.followed_scheduled_payment_on, null) + f.offset_days
            end as first_level_on
     from int_dunning_targets t
     join int_routed_contracts r

@@ -6,14 +6,9 @@
 with pending_levels as (
     select a.case_id, a.followed_due_date, l.level_no, l.level_name, l.anchor, l.payment_term_days,
            l.channel, l.template,
-           case l.anchor
-               when 'due_date' then a.followed_due_date + l.offset_days
-               when 'invoice_date' then a.followed_invoice_date + l.offset_days
-               when 'scheduled_payment_date'
-                   then coalesce(a.followed_scheduled_payment_on, a.followed_due_date) + l.offset_days
-               when 'previous_level'
-                   then coalesce(a.last_level_due_date, a.followed_due_date) + l.offset_days
-           end + a.manual_delay_days as scheduled_on,
+           level_anchor_date(l.anchor, a.followed_invoice_date, a.followed_due_date,
+                             a.followed_scheduled_payment_on, a.last_level_due_date)
+               + l.offset_days + a.manual_delay_days as scheduled_on,
            row_number() over (partition by a.case_id order by l.level_no) as pending_rank
     from int_active_cases a
     join policy_levels l

@@ -60,11 +60,8 @@ explicit as (
 -- item's receivable (previous_level timing counts from the due date)
 rule_matches as (
     select m.contract_id, m.invoice_id, v.policy_id, v.policy_version, v.scope, v.grace_days, r.priority,
-           case f.anchor
-               when 'invoice_date' then t.invoice_date + f.offset_days
-               when 'scheduled_payment_date' then coalesce(t.scheduled_payment_on, t.due_date) + f.offset_days
-               else t.due_date + f.offset_days
-           end as next_action_on
+           level_anchor_date(f.anchor, t.invoice_date, t.due_date, t.scheduled_payment_on, null)
+               + f.offset_days as next_action_on
     from int_routing_matches m
     join items t using (contract_id, invoice_id)
     join versions_in_force v using (policy_version)

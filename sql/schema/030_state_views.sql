@@ -15,11 +15,7 @@ from case_register r left join progress p using (case_id);
 create or replace view aging as
 with latest as (select * from open_receivables)
 select as_of, currency,
-       case when not is_overdue then 'not due'
-            when days_overdue <= 30 then '1-30'
-            when days_overdue <= 60 then '31-60'
-            when days_overdue <= 90 then '61-90'
-            else 'over 90' end as bucket,
+       aging_bucket(is_overdue, days_overdue) as bucket,
        count(*) as receivables,
        cast(sum(open_amount) as decimal(18,2)) as open_amount
 from latest group by all order by currency, min(days_overdue);
