@@ -6,6 +6,9 @@ questions with plain SQL and nothing is stored twice:
 
 * `state_as_of(d)`, `key_figures_as_of(d)`, `level_outcomes_as_of(d)` read the
   case register and the ledger, which are the history;
+* `recovered_after_level(d, n)` is the one definition of cash recovered after a
+  level (payments booked within n days after it); `level_outcomes_as_of` and
+  `dunning simulate` read it, nothing computes recovery a second time;
 * `open_receivables_as_of(d)` and `aging_as_of(d)` need each invoice's open
   amount on day d, which only the inputs hold. They are the daily models
   `int_receivable_remainders`, `int_contract_credits` and
@@ -34,9 +37,10 @@ PARAM = "as_of_day"
 @dataclass(frozen=True)
 class AnalyticsObject:
     name: str
-    kind: str  # "macro" (a table macro of one parameter, the day) or "view"
+    kind: str  # "macro" (a table macro whose first parameter is the day) or "view"
     source: str  # SQL file under sql/, without .sql
     needs: tuple[str, ...]  # tables (or views) it reads that are not created here
+    params: tuple[str, ...] = ()  # a macro's parameters after the day: `$name` in its SQL file
 
 
 # Daily models that become macros, and the macro each one becomes: a reference to the model's temp
@@ -58,9 +62,13 @@ OBJECTS: tuple[AnalyticsObject, ...] = (
     AnalyticsObject("aging_as_of", "macro", "analytics/aging_as_of", _INPUTS),
     AnalyticsObject("state_as_of", "macro", "analytics/state_as_of", _HISTORY),
     AnalyticsObject("key_figures_as_of", "macro", "analytics/key_figures_as_of", _HISTORY),
-    AnalyticsObject("level_outcomes_as_of", "macro", "analytics/level_outcomes_as_of", _HISTORY),
+    AnalyticsObject("recovered_after_level", "macro", "analytics/recovered_after_level",
+                    (*_HISTORY, "stg_payments", "stg_contracts"), params=("paid_within_days",)),
+    AnalyticsObject("level_outcomes_as_of", "macro", "analytics/level_outcomes_as_of",
+                    (*_HISTORY, "stg_payments", "stg_contracts")),
     AnalyticsObject("key_figures", "view", "analytics/key_figures", (*_HISTORY, "run_log")),
-    AnalyticsObject("level_outcomes", "view", "analytics/level_outcomes", (*_HISTORY, "run_log")),
+    AnalyticsObject("level_outcomes", "view", "analytics/level_outcomes",
+                    (*_HISTORY, "run_log", "stg_payments", "stg_contracts")),
     AnalyticsObject("ledger_with_provenance", "view", "analytics/ledger_with_provenance",
                     (*_HISTORY, "policy_versions", "policy_levels")),
 )
@@ -79,8 +87,10 @@ def definition(obj: AnalyticsObject) -> str:
     if obj.kind == "view":
         return f"create or replace view {obj.name} as\n{sql}"
     sql = sql.replace("$as_of", f"cast({PARAM} as date)")
+    for name in obj.params:  # names are this module's constants
+        sql = re.sub(rf"\${name}\b", name, sql)
     sql = _MODEL_REF.sub(lambda m: f"{MODEL_MACROS[m.group(1)]}({PARAM})", sql)
-    return f"create or replace macro {obj.name}({PARAM}) as table\n{sql}"
+    return f"create or replace macro {obj.name}({', '.join((PARAM, *obj.params))}) as table\n{sql}"
 
 
 def _existing(con) -> set[str]:

@@ -34,6 +34,7 @@ import duckdb
 
 from pipeline import catalog, policy as policy_mod
 from pipeline.failed_collections.reference import load_reference, report_unknown_codes
+from pipeline.analytics import ensure_analytics
 from pipeline.ingest import TableReport, ingest
 from pipeline.publish import publish
 from pipeline.settings import Settings
@@ -119,6 +120,10 @@ def load_inputs(con, settings: Settings) -> tuple[policy_mod.PolicyFile, list[Ta
     # reason codes of failed collections (reference data, replaced on every run) and their views
     load_reference(con)
     report_unknown_codes(con)
+    # the analysts' objects that read the inputs exist once the inputs do (a fresh database)
+    created = ensure_analytics(con, replace=False)
+    if created:
+        catalog.apply_comments(con, created)
     return policies, reports
 
 

@@ -7,10 +7,16 @@ candidate. Live tables are never touched; the schema stays for analysts to
 query until the next simulation of the same name.
 
 The comparison reads both ledgers over the same days: documents per level,
-letters with a postage estimate, fees charged, contracts ended, and the
-amounts customers paid within N days after each level (settled payments on
-the contract booked in the N days after the level's day; a payment can count
-for two levels that are less than N days apart).
+letters with a postage estimate, fees charged, contracts ended and the cash
+recovered after each level. Each side reads its own schema (`search_path`
+'<schema>,main'), so both figures come from the same SQL:
+
+* contracts ended: the contracts listed in that schema's `contract_terminations`
+  view (an end_contract counts once it is exported);
+* paid within N days after a level: the analytics macro `recovered_after_level`
+  (sql/analytics/recovered_after_level.sql), the one definition of a recovery
+  figure that `level_outcomes` also reads, as of the range's last day, for the
+  levels executed in the range.
 """
 
 from __future__ import annotations
@@ -26,13 +32,16 @@ from pathlib import Path
 from pipeline import policy as policy_mod
 from pipeline import schemas
 from pipeline.backfill import run_in_schema
+from pipeline.run import RunMode
 from pipeline.report_charts import Row, Segment, hbar_chart
 from pipeline.settings import Settings
 
+# Unqualified names: run with the search path of the side compared (`figures`), so the
+# tables, the views and the recovery macro all resolve to that side's schema.
 _METRICS_SQL = """
 with l as (
-    select * from {schema}.action_ledger
-    where executed_on between $start and $end and status not in ('skipped', 'held')
+    select * from action_ledger
+    where executed_on between $start and $end and status_is_done(status)
 ),
 levels as (
     select level_no, currency, count(*) as documents,
@@ -41,18 +50,19 @@ levels as (
     from l where action = 'reminder' group by all
 ),
 paid as (
-    select l.level_no, l.currency, sum(p.amount) as paid
-    from l join stg_payments p
-      on p.contract_id = l.contract_id and p.status = 'settled'
-     and p.booked_on > l.executed_on and p.booked_on <= l.executed_on + cast($days as integer)
-    where l.action = 'reminder'
+    select level_no, currency, cast(sum(amount_recovered) as decimal(18, 2)) as paid
+    from recovered_after_level($end, $days)
+    where executed_on >= $start
     group by all
 ),
 fees as (select currency, sum(fee) as fees from l group by all),
-ended as (select count(*) as contracts_ended from l where action = 'end_contract')
-select 'level' as kind, v.level_no, v.currency, v.documents, v.letters, v.registered,
-       coalesce(p.paid, 0) as amount
-from levels v left join paid p using (level_no, currency)
+ended as (
+    select count(distinct contract_id) as contracts_ended from contract_terminations
+    where executed_on between $start and $end
+)
+select 'level' as kind, level_no, currency, coalesce(v.documents, 0), coalesce(v.letters, 0),
+       coalesce(v.registered, 0), coalesce(p.paid, 0) as amount
+from levels v full join paid p using (level_no, currency)
 union all select 'fees', null, currency, null, null, null, fees from fees
 union all select 'ended', null, null, contracts_ended, null, null, null from ended
 """
@@ -86,16 +96,25 @@ def schema_for(name: str) -> str:
 
 
 def figures(con, schema: str, start: date, end: date, settings: Settings, days: int) -> Figures:
+    """One side's figures: `main` (what actually happened) or a simulation schema."""
     out = Figures()
-    rows = con.execute(_METRICS_SQL.format(schema=schemas.checked(schema) if schema != "main" else "main"),
-                       {"start": start, "end": end, "days": days}).fetchall()
+    params = {"start": start, "end": end, "days": days}
+    if schema == "main":
+        rows = con.execute(_METRICS_SQL, params).fetchall()
+    else:
+        with schemas.in_schema(con, schema):
+            rows = con.execute(_METRICS_SQL, params).fetchall()
     postage = settings.postage
     for kind, level, currency, documents, letters, registered, amount in rows:
         if kind == "level":
+            # every level done in the range shows what was paid after it, also one without a reminder
+            # (a payment is credited to the last level before it, an end_contract level included)
+            out.paid_after_level.setdefault(level, {})[currency] = amount
+            if not documents:
+                continue
             out.documents[level] = out.documents.get(level, 0) + documents
             out.letters[currency] = out.letters.get(currency, 0) + letters
             out.registered[currency] = out.registered.get(currency, 0) + registered
-            out.paid_after_level.setdefault(level, {})[currency] = amount
             cost = (letters - registered) * postage.get("letter", {}).get(currency, Decimal(0)) + \
                 registered * postage.get("registered_letter", {}).get(currency, Decimal(0))
             out.postage[currency] = out.postage.get(currency, Decimal("0.00")) + cost
@@ -115,7 +134,7 @@ def simulate(con, settings: Settings, candidate: Path, start: date, end: date, *
     schemas.seed(con, schema, start)
     with schemas.in_schema(con, schema):
         policy_mod.load_into_duckdb(con, policies)
-    run_in_schema(con, schema, start, end, on_day=on_day)
+    run_in_schema(con, schema, start, end, mode=RunMode.SIMULATE, on_day=on_day)
     seconds = time.perf_counter() - started
     return Simulation(schema, start, end, paid_within_days,
                       actual=figures(con, "main", start, end, settings, paid_within_days),

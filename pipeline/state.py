@@ -174,19 +174,23 @@ def apply_day(con, as_of: date, dispatch_mode: str, *, held: bool = False,
            from col_case_openings
            on conflict do nothing"""
     ).fetchall()[0][0]
-    # a backfill or simulation records what would have happened; nothing of it is sent or exported
-    # (a move to another policy is no export but the case's own transition, so it holds there too)
+    # A backfill records what would have happened in the past: nothing of it is sent or exported
+    # (a move to another policy is no export but the case's own transition, so it holds there too).
+    # A simulation's schema is a world of its own in which the candidate runs live: its exports are
+    # recorded there as on a live day (its own contract_terminations, ...), its documents are not
+    # dispatched (nobody sends or confirms them).
     planned = con.execute(
         """insert into action_ledger by name
            select * exclude (status),
                   case when ? then 'held'
                        when ? <> 'live' and status_is_done(status) and not action_is_transition(action)
+                            and (? = 'backfill' or action_is_document(action))
                        then 'not_dispatched' else status end as status,
                   ? as dispatch_mode, ? as status_changed_on
            from (select * from planned_actions union all by name select * from planned_collection_actions)
            order by action_key
            on conflict do nothing""",
-        [held, dispatch_mode, dispatch_mode, as_of],
+        [held, dispatch_mode, dispatch_mode, dispatch_mode, as_of],
     ).fetchall()[0][0]
     del planned  # a re-run inserts nothing new; the summary below describes the day either way
     # a case handed to another policy closes today; the next case for its item opens under that policy

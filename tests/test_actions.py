@@ -46,9 +46,11 @@ def test_end_contract_at_the_end_of_the_billed_period_has_no_credit_note(tmp_pat
     levels = [{"name": "End", "timing": {"after": "due_date", "days": 5},
                "actions": [{"type": "end_contract", "when": "end_of_period"}]}]
     s = _world(tmp_path, levels).run("2026-03-16", "2026-03-25")
-    assert query(s, "select count(*) from contract_terminations") == [(0,)]   # a backfill exports nothing
+    # the world's days are a simulation: its own schema records the export as a live day would
+    assert query(s, "select contract_id, mode, effective_on::varchar, credit_note_amount "
+                    "from contract_terminations") == [("CT1", "end_of_period", "2026-03-31", Decimal("0.00"))]
     assert query(s, "select status, details from action_ledger") == [
-        ("not_dispatched", '{"when":"end_of_period","effective_on":"2026-03-31","credit_note_amount":0.00,'
+        ("recorded", '{"when":"end_of_period","effective_on":"2026-03-31","credit_note_amount":0.00,'
                            '"credit_note_for_invoice_id":"I1"}')]
 
 

@@ -107,21 +107,28 @@ def test_key_figures_now_and_on_a_past_day(settings):
 def test_level_outcomes_credit_each_paid_case_to_its_last_level(settings):
     columns = ("policy_id, level_no, level_name, currency, cases_reached, documents_sent, cases_recovered, "
                "paid_within_7_days, paid_within_14_days, paid_within_30_days, recovery_rate, median_days_to_pay, "
-               "amount_recovered")
+               "amount_recovered, amount_recovered_7_days, amount_recovered_14_days")
+    # amounts are cash booked after the level (recovered_after_level), here equal to what was demanded:
+    # P1 100.00 three days after CT1's level 1; P2 205.00 four days after CT2's level 2 (the last
+    # level before it, so not level 1's although within 30 days of it)
     assert query(settings, f"select {columns} from level_outcomes") == [
-        ("default", 1, "Level 1", "EUR", 4, 4, 1, 1, 1, 1, D("0.2500"), D("3.0"), D("100.00")),  # CT1, 3 days
-        ("default", 1, "Level 1", "USD", 1, 1, 0, 0, 0, 0, D("0.0000"), None, D("0.00")),
-        ("default", 2, "Level 2", "EUR", 2, 2, 1, 1, 1, 1, D("0.5000"), D("4.0"), D("205.00")),  # CT2, 4 days
-        ("default", 2, "Level 2", "USD", 1, 1, 0, 0, 0, 0, D("0.0000"), None, D("0.00")),
+        ("default", 1, "Level 1", "EUR", 4, 4, 1, 1, 1, 1, D("0.2500"), D("3.0"), D("100.00"), D("100.00"),
+         D("100.00")),
+        ("default", 1, "Level 1", "USD", 1, 1, 0, 0, 0, 0, D("0.0000"), None, D("0.00"), D("0.00"), D("0.00")),
+        ("default", 2, "Level 2", "EUR", 2, 2, 1, 1, 1, 1, D("0.5000"), D("4.0"), D("205.00"), D("205.00"),
+         D("205.00")),
+        ("default", 2, "Level 2", "USD", 1, 1, 0, 0, 0, 0, D("0.0000"), None, D("0.00"), D("0.00"), D("0.00")),
     ]
     # on 04-27 CT2 had received level 2 but not paid yet; CT5's level 1 went out that day
     assert query(settings, f"select {columns} from level_outcomes_as_of('2026-04-27') where currency = 'EUR'") == [
-        ("default", 1, "Level 1", "EUR", 4, 4, 1, 1, 1, 1, D("0.2500"), D("3.0"), D("100.00")),
-        ("default", 2, "Level 2", "EUR", 2, 2, 0, 0, 0, 0, D("0.0000"), None, D("0.00")),
+        ("default", 1, "Level 1", "EUR", 4, 4, 1, 1, 1, 1, D("0.2500"), D("3.0"), D("100.00"), D("100.00"),
+         D("100.00")),
+        ("default", 2, "Level 2", "EUR", 2, 2, 0, 0, 0, 0, D("0.0000"), None, D("0.00"), D("0.00"), D("0.00")),
     ]
     types = dict(query(settings, "select column_name, column_type from (describe select * from level_outcomes)"))
-    assert (types["recovery_rate"], types["median_days_to_pay"], types["amount_recovered"]) == (
-        "DECIMAL(9,4)", "DECIMAL(9,1)", "DECIMAL(18,2)")  # exact, never DOUBLE
+    assert (types["recovery_rate"], types["median_days_to_pay"], types["amount_recovered"],
+            types["amount_recovered_7_days"], types["amount_recovered_14_days"]) == (
+        "DECIMAL(9,4)", "DECIMAL(9,1)", "DECIMAL(18,2)", "DECIMAL(18,2)", "DECIMAL(18,2)")  # exact, never DOUBLE
 
 
 def test_documents_are_the_policy_document_actions():
@@ -184,5 +191,6 @@ def test_a_fresh_database_gets_the_objects_once_their_inputs_exist(tmp_path):
     finally:
         con.close()
     assert created == []  # ensure_state made everything it could
-    assert {"key_figures", "level_outcomes", "ledger_with_provenance"} <= names  # policy tables created for it
-    assert "aging_as_of" not in names
+    assert {"key_figures", "ledger_with_provenance"} <= names  # policy tables created for it
+    # level_outcomes reads the payments (cash recovered): created with the first run's publish
+    assert "aging_as_of" not in names and "level_outcomes" not in names

@@ -162,8 +162,10 @@ def test_an_unsettled_case_is_listed_and_dunning_takes_over(tmp_path):
                            "cast(amount_demanded as varchar), mandate_id, payment_id, reason_code "
                            "from unsettled_collections") == [
         ("cm-M1-hard-20260302", "2026-03-02", 2, "100.00", "100.00", "M1", "P1", "MD01")]
+    # the world's days are a simulation: its own schema records the export as a live day would
     assert query(settings, "select action_key, contract_id, mandate_id, change, block_account, payment_id, step_no "
-                           "from mandate_changes") == []  # a backfill exports nothing
+                           "from mandate_changes") == [
+        ("cm-M1-hard-20260302/S2/change_mandate", "CT1", "M1", "cancel", True, "P1", 2)]
 
 
 def test_exports_of_a_live_run_name_the_mandate_and_the_payment(tmp_path):
@@ -304,7 +306,7 @@ def test_explain_shows_the_step_reached_and_what_the_next_one_waits_for(tmp_path
         "Balance        100.00 EUR",
         "Fees so far    0.00 EUR",
         "Current level  L1 Retry, executed 2026-03-05, due date 2026-03-05",
-        "History        2026-03-05  L1 Retry  attempt_payment (not_dispatched)"]
+        "History        2026-03-05  L1 Retry  attempt_payment (recorded)"]
     # no result of the 5 March retry yet: the transfer offer waits for it 10 days at most
     assert waiting[-1] == "Next action    L2 Transfer, scheduled 2026-03-15, runs on 2026-03-15"
     assert opening[-1] == "Next action    L1 Retry, scheduled 2026-03-05, runs on 2026-03-05"

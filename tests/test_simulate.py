@@ -49,11 +49,16 @@ def test_a_candidate_is_compared_side_by_side_and_the_live_tables_stay_untouched
         postage={"EUR": Decimal("0.00")}, fees={"EUR": Decimal("5.00")},
         paid_after_level={1: {"EUR": Decimal("40.00")}, 2: {"EUR": Decimal("0.00")}}, contracts_ended=0)
     # candidate: reminders on 18 March; both registered letters on 25 March (7.50 each), two
-    # days before CU2 pays; CT1's contract ends on 1 April at the end of its billed period
+    # days before CU2 pays (the payment is level 2's, the last level before it: it counts once);
+    # CT1's end_contract on 1 April (level 3, nothing paid after it) is exported in the
+    # simulation's own schema, as a live day would (its contract_terminations view): one ends
     assert sim.candidate == Figures(
         documents={1: 2, 2: 2}, letters={"EUR": 2}, registered={"EUR": 2},
         postage={"EUR": Decimal("7.38")}, fees={"EUR": Decimal("15.00")},
-        paid_after_level={1: {"EUR": Decimal("40.00")}, 2: {"EUR": Decimal("40.00")}}, contracts_ended=1)
+        paid_after_level={1: {"EUR": Decimal("0.00")}, 2: {"EUR": Decimal("40.00")}, 3: {"EUR": Decimal("0.00")}},
+        contracts_ended=1)
+    assert query(s, "select contract_id, effective_on::varchar from sim_candidate.contract_terminations") == [
+        ("CT1", "2026-04-30")]
     assert query(s, "select action_key, executed_on::varchar, channel, fee from sim_candidate.action_ledger "
                     "where status <> 'skipped' order by executed_on, action_key") == [
         ("ct-CT1-20260316/L1/reminder", "2026-03-18", "outbox", Decimal("0.00")),
@@ -65,6 +70,7 @@ def test_a_candidate_is_compared_side_by_side_and_the_live_tables_stay_untouched
     assert "| postage estimate (EUR) | 0.00 | 7.38 |" in md
     assert "| fees charged (EUR) | 5.00 | 15.00 |" in md
     assert "| contracts ended | 0 | 1 |" in md
+    assert "| paid within 14 days after level 2 (EUR) | 0.00 | 40.00 |" in md
     html = write_html(sim, tmp_path / "reports").read_text()
     assert html.count("<svg") == 2
     assert 'data-label="L2 actual" data-series="actual" data-value="1"' in html

@@ -6,16 +6,18 @@
 -- A courtesy level (timed from the receivable on or before its due date) is measured on
 -- the open amount, since nothing is overdue yet. After a backfill, the levels it recorded
 -- and nobody received may be sent again today (catch_up; int_catch_up_actions).
+-- The rules are macros (sql/schema/025_level_rules_macro.sql) that marts/case_outlook, which
+-- says what comes next, applies too.
 with chosen_levels as (
     select *,
-           max(case when reachable and scheduled_on <= $as_of then level_no end)
+           max(case when level_in_reach(reachable, scheduled_on, $as_of) then level_no end)
                over (partition by case_id) as chosen_level_no
     from int_pending_levels
 ),
 
 gated_levels as (
     select *,
-           bool_or(level_no = chosen_level_no and anchor <> 'previous_level' and scheduled_on <= followed_due_date)
+           bool_or(level_no = chosen_level_no and is_courtesy_level(anchor, scheduled_on, followed_due_date))
                over (partition by case_id) as courtesy
     from chosen_levels
 ),
@@ -25,7 +27,7 @@ gated_levels as (
 dunnable_cases as (
     select *
     from int_active_cases
-    where not suspended and not dunning_disabled and not awaiting_confirmation
+    where case_dunnable(suspended, dunning_disabled, awaiting_confirmation)
 ),
 
 scheduled as (
@@ -33,7 +35,7 @@ scheduled as (
            a.policy_id, a.policy_version, a.routed_by, a.fees_total as fees_before, a.apply_fees,
            a.followed_invoice_id, a.days_overdue,
            -- what the level demands: the overdue amount, or for a courtesy level the amount due
-           case when c.courtesy then a.open_amount else a.overdue_amount end as demanded_principal,
+           level_demand(c.courtesy, a.open_amount, a.overdue_amount) as demanded_principal,
            a.threshold,
            c.level_no, c.level_name, c.scheduled_on, c.payment_term_days, c.channel, c.template,
            c.level_no = c.chosen_level_no as executed,
@@ -62,8 +64,7 @@ catch_up as (
 gated as (
     select *
     from (select * from scheduled union all select * from catch_up)
-    where demanded_principal > 0
-      and demanded_principal >= threshold
+    where threshold_reached(demanded_principal, threshold)
 ),
 
 -- a case executing its next level today needs no catch-up of a lower one
