@@ -239,15 +239,18 @@ def run_range(
     *,
     mode: RunMode = RunMode.LIVE,
     send: bool = True,
-    publish_copy: bool = True,
+    publish_copy: bool | None = None,
     on_day: Callable[[DayResult], None] | None = None,
 ) -> list[DayResult]:
-    """Run days in date order with one database connection and one ingestion, then publish once.
+    """Run days in date order with one database connection and one ingestion.
 
-    `mode=SIMULATE` records the days without ever sending (scenarios, samples); a backfill
-    of past days is `pipeline.backfill.backfill`, which also reports the differences.
+    A live range publishes the analysts' copy once, after its last day. `mode=SIMULATE`
+    records the days without ever sending and publishes nothing (scenarios, test worlds);
+    a backfill of past days is `pipeline.backfill.backfill`, which also reports the differences.
     """
     mode = RunMode(mode)
+    if publish_copy is None:
+        publish_copy = mode is RunMode.LIVE
     results = []
     for day in days(start, end):
         if mode is RunMode.LIVE:

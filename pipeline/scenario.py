@@ -638,8 +638,7 @@ def run_scenario(scenario: Scenario, workdir: Path | str) -> ScenarioResult:
             differences += _run_with_confirmations(con, spec, settings)
         else:
             # a scenario says what the policy does on its days: recorded, never sent (run mode simulate)
-            run_mod.run_range(con, spec.run.start, spec.run.end, settings, mode=run_mod.RunMode.SIMULATE,
-                              publish_copy=False)
+            run_mod.run_range(con, spec.run.start, spec.run.end, settings, mode=run_mod.RunMode.SIMULATE)
         actions = _fetch(con, """
             select executed_on as on, case_id as case, level_no as level, action, level_name, channel, status,
                    scheduled_on, level_due_date, followed_invoice_id as followed_invoice, days_overdue,

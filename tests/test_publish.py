@@ -31,7 +31,7 @@ def world(tmp_path):
 
 
 def _run(con, settings, first, last):
-    run_mod.run_range(con, first, last, settings, mode=run_mod.RunMode.SIMULATE)
+    run_mod.run_range(con, first, last, settings, send=False)  # live days, planned, published
 
 
 def _exports(settings):
@@ -78,7 +78,7 @@ def test_publish_after_each_run_keeps_an_open_analyst_session_working(world):
 
 
 def test_parquet_files_hold_every_documented_table_and_view_row_for_row(world):
-    settings = world.run("2026-05-15", "2026-05-18")
+    settings = world.run("2026-05-15", "2026-05-18", dispatch=True)  # live days publish the copy
     folder = settings.analyst_dir / "current"
     with duckdb.connect(str(settings.database), read_only=True) as con:
         names = exported_names(con)
