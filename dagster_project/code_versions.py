@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.config.settings import PROJECT_ROOT, Settings
 
 SQL_ROOT = PROJECT_ROOT / "sql"
 
@@ -33,9 +33,10 @@ def _policy_file() -> list[Path]:
 
 
 def ingest_version() -> str:
-    return _digest(sorted((SQL_ROOT / "staging").glob("*.sql")) + [PROJECT_ROOT / "pipeline" / "schema.py"])
+    return _digest(sorted((SQL_ROOT / "staging").glob("*.sql")) + [PROJECT_ROOT / "pipeline" / "config" / "input_tables.py"])
 
 
 def state_version() -> str:
-    models = sorted(p for p in SQL_ROOT.rglob("*.sql") if "staging" not in p.parts)
+    # the models, the DDL and macros, and the seeds that give statuses and action kinds their meaning
+    models = sorted(p for p in [*SQL_ROOT.rglob("*.sql"), *SQL_ROOT.glob("seeds/*.csv")] if "staging" not in p.parts)
     return _digest(models + _policy_file())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipeline.settings import Settings
+from pipeline.config.settings import Settings
 
 
 class DunningResource(dg.ConfigurableResource):

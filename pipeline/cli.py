@@ -21,9 +21,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from pipeline import catalog, report
-from pipeline import run as pipeline_run
-from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.warehouse import catalog
+from pipeline.reporting import summary as report
+from pipeline.engine import run as pipeline_run
+from pipeline.config.settings import PROJECT_ROOT, Settings
 
 app = typer.Typer(help="Dunning pipeline: overdue receivables to reminders, exactly once.", no_args_is_help=True)
 console = Console()
@@ -78,7 +79,7 @@ def generate(
     bad_rows: bool = False,
 ) -> None:
     """Generate a deterministic sample company (customers, contracts, invoices, payments, suspensions)."""
-    from pipeline.sample_data import generate_company
+    from bench.sample_company import generate_company
 
     counts = generate_company(out, end=end.date(), contracts=contracts, seed=seed, fmt=fmt, bad_rows=bad_rows)
     console.print(f"wrote {counts} to {out}")
@@ -126,7 +127,7 @@ def dispatch(
     config: ConfigOpt = None,
 ) -> None:
     """Deliver what is due without recomputing: recover a crashed run, send rendered and retry failed actions."""
-    from pipeline.dispatch import dispatch as dispatch_pending
+    from pipeline.delivery.dispatch import dispatch as dispatch_pending
 
     settings = _settings(config)
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
@@ -155,7 +156,7 @@ def backfill(
     config: ConfigOpt = None,
 ) -> None:
     """Recompute past days in order (never sending), report what differs from the ledger."""
-    from pipeline.backfill import BackfillError, backfill as run_backfill, differences_markdown
+    from pipeline.engine.backfill import BackfillError, backfill as run_backfill, differences_markdown
 
     settings = _settings(config)
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
@@ -191,8 +192,8 @@ def simulate(
     config: ConfigOpt = None,
 ) -> None:
     """Run a candidate policy over past days in its own schema and compare with what happened."""
-    from pipeline.policy import PolicyError
-    from pipeline.simulate import markdown, simulate as run_simulation, write_html
+    from pipeline.config.policy import PolicyError
+    from pipeline.engine.simulate import markdown, simulate as run_simulation, write_html
 
     settings = _settings(config)
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
@@ -217,7 +218,7 @@ app.add_typer(policy_app, name="policy")
 @policy_app.command("validate")
 def policy_validate(files: Annotated[list[Path], typer.Argument(help="Policy files to check.")]) -> None:
     """Validate policy files; errors name the file, the key and what is allowed."""
-    from pipeline.policy import PolicyError, load_policy_file
+    from pipeline.config.policy import PolicyError, load_policy_file
 
     failed = False
     for path in files:
@@ -239,7 +240,7 @@ def explain(
     config: ConfigOpt = None,
 ) -> None:
     """Why a case is where it is: receivable, overdue amount, policy, level, suspensions, next action."""
-    from pipeline.explain import main as explain_main
+    from pipeline.reporting.explain import main as explain_main
 
     raise typer.Exit(explain_main(_settings(config).database, case_id, as_of.date() if as_of else None))
 
@@ -247,7 +248,7 @@ def explain(
 @app.command("test-policy")
 def test_policy(scenarios: Annotated[list[Path], typer.Argument(help="Scenario files or folders of them.")]) -> None:
     """Run policy scenarios through the real pipeline and report every difference."""
-    from pipeline.scenario import main as run_scenarios_main
+    from pipeline.scenarios.runner import main as run_scenarios_main
 
     raise typer.Exit(run_scenarios_main(scenarios))
 
@@ -259,8 +260,8 @@ def policy_diff(
     config: ConfigOpt = None,
 ) -> None:
     """What changes between two policy files, and which open cases keep a version the new file drops."""
-    from pipeline.policy import PolicyError
-    from pipeline.policy_diff import main as diff_main
+    from pipeline.config.policy import PolicyError
+    from pipeline.config.policy_diff import main as diff_main
 
     try:
         lines = diff_main(old, new, _settings(config).database)
@@ -278,7 +279,7 @@ def confirm(
     config: ConfigOpt = None,
 ) -> None:
     """Record that a manual document was sent; later levels of its case wait for this."""
-    from pipeline.state import ConfirmError, confirm_manual
+    from pipeline.warehouse.state import ConfirmError, confirm_manual
 
     settings = _settings(config)
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
@@ -298,7 +299,7 @@ def resolve(
     config: ConfigOpt = None,
 ) -> None:
     """Settle an action in review after checking the channel: delivered, or send it again."""
-    from pipeline.state import ConfirmError, resolve_review
+    from pipeline.warehouse.state import ConfirmError, resolve_review
 
     settings = _settings(config)
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
@@ -318,7 +319,7 @@ def demo(
     config: ConfigOpt = None,
 ) -> None:
     """Generate the sample company and run its last DAYS days in order, from a fresh database."""
-    from pipeline.sample_data import generate_company
+    from bench.sample_company import generate_company
 
     settings = _settings(config)
     last = end.date() if end else datetime.now(ZoneInfo(BUSINESS_TIMEZONE)).date()
@@ -360,7 +361,7 @@ def _print_summary(settings: Settings, as_of: date) -> None:
 @app.command()
 def docs(out: Path = PROJECT_ROOT / "docs") -> None:
     """Write the table reference (docs/tables.md) and the policy file's JSON Schema."""
-    from pipeline.policy import json_schema
+    from pipeline.config.policy import json_schema
 
     (out / "tables.md").write_text(catalog.markdown(), encoding="utf-8")
     (out / "policy.schema.json").write_text(json_schema(), encoding="utf-8")
@@ -377,7 +378,7 @@ def bench(
     stage: Annotated[Optional[list[str]], typer.Option("--stage", help="Only these stages (repeatable).")] = None,
 ) -> None:
     """Time each stage of one daily run at scale (one JSON object per stage)."""
-    from pipeline.bench import run_benchmark
+    from bench.stages import run_benchmark
 
     for line in run_benchmark(workdir, contracts=contracts, letters=letters, workers=workers, messages=messages,
                               stages=stage):
@@ -395,7 +396,7 @@ def templates_check(
     config: ConfigOpt = None,
 ) -> None:
     """Render every template with sample data (all kinds, locales, PDFs); exit 1 on any error."""
-    from pipeline.templates_check import check_templates, list_templates
+    from pipeline.delivery.templates_check import check_templates, list_templates
 
     root = root or _settings(config).templates
     problems = check_templates(root, set_names or None)
@@ -435,7 +436,7 @@ def preview(
     """Write a level's (or a collection step's) email (.eml), letter (.pdf) and SMS (.txt) for review; sends nothing."""
     from jinja2 import TemplateError
 
-    from pipeline.preview import preview as make_preview
+    from pipeline.delivery.preview import preview as make_preview
 
     if (level is None) == (failure_type is None and step is None) or (failure_type is None) != (step is None):
         console.print(Text("give either --level N, or --failure-type TYPE with --step N", style="red"))
@@ -451,8 +452,8 @@ def preview(
 
 
 def _write_daily_report(settings: Settings, as_of: date) -> tuple[Path, Path]:
-    from pipeline.analytics import ensure_analytics
-    from pipeline.daily_report import write_report
+    from pipeline.warehouse.analytics import ensure_analytics
+    from pipeline.reporting.daily_report import write_report
 
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
         created = ensure_analytics(con, replace=False)  # a database from before the analyst's macros

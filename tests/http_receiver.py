@@ -18,7 +18,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from pipeline.channels.http import verify
+from pipeline.delivery.channels.http import verify
 
 
 class WebhookReceiver:

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from pipeline.policy import PolicyError, load_policy_file
+from pipeline.config.policy import PolicyError, load_policy_file
 from world import World, policy, query
 
 

@@ -10,9 +10,10 @@ import duckdb
 import pytest
 
 from analytics_world import FIRST_DAY, LAST_DAY, company
-from pipeline import analytics, catalog
-from pipeline.policy import DOCUMENT_ACTIONS
-from pipeline.settings import PROJECT_ROOT
+from pipeline.warehouse import analytics
+from pipeline.warehouse import catalog
+from pipeline.config.policy import DOCUMENT_ACTIONS
+from pipeline.config.settings import PROJECT_ROOT
 from world import query
 
 @pytest.fixture(scope="module")
@@ -183,7 +184,7 @@ def test_one_object_per_sql_file_and_macros_from_the_models():
 def test_a_fresh_database_gets_the_objects_once_their_inputs_exist(tmp_path):
     con = duckdb.connect(str(tmp_path / "fresh.duckdb"))
     try:
-        from pipeline.state import ensure_state
+        from pipeline.warehouse.state import ensure_state
 
         ensure_state(con)  # before ingestion: no stg_* tables yet
         created = analytics.ensure_analytics(con, replace=False)

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from pipeline import run as run_mod
-from pipeline.backfill import BackfillError, backfill
-from pipeline.run import RunRefused
+from pipeline.engine import run as run_mod
+from pipeline.engine.backfill import BackfillError, backfill
+from pipeline.engine.run import RunRefused
 from world import World, policy, query
 
 V1 = [("due_date", 7, 7), ("previous_level", 0, 7, {"EUR": "5.00"})]

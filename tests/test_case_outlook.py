@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import duckdb
 
-from pipeline.explain import explain_case, format_explanation, run_outlook
+from pipeline.reporting.explain import explain_case, format_explanation, run_outlook
 from world import World, policy
 
 D = date.fromisoformat

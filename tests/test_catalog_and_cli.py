@@ -5,10 +5,10 @@ from __future__ import annotations
 import duckdb
 from typer.testing import CliRunner
 
-from pipeline import catalog
+from pipeline.warehouse import catalog
 from pipeline.cli import app
-from pipeline.policy import json_schema
-from pipeline.settings import PROJECT_ROOT
+from pipeline.config.policy import json_schema
+from pipeline.config.settings import PROJECT_ROOT
 from world import World, policy, query
 
 runner = CliRunner()

@@ -14,8 +14,8 @@ import duckdb
 import pytest
 
 from pipeline.failed_collections.reference import CODE_FILES
-from pipeline.policy import PolicyError, load_into_duckdb, load_policy_file
-from pipeline.settings import PROJECT_ROOT
+from pipeline.config.policy import PolicyError, load_into_duckdb, load_policy_file
+from pipeline.config.settings import PROJECT_ROOT
 
 BASE = """
 policies:
@@ -229,7 +229,7 @@ def _staged_payments(con, rows: list[tuple]) -> None:
 def test_reference_tables_are_replaced_on_every_load_and_unknown_codes_are_logged(caplog):
     from pipeline.failed_collections import reference
 
-    from pipeline.state import create_state_schema
+    from pipeline.warehouse.state import create_state_schema
 
     con = duckdb.connect()
     create_state_schema(con)  # the views also read the ledger and the case register

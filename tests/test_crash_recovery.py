@@ -1,7 +1,7 @@
 """Exactly once under SIGKILL: `dunning dispatch` is killed at every crash point of a day's
 dispatch while it sends to a real SMTP server and a real HTTP receiver; the next run recovers.
 
-A clean run first lists its crash points (pipeline.faults). Then, for each point k, a fresh
+A clean run first lists its crash points (pipeline.delivery.faults). Then, for each point k, a fresh
 copy of the planned day is dispatched by a subprocess that kills itself at point k, and
 dispatched again in this process. Afterwards every action was delivered exactly once, except
 an email whose hand-over was under way when the process died: the SMTP server may or may not
@@ -22,9 +22,9 @@ import pytest
 import yaml
 
 from http_receiver import WebhookReceiver
-from pipeline import run as run_mod
-from pipeline.channels.print_batch import keys_in_batches
-from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.engine import run as run_mod
+from pipeline.delivery.channels.print_batch import keys_in_batches
+from pipeline.config.settings import PROJECT_ROOT, Settings
 from smtp_server import SmtpServer
 from world import ORG, World
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from analytics_world import FIRST_DAY, LAST_DAY, company
 from pipeline.cli import app
-from pipeline.daily_report import render_pdf, template_folder, write_report
+from pipeline.reporting.daily_report import render_pdf, template_folder, write_report
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_the_pdf_loads_nothing_from_outside_the_report_folder(world, tmp_path, c
     secret.write_text("body { color: red }")
     html = (f'<html><head><link rel="stylesheet" href="{secret.as_uri()}"></head>'
             '<body><img src="https://example.com/x.png">hello</body></html>')
-    with caplog.at_level(logging.WARNING, logger="pipeline.render.pdf"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.delivery.render.pdf"):
         pdf = render_pdf(html, template_folder(settings), date(2026, 5, 5))
     assert pdf.startswith(b"%PDF")
     refused = " ".join(r.getMessage() for r in caplog.records)

@@ -229,8 +229,8 @@ def _manual_world(tmp_path):
 
 
 def test_manual_reminder_confirmed_5_days_late_delays_the_next_level_by_5_days(tmp_path):
-    from pipeline import run as run_mod
-    from pipeline.state import confirm_manual
+    from pipeline.engine import run as run_mod
+    from pipeline.warehouse.state import confirm_manual
 
     w = _manual_world(tmp_path)
     s = w.run("2026-05-11", "2026-05-28", dispatch=True)
@@ -341,7 +341,7 @@ def test_a_version_edited_in_place_keeps_serving_the_cases_opened_under_it(tmp_p
 def test_a_database_with_keyed_contract_balances_is_copied_once_without_the_key(tmp_path):
     import duckdb
 
-    from pipeline.state import ensure_state
+    from pipeline.warehouse.state import ensure_state
 
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))

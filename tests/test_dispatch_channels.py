@@ -12,8 +12,8 @@ import pytest
 from pypdf import PdfReader
 
 from http_receiver import WebhookReceiver
-from pipeline import run as run_mod
-from pipeline.render.formatting import format_money
+from pipeline.engine import run as run_mod
+from pipeline.delivery.render.formatting import format_money
 from smtp_server import SmtpServer
 from world import World, policy, query
 

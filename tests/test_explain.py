@@ -8,7 +8,7 @@ from decimal import Decimal
 import duckdb
 import pytest
 
-from pipeline.explain import ExplainError, LevelStep, Suspension, explain_case, format_explanation, main
+from pipeline.reporting.explain import ExplainError, LevelStep, Suspension, explain_case, format_explanation, main
 from world import World, policy, query
 
 D = date.fromisoformat

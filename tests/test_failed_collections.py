@@ -17,7 +17,7 @@ from decimal import Decimal
 import duckdb
 import pytest
 
-from pipeline import run as run_mod
+from pipeline.engine import run as run_mod
 from world import World, policy, query
 
 LEVELS = [("due_date", 30, 0)]  # ordinary dunning far enough away not to interfere
@@ -287,7 +287,7 @@ def test_a_payment_alternative_goes_out_by_email_and_sms_through_the_outbox(tmp_
 
 
 def test_explain_shows_the_step_reached_and_what_the_next_one_waits_for(tmp_path):
-    from pipeline.explain import explain_case, format_explanation
+    from pipeline.reporting.explain import explain_case, format_explanation
 
     w = _world(tmp_path, {"steps": {"soft": [{"type": "retry", "days": 3}, GRACE_STEPS[0]]}})
     w.invoice("I1", "100.00", "2026-03-01", "2026-03-01")

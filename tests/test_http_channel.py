@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import itertools
-import json
 import socket
 import time
 from datetime import date
@@ -14,8 +13,8 @@ import httpx
 import pytest
 
 from http_receiver import WebhookReceiver
-from pipeline.channels.base import PermanentError, SendResult, TransientError
-from pipeline.channels.http import SignedHttpSender, sign, validate_url, verify
+from pipeline.delivery.channels.base import PermanentError, SendResult, TransientError
+from pipeline.delivery.channels.http import SignedHttpSender, sign, validate_url, verify
 
 SECRET = "plain-shared-secret"
 WHSEC = "whsec_" + base64.b64encode(bytes(range(32))).decode()

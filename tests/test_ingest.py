@@ -8,9 +8,9 @@ from decimal import Decimal
 import duckdb
 import pytest
 
-from pipeline import run as run_mod
-from pipeline.ingest import IngestError, ingest, quarantine_messages
-from pipeline.policy import load_policy_file
+from pipeline.engine import run as run_mod
+from pipeline.warehouse.ingest import IngestError, ingest, quarantine_messages
+from pipeline.config.policy import load_policy_file
 from world import World, policy
 
 

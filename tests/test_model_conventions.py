@@ -15,10 +15,13 @@ from datetime import date
 
 import pytest
 
-from pipeline import analytics, catalog, routing, sql_runner
-from pipeline import run as run_mod
-from pipeline.settings import PROJECT_ROOT
-from pipeline.sql_runner import ModelError, PythonModel, load_daily_models
+from pipeline.warehouse import analytics
+from pipeline.warehouse import catalog
+from pipeline.warehouse import routing
+from pipeline.warehouse import sql_runner
+from pipeline.engine import run as run_mod
+from pipeline.config.settings import PROJECT_ROOT
+from pipeline.warehouse.sql_runner import ModelError, PythonModel, load_daily_models
 from world import World
 
 SQL = PROJECT_ROOT / "sql"

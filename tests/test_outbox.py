@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.outbox import Outbox, message_id, safe_action_key
-from pipeline.render import RenderedEmail, TemplateSet
-from pipeline.render.bench import TEMPLATE_ROOT, sample_context
+from pipeline.delivery.outbox import Outbox, message_id, safe_action_key
+from pipeline.delivery.render import RenderedEmail, TemplateSet
+from pipeline.delivery.render.samples import TEMPLATE_ROOT, sample_context
 
 AS_OF = date(2026, 5, 10)
 FAKE_PDF = b"%PDF-1.7\n% not a real letter, the outbox does not care\n%%EOF\n"

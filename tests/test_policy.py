@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.policy import PolicyError, load_policy_file
+from pipeline.config.policy import PolicyError, load_policy_file
 
 
 def _write(tmp_path, text):
@@ -27,7 +27,7 @@ policies:
 
 
 def test_the_shipped_default_policy_is_valid():
-    from pipeline.settings import PROJECT_ROOT
+    from pipeline.config.settings import PROJECT_ROOT
 
     policies = load_policy_file(PROJECT_ROOT / "policies" / "default.yaml")
     assert policies.default_handle == "default"

@@ -6,16 +6,15 @@ import email
 import email.policy
 import io
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.preview import preview
-from pipeline.render.bench import sample_context
-from pipeline.render.formatting import format_money
+from pipeline.delivery.preview import preview
+from pipeline.delivery.render.samples import sample_context
+from pipeline.delivery.render.formatting import format_money
 from world import World, policy, query
 
 # Level 2 charges a fee, so its preview must add it to the sample amounts.

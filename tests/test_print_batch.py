@@ -10,7 +10,7 @@ import pytest
 import weasyprint
 from pypdf import PdfReader
 
-from pipeline.channels.print_batch import LetterItem, keys_in_batches, write_print_batch
+from pipeline.delivery.channels.print_batch import LetterItem, keys_in_batches, write_print_batch
 
 DAY = date(2026, 5, 10)
 

@@ -8,9 +8,10 @@ from datetime import date
 import duckdb
 import pytest
 
-from pipeline import analytics, catalog
-from pipeline import run as run_mod
-from pipeline.publish import ANALYST_DB, exported_names, publish
+from pipeline.warehouse import analytics
+from pipeline.warehouse import catalog
+from pipeline.engine import run as run_mod
+from pipeline.reporting.publish import ANALYST_DB, exported_names, publish
 from world import World, policy
 
 DAYS = [date(2026, 5, d) for d in range(15, 21)]

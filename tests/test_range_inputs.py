@@ -8,9 +8,10 @@ import json
 from datetime import date
 from decimal import Decimal
 
-from pipeline import run as run_mod, schemas
-from pipeline.range_inputs import narrowed_inputs
-from pipeline.simulate import simulate
+from pipeline.engine import run as run_mod
+from pipeline.warehouse import work_schemas as schemas
+from pipeline.warehouse.range_inputs import narrowed_inputs
+from pipeline.engine.simulate import simulate
 from world import World, policy, query
 
 START, END = date(2026, 3, 10), date(2026, 3, 20)

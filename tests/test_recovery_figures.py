@@ -10,11 +10,10 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal as D
 
-import yaml
 
-from pipeline import run as run_mod
-from pipeline.backfill import backfill
-from pipeline.simulate import simulate
+from pipeline.engine import run as run_mod
+from pipeline.engine.backfill import backfill
+from pipeline.engine.simulate import simulate
 from world import World, policy, query
 
 ONE_LEVEL = [("due_date", 7, 30)]

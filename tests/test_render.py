@@ -1,4 +1,4 @@
-"""Formatting, sandboxed templates and letter PDFs (pipeline.render)."""
+"""Formatting, sandboxed templates and letter PDFs (pipeline.delivery.render)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 from pypdf import PdfReader
 
-from pipeline.render import LetterRenderer, TemplateSet, format_date, format_money, format_number, render_many
-from pipeline.render.bench import TEMPLATE_ROOT, sample_context
+from pipeline.delivery.render import LetterRenderer, TemplateSet, format_date, format_money, format_number, render_many
+from pipeline.delivery.render.samples import TEMPLATE_ROOT, sample_context
 
 AMOUNT = Decimal("1234.56")
 DAY = date(2026, 5, 10)
@@ -219,7 +219,7 @@ def test_fetcher_is_confined_to_template_folder(tmp_path, caplog, monkeypatch):
 
     ctx = dict(german_reminder(), template_set="evil", locale="en_GB")
     local = LetterRenderer(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="pipeline.render.pdf"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.delivery.render.pdf"):
         pdf = local.render(ctx)
     _, text = pdf_text(pdf)
     assert "INSIDE-OK" in text and "RE-2026-0042" in text
@@ -247,6 +247,6 @@ def test_render_many_parallel_matches_serial(tmp_path):
 
 
 def test_import_does_not_load_weasyprint():
-    code = "import sys, pipeline.render, pipeline.outbox; print('weasyprint' in sys.modules)"
+    code = "import sys, pipeline.delivery.render, pipeline.delivery.outbox; print('weasyprint' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

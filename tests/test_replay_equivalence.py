@@ -10,9 +10,9 @@ from pathlib import Path
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from pipeline import run as run_mod
-from pipeline.backfill import backfill
-from pipeline.simulate import simulate
+from pipeline.engine import run as run_mod
+from pipeline.engine.backfill import backfill
+from pipeline.engine.simulate import simulate
 from world import World, policy, query
 
 START = date(2026, 3, 1)

@@ -7,7 +7,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from pipeline.report_charts import Row, Segment, column_chart, hbar_chart
+from pipeline.reporting.charts import Row, Segment, column_chart, hbar_chart
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
 

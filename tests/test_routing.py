@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.routing import RoutingError
+from pipeline.warehouse.routing import RoutingError
 from world import World, query
 
 

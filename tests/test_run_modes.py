@@ -20,10 +20,10 @@ from typer.testing import CliRunner
 from dagster_project.defs.dunning.assets import dunning_state, outbox_documents
 from dagster_project.defs.ingest.assets import billing_inputs
 from dagster_project.resources import DunningResource
-from pipeline import run as run_mod
-from pipeline.backfill import BackfillError, backfill
+from pipeline.engine import run as run_mod
+from pipeline.engine.backfill import BackfillError, backfill
 from pipeline.cli import app
-from pipeline.explain import explain_case, format_explanation
+from pipeline.reporting.explain import explain_case, format_explanation
 from world import World, policy, query
 
 runner = CliRunner()

@@ -10,8 +10,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipeline import schema
-from pipeline.sample_data import generate_company
+from pipeline.config import input_tables as schema
+from bench.sample_company import generate_company
 
 END = date(2026, 3, 31)
 N = 150

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 import yaml
 
-from pipeline import scenario as scn
+from pipeline.scenarios import runner as scn
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 SCENARIOS = sorted(SCENARIO_DIR.glob("*.yaml"))

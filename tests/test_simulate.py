@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import yaml
 
-from pipeline import run as run_mod
-from pipeline.simulate import Figures, markdown, simulate, write_html
+from pipeline.engine import run as run_mod
+from pipeline.engine.simulate import Figures, markdown, simulate, write_html
 from world import World, policy, query
 
 LIVE = [("due_date", 7, 7), ("previous_level", 0, 7, {"EUR": "5.00"})]

@@ -7,8 +7,8 @@ from email.message import EmailMessage
 
 import pytest
 
-from pipeline.channels.base import AmbiguousDelivery, PermanentError, TransientError
-from pipeline.channels.smtp import SmtpSender
+from pipeline.delivery.channels.base import AmbiguousDelivery, PermanentError, TransientError
+from pipeline.delivery.channels.smtp import SmtpSender
 from tests.smtp_server import SmtpServer, free_port
 
 FROM, TO = "mahnwesen@billing.test", "kunde@example.test"

@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.render import TemplateSet
-from pipeline.render.bench import TEMPLATE_ROOT, sample_context
-from pipeline.render.templates import SmsTooLong
-from pipeline.templates_check import Problem, check_templates, list_templates
+from pipeline.delivery.render import TemplateSet
+from pipeline.delivery.render.samples import TEMPLATE_ROOT, sample_context
+from pipeline.delivery.render.templates import SmsTooLong
+from pipeline.delivery.templates_check import Problem, check_templates, list_templates
 
 DEFAULT = TEMPLATE_ROOT / "default"
 
@@ -53,7 +53,7 @@ def test_every_sms_names_sender_amount_due_date_and_invoice(locale, template):
     sms = TemplateSet(TEMPLATE_ROOT).render_sms(ctx)
     lang = locale[:2]
     assert (DEFAULT / lang / f"{template}.sms.txt").is_file()
-    from pipeline.render import format_date, format_money
+    from pipeline.delivery.render import format_date, format_money
 
     for part in ("Acme Energie GmbH", ctx["invoice"]["invoice_number"], "(+2 ",
                  format_money(ctx["amounts"]["total"], "EUR", locale), format_date(ctx["level"]["due_date"], locale)):

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import yaml
 
-from pipeline import run as run_mod
-from pipeline.schema import INPUT_TABLES_BY_NAME
-from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.engine import run as run_mod
+from pipeline.config.input_tables import INPUT_TABLES_BY_NAME
+from pipeline.config.settings import PROJECT_ROOT, Settings
 
 ORG = {"name": "Test GmbH", "address_lines": ["Teststr. 1", "10115 Berlin"], "email": "billing@test.example",
        "iban": "DE02120300000000202051", "bic": "BYLADEM1001", "bank": "Testbank"}

@@ -1,6 +1,6 @@
 """What a collection document's template sees beyond a dunning document's context.
 
-`build_contexts` (pipeline.documents) calls `collection_parts` once for the day's
+`build_contexts` (pipeline.delivery.documents) calls `collection_parts` once for the day's
 collection rows; each context then gets `collection` (below) and, for its
 `invoice`, the invoice the failed payment was for, even when it is not overdue
 (a collection usually fails around the due date). Everything comes from the

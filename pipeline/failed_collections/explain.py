@@ -1,8 +1,8 @@
 """`dunning explain` for a collection case: its state read from the collection models.
 
-`pipeline.explain` runs the day's models and `collections/col_case_outlook`, then hands
+`pipeline.reporting.explain` runs the day's models and `collections/col_case_outlook`, then hands
 a collection case over here, because its facts live in `col_*` tables rather than the
-dunning intermediates. The result is the same `Explanation` (pipeline.explain_types), so
+dunning intermediates. The result is the same `Explanation` (pipeline.reporting.explain_types), so
 the command prints it the usual way: the money still open stands in the overdue line (a
 collection case has no threshold), the steps stand in the levels. Which step comes next,
 its day and what holds it are the model's (`col_case_outlook`), the fees the ledger's.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from pipeline.explain_types import (STEP_COLUMNS, Explanation, ExplainError, LevelStep, NextAction, fees_so_far,
+from pipeline.reporting.explain_types import (STEP_COLUMNS, Explanation, ExplainError, LevelStep, NextAction, fees_so_far,
                                     money, rows)
 
 

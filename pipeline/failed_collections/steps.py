@@ -23,8 +23,8 @@ A new failed transaction that belongs to the case (a per-mandate case, or the sa
 money again) also triggers the next step at once. After the last step has waited,
 the case is `unsettled`.
 
-The models live here rather than in `pipeline.policy` to keep that file readable;
-`pipeline.policy` imports them (so this module cannot import it back: the few
+The models live here rather than in `pipeline.config.policy` to keep that file readable;
+`pipeline.config.policy` imports them (so this module cannot import it back: the few
 shared field types are repeated below).
 """
 
@@ -38,7 +38,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 FAILURE_TYPES = ("soft", "hard", "technical")
-# same definitions as pipeline.policy (which imports this module)
+# same definitions as pipeline.config.policy (which imports this module)
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
 Template = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]

@@ -3,14 +3,14 @@
 `dunning_state` depends on its own previous day: a day's state is the previous
 day's state stepped forward, so partitions must run in date order. A backfill
 of a range runs as one run (single-run backfill policy) through the same
-`pipeline.backfill.backfill` as `dunning backfill --from --to`, so both give the
+`pipeline.engine.backfill.backfill` as `dunning backfill --from --to`, so both give the
 same result; the catch-up choice comes from the run tag `dunning/catch_up`
 (none, highest, each; default none). Dispatch is a separate asset so that a
 failed send can be retried without recomputing, and so that the UI shows
 planning and sending apart; a range never dispatches (nothing dated in the past
 is sent).
 
-The assets call the library's day service in its one order (`pipeline.run`):
+The assets call the library's day service in its one order (`pipeline.engine.run`):
 plan (`dunning_state`) -> dispatch -> publish the analysts' copy (`outbox_documents`),
 exactly as `dunning run` does. A partition before the latest day computed is
 refused with the same message as the CLI: recomputing it would discard the later
@@ -24,9 +24,10 @@ import dagster as dg
 from dagster_project.code_versions import state_version
 from dagster_project.partitions import DUCKDB_POOL, daily_partitions
 from dagster_project.resources import DunningResource
-from pipeline import catalog, run as pipeline_run
-from pipeline.backfill import BackfillError
-from pipeline.report import day_summary_markdown
+from pipeline.warehouse import catalog
+from pipeline.engine import run as pipeline_run
+from pipeline.engine.backfill import BackfillError
+from pipeline.reporting.summary import day_summary_markdown
 
 
 def _range(context: dg.AssetExecutionContext) -> tuple[date, date]:
@@ -62,7 +63,7 @@ def _state_metadata(con, as_of: date) -> dict:
 )
 def dunning_state(context: dg.AssetExecutionContext, dunning: DunningResource) -> dg.MaterializeResult:
     """Balances, open receivables, cases and the action ledger as of the partition day (or range)."""
-    from pipeline.backfill import backfill
+    from pipeline.engine.backfill import backfill
 
     start, end = _range(context)
     settings = dunning.settings()

@@ -10,8 +10,8 @@ import dagster as dg
 from dagster_project.code_versions import ingest_version
 from dagster_project.partitions import DUCKDB_POOL, daily_partitions
 from dagster_project.resources import DunningResource
-from pipeline import run as pipeline_run
-from pipeline.ingest import quarantine_messages
+from pipeline.engine import run as pipeline_run
+from pipeline.warehouse.ingest import quarantine_messages
 
 
 @dg.asset(

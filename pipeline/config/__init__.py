@@ -1,0 +1,1 @@
+"""Configuration: settings (dunning.yaml), the policy file's model and its diff, the input tables' schema."""

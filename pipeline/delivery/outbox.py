@@ -1,0 +1,238 @@
+"""The embedded default channel: documents written to a dated outbox folder.
+
+Each action gets ``<root>/<as_of>/<action key with '/' -> '__'>/`` holding
+``message.eml`` (a complete RFC 5322 email: text + HTML alternative, letter
+PDF attached) and ``letter.pdf`` (for the print batch). A mail relay or a
+print shop picks them up from there; ``manifest.csv``/``manifest.json`` list
+the day's documents with checksums.
+
+Exactly-once support (SPEC section 5): files are written to a temporary name
+and renamed with ``os.replace``, so a file either exists complete or not at
+all, and ``already_written`` lets a re-run skip finished actions. Everything
+in the files derives from the inputs (Date from ``as_of``, Message-ID and
+MIME boundaries from the action key), so re-writing an action after a crash
+produces byte-identical files and downstream de-duplication keeps working.
+"""
+
+from __future__ import annotations
+
+import csv
+import email.policy
+import hashlib
+import io
+import json
+import os
+import re
+from datetime import date, datetime, time, timezone
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from pipeline.delivery.render.templates import RenderedEmail
+
+EML_NAME = "message.eml"
+PDF_NAME = "letter.pdf"
+DOCUMENT_FILES = (EML_NAME, PDF_NAME)
+MANIFEST_FIELDS = [
+    "action_key", "case_id", "customer_id", "name", "email", "address", "level_no",
+    "template", "amount_total", "currency", "files", "letter_pdf_sha256", "message_eml_sha256",
+]
+_SAFE_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+=-]*$")
+_FILENAME_UNSAFE_RE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_action_key(action_key: str) -> str:
+    """``ct-CT1-20260510/L2/reminder`` -> ``ct-CT1-20260510__L2__reminder``; rejects anything path-like."""
+    safe = action_key.replace("/", "__")
+    if not _SAFE_KEY_RE.match(safe) or ".." in safe:
+        raise ValueError(f"action key not usable as a folder name: {action_key!r}")
+    return safe
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes, fsync: bool) -> None:
+    # Same directory, so os.replace is an atomic rename on one filesystem.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the renames themselves durable (POSIX).
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def message_id(ctx: Mapping[str, Any]) -> str:
+    """The Message-ID header ``message.eml`` gets for this context (deterministic)."""
+    org_email = ctx["organization"]["email"] or ""
+    domain = org_email.rsplit("@", 1)[1] if "@" in org_email else "dunning.invalid"
+    return f"<{_digest('message-id', ctx['action_key'])[:40]}@{domain}>"
+
+
+def build_message(
+    as_of: date,
+    ctx: Mapping[str, Any],
+    rendered: RenderedEmail,
+    pdf: bytes,
+    *,
+    attachments: Iterable[tuple[str, bytes]] = (),
+) -> EmailMessage:
+    """The reminder email; deterministic in its arguments.
+
+    A context with ``recipient`` (a merchant copy) goes to that address instead of the
+    customer's; ``attachments`` are further PDFs (the original invoices) after the letter.
+    """
+    org, customer, key = ctx["organization"], ctx["customer"], ctx["action_key"]
+
+    msg = EmailMessage()
+    msg["From"] = Address(display_name=org["name"], addr_spec=org["email"])
+    recipient = ctx.get("recipient")
+    if recipient:
+        msg["To"] = Address(display_name=recipient.get("name") or "", addr_spec=recipient["email"])
+    elif customer.get("email"):
+        msg["To"] = Address(display_name=customer.get("name") or "", addr_spec=customer["email"])
+    msg["Subject"] = (ctx.get("subject_prefix") or "") + rendered.subject
+    msg["Date"] = format_datetime(datetime.combine(as_of, time(0, 0), tzinfo=timezone.utc))
+    msg["Message-ID"] = message_id(ctx)
+    msg["X-Dunning-Action-Key"] = key
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: tells autoresponders not to reply
+    msg.set_content(rendered.text)
+    msg.add_alternative(rendered.html, subtype="html")
+    invoice_number = _FILENAME_UNSAFE_RE.sub("-", str(ctx["invoice"]["invoice_number"])).strip("-")
+    msg.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"reminder-{invoice_number}.pdf")
+    for filename, data in attachments:
+        msg.add_attachment(data, maintype="application", subtype="pdf", filename=filename)
+    # The generator would pick random boundaries; fix them from the key.
+    msg.set_boundary(f"=_mixed_{_digest('mixed', key)[:24]}")
+    msg.get_payload()[0].set_boundary(f"=_alt_{_digest('alt', key)[:24]}")
+    for part in msg.walk():
+        if part is not msg:
+            del part["MIME-Version"]  # add_alternative copies it into sub-parts; top level only
+    return msg
+
+
+class Outbox:
+    """Dated document folders under ``root``; ``fsync=False`` only for tests and previews."""
+
+    def __init__(self, root: Path, fsync: bool = True):
+        self.root = Path(root)
+        self.fsync = fsync
+
+    def document_dir(self, as_of: date, action_key: str) -> Path:
+        return self.root / as_of.isoformat() / safe_action_key(action_key)
+
+    def already_written(self, as_of: date, action_key: str) -> bool:
+        """True if both files exist; atomic renames mean existing files are complete."""
+        folder = self.document_dir(as_of, action_key)
+        return all((folder / name).is_file() for name in DOCUMENT_FILES)
+
+    def write_document(
+        self,
+        as_of: date,
+        ctx: Mapping[str, Any],
+        email: RenderedEmail,
+        pdf: bytes,
+        attachments: Iterable[tuple[str, bytes]] = (),
+    ) -> Path:
+        """Write letter.pdf and message.eml for one action; returns the folder.
+
+        (``email`` shadows the stdlib module inside this method; the name is the agreed interface.)
+        """
+        folder = self.document_dir(as_of, ctx["action_key"])
+        folder.mkdir(parents=True, exist_ok=True)
+        eml = build_message(as_of, ctx, email, pdf, attachments=attachments).as_bytes(policy=email_policy())
+        # PDF first, message last: a folder with only the PDF is "not written".
+        _atomic_write(folder / PDF_NAME, pdf, self.fsync)
+        _atomic_write(folder / EML_NAME, eml, self.fsync)
+        if self.fsync:
+            _fsync_dir(folder)
+        return folder
+
+    def write_event(self, as_of: date, action_key: str, payload: Mapping[str, Any]) -> Path:
+        """Write a webhook event as event.json in the action's folder (sent from there, or kept there)."""
+        return self.write_json(as_of, action_key, "event.json", payload)
+
+    def write_json(self, as_of: date, action_key: str, name: str, payload: Mapping[str, Any]) -> Path:
+        """Write one JSON document (an SMS for the gateway) in the action's folder; returns the folder."""
+        folder = self.document_dir(as_of, action_key)
+        folder.mkdir(parents=True, exist_ok=True)
+        body = json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+        _atomic_write(folder / name, body.encode("utf-8"), self.fsync)
+        return folder
+
+    def manifest_row(self, as_of: date, row: Mapping[str, Any]) -> dict[str, Any]:
+        """One manifest entry from a document context (or an already flat row)."""
+        if "customer" in row and isinstance(row["customer"], Mapping):
+            customer, amounts = row["customer"], row["amounts"]
+            address = ", ".join(
+                str(part) for part in (
+                    customer.get("address_line1"), customer.get("address_line2"),
+                    " ".join(str(p) for p in (customer.get("postal_code"), customer.get("city")) if p),
+                    customer.get("country"),
+                ) if part
+            )
+            flat = {
+                "action_key": row["action_key"],
+                "case_id": row.get("case_id") or row["action_key"].split("/", 1)[0],
+                "customer_id": customer.get("customer_id"),
+                "name": customer.get("name"),
+                "email": customer.get("email"),
+                "address": address,
+                "level_no": row["level"]["no"],
+                "template": row["template"],
+                "amount_total": str(amounts["total"]),
+                "currency": amounts["currency"],
+            }
+        else:
+            flat = {k: row.get(k) for k in MANIFEST_FIELDS[:10]}
+            flat["amount_total"] = None if flat["amount_total"] is None else str(flat["amount_total"])
+        folder = self.document_dir(as_of, flat["action_key"])
+        hashes = {
+            name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+            for name in DOCUMENT_FILES if (folder / name).is_file()
+        }
+        flat["files"] = {
+            name: {"path": f"{folder.name}/{name}", "sha256": digest} for name, digest in sorted(hashes.items())
+        }
+        return flat
+
+    def write_manifest(self, as_of: date, rows: Iterable[Mapping[str, Any]]) -> tuple[Path, Path]:
+        """manifest.csv and manifest.json for the day, sorted by action key."""
+        entries = sorted((self.manifest_row(as_of, r) for r in rows), key=lambda e: e["action_key"])
+        day = self.root / as_of.isoformat()
+        day.mkdir(parents=True, exist_ok=True)
+
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for e in entries:
+            files = e["files"]
+            writer.writerow({
+                **{k: e[k] for k in MANIFEST_FIELDS[:10]},
+                "files": ";".join(f["path"] for f in files.values()),
+                "letter_pdf_sha256": files.get(PDF_NAME, {}).get("sha256", ""),
+                "message_eml_sha256": files.get(EML_NAME, {}).get("sha256", ""),
+            })
+        csv_path, json_path = day / "manifest.csv", day / "manifest.json"
+        _atomic_write(csv_path, buf.getvalue().encode("utf-8"), self.fsync)
+        doc = {"as_of": as_of.isoformat(), "count": len(entries), "documents": entries}
+        _atomic_write(json_path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"), self.fsync)
+        return csv_path, json_path
+
+
+def email_policy() -> email.policy.Policy:
+    # SMTP policy: CRLF line endings as on the wire, lines folded at 78.
+    return email.policy.SMTP

@@ -1,0 +1,289 @@
+"""Hand rendered documents to their channels, exactly once: the second half of dispatch.
+
+States of a ledger row on a real channel::
+
+    planned -> rendered -> sending -> sent
+                               |-> failed (retried by later runs up to `max_attempts`)
+                               '-> needs_review (the outcome is unknown)
+
+`sending` is set for a batch in one transaction; then each message gets a
+journal `begin` line right before it is handed over and an outcome line right
+after (see `pipeline.delivery.journal`); the batch's outcomes are written to the ledger
+in one transaction and the journal is emptied. `recover` runs first on every
+dispatch and settles what a crashed run left in `sending`.
+
+Letters are handed over as a print batch folder that appears atomically; a
+letter in `sending` whose key is in a complete batch was handed over.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+from datetime import date
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses
+from pathlib import Path
+
+from pipeline.delivery import faults
+from pipeline.delivery.channels.base import AmbiguousDelivery, PermanentError, TransientError
+from pipeline.delivery.documents import records
+from pipeline.delivery.journal import DispatchJournal
+from pipeline.config.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Channels whose receiver de-duplicates by the idempotency key: a hand-over cut short
+# by a crash is sent again with the same key. SMTP has no such key: it goes to review.
+IDEMPOTENT_CHANNELS = ("webhook", "sms")
+AMBIGUOUS_SMTP = ("the process stopped while the SMTP server had the message; it may or may not "
+                  "have been delivered: check the mailbox or the relay's log, then confirm or resend")
+
+_DUE_SQL = """
+select action_key, channel, action, document_path, attempts, executed_on
+from action_ledger
+where dispatch_mode = 'live' and executed_on <= ? and channel in ({channels})
+  and (status = 'rendered'
+       or (status = 'failed' and review_reason is null and attempts < ?))
+order by executed_on, action_key
+"""
+
+
+def recover(con, settings: Settings) -> dict[str, int]:
+    """Settle every row a crashed run left in `sending`; returns counts per outcome."""
+    stuck = records(con, "select action_key, channel, executed_on, attempts from action_ledger "
+                         "where status = 'sending' order by action_key", [])
+    journal = DispatchJournal(settings.journal_path)
+    entries = journal.read()
+    counts = {"sent": 0, "retry": 0, "needs_review": 0}
+    batches: dict[date, dict[str, str]] = {}
+    for row in stuck:
+        key, channel = row["action_key"], row["channel"]
+        if channel in ("letter", "registered_letter"):
+            from pipeline.delivery.channels.print_batch import keys_in_batches
+
+            day = row["executed_on"]
+            batches.setdefault(day, keys_in_batches(settings.print_folder, day))
+            if key in batches[day]:
+                _settle(con, key, "sent", provider_id=batches[day][key])
+                counts["sent"] += 1
+            else:
+                _settle(con, key, "rendered")
+                counts["retry"] += 1
+            continue
+        entry = entries.get(key)
+        if entry and entry.outcome:
+            _apply_outcome(con, settings, row, entry.outcome, entry.provider_message_id, entry.error)
+            counts["sent" if entry.outcome == "sent" else "retry"] += 1
+        elif entry and entry.begun and channel not in IDEMPOTENT_CHANNELS:
+            _settle(con, key, "needs_review", review_reason=AMBIGUOUS_SMTP)
+            counts["needs_review"] += 1
+        else:
+            # never handed over, or handed to a receiver that de-duplicates: send again
+            _settle(con, key, "rendered")
+            counts["retry"] += 1
+    journal.clear()
+    if stuck:
+        log.warning("recovered %d action(s) a previous run left in sending: %s", len(stuck), counts)
+    return counts
+
+
+def _settle(con, key: str, status: str, *, provider_id: str | None = None, error: str | None = None,
+            review_reason: str | None = None, attempts: int | None = None) -> None:
+    con.execute(
+        """update action_ledger set status = ?, provider_message_id = coalesce(?, provider_message_id),
+                  last_error = coalesce(?, last_error), review_reason = ?,
+                  attempts = coalesce(?, attempts)
+           where action_key = ?""",
+        [status, provider_id, error, review_reason, attempts, key],
+    )
+
+
+def _outcome_row(settings: Settings, row: dict, outcome: str, provider_id: str | None,
+                 error: str | None) -> tuple:
+    """(key, status, provider id, error, review reason, attempts) for one hand-over's outcome."""
+    attempts = (row["attempts"] or 0) + 1
+    if outcome == "sent":
+        return row["action_key"], "sent", provider_id, None, None, attempts
+    if outcome == "ambiguous":
+        return (row["action_key"], "needs_review", None, error,
+                "the connection was lost after the message was handed over; it may or may not have been "
+                "delivered", attempts)
+    if outcome == "permanent":
+        return row["action_key"], "failed", None, error, "refused: not retried", attempts
+    exhausted = attempts >= settings.dispatch.max_attempts
+    return (row["action_key"], "failed", None, error,
+            f"gave up after {attempts} attempts" if exhausted else None, attempts)
+
+
+def _write_outcomes(con, outcomes: list[tuple]) -> None:
+    """All outcomes of a batch in one statement (one commit: ~1 ms instead of ~1 ms per row)."""
+    if not outcomes:
+        return
+    columns = list(zip(*outcomes))
+    con.execute(
+        """update action_ledger l
+           set status = o.status, provider_message_id = coalesce(o.provider_id, l.provider_message_id),
+               last_error = coalesce(o.error, l.last_error), review_reason = o.review_reason,
+               attempts = o.attempts
+           from (select unnest(?) as key, unnest(?) as status, unnest(?::varchar[]) as provider_id,
+                        unnest(?::varchar[]) as error, unnest(?::varchar[]) as review_reason,
+                        unnest(?::integer[]) as attempts) o
+           where l.action_key = o.key""",
+        [list(c) for c in columns],
+    )
+
+
+def _apply_outcome(con, settings: Settings, row: dict, outcome: str, provider_id: str | None,
+                   error: str | None) -> None:
+    _write_outcomes(con, [_outcome_row(settings, row, outcome, provider_id, error)])
+
+
+class _Email:
+    def __init__(self, settings: Settings):
+        from pipeline.delivery.channels.smtp import SmtpSender
+
+        cfg = settings.channels.email
+        username, password = cfg.credentials()
+        self.sender = SmtpSender(cfg.host, cfg.port, security=cfg.security, username=username,
+                                 password=password, timeout_seconds=cfg.timeout_seconds)
+        self.from_addr = settings.organization.email
+
+    def send(self, row: dict, folder: Path):
+        data = (folder / "message.eml").read_bytes()
+        # only the header block: parsing the whole message would cost more than sending it
+        end = data.find(b"\r\n\r\n")
+        headers = BytesHeaderParser().parsebytes(data[:end + 2] if end >= 0 else data)
+        to = [addr for _, addr in getaddresses(headers.get_all("To", [])) if addr]
+        if not to:
+            raise PermanentError("no email address for this customer")
+        return self.sender.send(data, self.from_addr, to)
+
+    def close(self):
+        self.sender.close()
+
+
+class _Http:
+    def __init__(self, cfg, payload_file: str):
+        from pipeline.delivery.channels.http import SignedHttpSender
+
+        self.sender = SignedHttpSender(cfg.url, cfg.secret(), timeout_seconds=cfg.timeout_seconds,
+                                       max_attempts=cfg.attempts_per_run, backoff_seconds=cfg.backoff_seconds)
+        self.payload_file = payload_file
+
+    def send(self, row: dict, folder: Path):
+        import json
+
+        payload = json.loads((folder / self.payload_file).read_text(encoding="utf-8"))
+        if self.payload_file == "sms.json" and not payload.get("to"):
+            raise PermanentError("no phone number for this customer")
+        # the action key is the idempotency key: a resend after a crash is recognised
+        return self.sender.post(row["action_key"], payload)
+
+    def close(self):
+        self.sender.close()
+
+
+def _transport(channel: str, settings: Settings):
+    if channel == "email":
+        return _Email(settings)
+    if channel == "webhook":
+        return _Http(settings.channels.webhook, "event.json")
+    return _Http(settings.channels.sms, "sms.json")
+
+
+def send_rendered(con, as_of: date, settings: Settings) -> dict[str, int]:
+    """Hand every rendered (or retryable failed) live document up to `as_of` to its channel."""
+    channels = [c for c, cfg in (("email", settings.channels.email), ("webhook", settings.channels.webhook),
+                                 ("sms", settings.channels.sms)) if cfg is not None]
+    counts = {"sent": 0, "failed": 0, "needs_review": 0}
+    if channels:
+        placeholders = ", ".join("?" for _ in channels)
+        rows = records(con, _DUE_SQL.format(channels=placeholders), [as_of, *channels, settings.dispatch.max_attempts])
+        with ExitStack() as stack:
+            journal = stack.enter_context(DispatchJournal(settings.journal_path))
+            transports: dict[str, object] = {}
+            size = settings.dispatch.batch_size
+            for start in range(0, len(rows), size):
+                batch = rows[start:start + size]
+                _send_batch(con, settings, batch, transports, journal, stack, counts)
+    counts["letters"] = send_letters(con, as_of, settings)
+    return counts
+
+
+def _send_batch(con, settings, batch, transports, journal, stack, counts) -> None:
+    _mark_sending(con, [r["action_key"] for r in batch])
+    faults.checkpoint("send.batch_marked")
+    outcomes = []
+    for row in batch:
+        key, channel = row["action_key"], row["channel"]
+        if channel not in transports:
+            transports[channel] = _transport(channel, settings)
+            stack.callback(transports[channel].close)
+        journal.begin(key)
+        try:
+            result = transports[channel].send(row, settings.outbox / row["document_path"])
+            outcome, provider_id, error = "sent", result.provider_message_id, None
+        except AmbiguousDelivery as exc:
+            outcome, provider_id, error = "ambiguous", None, str(exc)
+        except PermanentError as exc:
+            outcome, provider_id, error = "permanent", None, str(exc)
+        except (TransientError, OSError) as exc:
+            outcome, provider_id, error = "transient", None, str(exc)
+        journal.outcome(key, outcome, provider_id, error)
+        faults.checkpoint("send.outcome", key)
+        outcomes.append((row, outcome, provider_id, error))
+    _write_outcomes(con, [_outcome_row(settings, *o) for o in outcomes])
+    for _, outcome, _, _ in outcomes:
+        counts["sent" if outcome == "sent" else "needs_review" if outcome == "ambiguous" else "failed"] += 1
+    faults.checkpoint("send.batch_committed")
+    journal.clear()
+
+
+def _mark_sending(con, keys: list[str]) -> None:
+    con.execute("update action_ledger set status = 'sending' where action_key in (select unnest(?))", [keys])
+
+
+def send_letters(con, as_of: date, settings: Settings) -> int:
+    """Collect rendered letters into one print batch per day; returns the letters handed over."""
+    from pipeline.delivery.channels.print_batch import LetterItem, write_print_batch
+
+    rows = records(
+        con,
+        """select l.action_key, l.channel, l.executed_on, l.document_path, l.level_no, l.amount_demanded,
+                  l.currency, c.customer_id, c.name, c.address_line1, c.address_line2, c.postal_code, c.city,
+                  c.country
+           from action_ledger l join stg_customers c using (customer_id)
+           where l.status = 'rendered' and l.dispatch_mode = 'live' and l.executed_on <= ?
+             and l.channel in ('letter', 'registered_letter')
+           order by l.executed_on, l.action_key""",
+        [as_of],
+    )
+    handed = 0
+    for day in sorted({r["executed_on"] for r in rows}):
+        todays = [r for r in rows if r["executed_on"] == day]
+        _mark_sending(con, [r["action_key"] for r in todays])
+        faults.checkpoint("letters.marked")
+        items = [LetterItem(
+            action_key=r["action_key"],
+            pdf=(settings.outbox / r["document_path"] / "letter.pdf").read_bytes(),
+            name=r["name"],
+            address_lines=[line for line in (
+                r["address_line1"], r["address_line2"],
+                " ".join(p for p in (r["postal_code"], r["city"]) if p)) if line],
+            country=r["country"],
+            registered=r["channel"] == "registered_letter",
+            level_no=r["level_no"],
+            amount=r["amount_demanded"],
+            currency=r["currency"],
+            customer_id=r["customer_id"],
+        ) for r in todays]
+        batch = write_print_batch(settings.print_folder, day, items)
+        faults.checkpoint("letters.batch_written")
+        con.execute(
+            "update action_ledger set status = 'sent', provider_message_id = ?, attempts = attempts + 1 "
+            "where action_key in (select unnest(?))",
+            [batch.batch_id, batch.keys],
+        )
+        handed += batch.letters
+    return handed

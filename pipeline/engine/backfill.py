@@ -1,0 +1,216 @@
+"""Backfills: recompute past days, say what differs from what was done, decide how live catches up.
+
+A backfill runs the ordinary daily step over past days (never dispatching:
+a document dated in the past is never sent), under the policy versions in
+force on each day or under one version the user names. Dispatched rows stay
+in the ledger as the record of what happened; everything else in the range
+is recomputed with the same keys.
+
+The days are recomputed in a work schema seeded with the state before the
+first day (`pipeline.warehouse.work_schemas`), so what was really sent in the range does not
+steer the recomputation. The difference report compares that result with the
+ledger rows of the range as they were. Then the result is adopted: it
+replaces the range's state, except for rows that record a dispatch (sent,
+prepared, failed, ...), which stay as the record of what happened.
+
+After a backfill, levels it recorded as not dispatched may be levels no
+customer ever received. The user chooses how the next live days treat them,
+and the choice is stored in `backfill_runs`:
+- `none`: they count as done, nothing is sent for them;
+- `highest`: the highest of them is sent once on the next live day;
+- `each`: they are sent one level per live day, lowest first.
+A catch-up sending is a new ledger row `<key>+catch_up`, dated the live day
+and without a fee (the fee was recorded with the original level). The daily
+models plan it (`sql/intermediate/int_catch_up_actions.sql`) and it passes the
+same gates and amounts as any level: it demands what is owed on the day it is sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from pipeline.warehouse import catalog
+from pipeline.engine.run import DayResult, RunMode, RunRefused, days, plan_day, refuse_before_latest
+from pipeline.config.settings import Settings
+
+CATCH_UP_MODES = ("none", "highest", "each")
+
+_COMPARED = ("executed_on", "level_no", "principal", "fee", "fees_total", "interest", "amount_demanded")
+
+
+@dataclass
+class BackfillResult:
+    backfill_id: str
+    days: list[DayResult]
+    differences: dict[str, int]
+
+
+class BackfillError(ValueError):
+    """A backfill that cannot run as asked; the message says why."""
+
+
+WORK_SCHEMA = "backfill_work"
+
+
+def backfill(con, start: date, end: date, settings: Settings, *, catch_up: str,
+             policy_version: str | None = None, on_day=None) -> BackfillResult:
+    """Recompute `start`..`end` (inputs loaded), record the differences, adopt the result."""
+    from pipeline.warehouse import work_schemas as schemas
+
+    if catch_up not in CATCH_UP_MODES:
+        raise BackfillError(f"catch-up must be one of {', '.join(CATCH_UP_MODES)}, not {catch_up!r}")
+    if end < start:
+        raise BackfillError(f"the backfill ends ({end}) before it starts ({start})")
+    try:  # adopting the range replaces everything from `start` on: it must reach the latest day
+        refuse_before_latest(con, end, what=f"A backfill from {start} that ends on", recompute_from=start)
+    except RunRefused as exc:
+        raise BackfillError(str(exc)) from None
+    if policy_version is not None:
+        known = con.execute("select count(*) from policy_versions where policy_version = ?",
+                            [policy_version]).fetchall()[0][0]
+        if not known:
+            raise BackfillError(f"no policy version {policy_version!r} (see the policy_versions table)")
+    number = con.execute("select count(*) + 1 from backfill_runs where first_day = ? and last_day = ?",
+                         [start, end]).fetchall()[0][0]
+    backfill_id = f"bf-{start.isoformat()}-{end.isoformat()}-{number}"
+    # a clean recomputation from the state before `start`: what was sent in the range does not
+    # steer it, so the report can say what should (not) have happened
+    schemas.seed(con, WORK_SCHEMA, start)
+    results = run_in_schema(con, WORK_SCHEMA, start, end, policy_version=policy_version, on_day=on_day)
+    counts = _record_differences(con, backfill_id, start, end)
+    before = con.execute("select count(*) from action_ledger where executed_on between ? and ?",
+                         [start, end]).fetchall()[0][0]
+    after = con.execute(f"select count(*) from {WORK_SCHEMA}.action_ledger where executed_on between ? and ?",
+                        [start, end]).fetchall()[0][0]
+    _adopt(con, start)
+    con.execute("insert into backfill_runs values (?, ?, ?, ?, ?, ?, ?, ?)",
+                [backfill_id, start, end, policy_version, catch_up, before, after, sum(counts.values())])
+    catalog.apply_comments(con)
+    return BackfillResult(backfill_id, results, counts)
+
+
+def run_in_schema(con, schema: str, start: date, end: date, *, policy_version: str | None = None,
+                  mode: RunMode = RunMode.BACKFILL, on_day=None) -> list[DayResult]:
+    """The ordinary daily step, day by day, against a seeded work schema (never dispatching).
+
+    It reads only the invoices and payments that can matter to the range
+    (`pipeline.warehouse.range_inputs`), and writes `open_receivables`, which holds the
+    latest day only, once for the last day.
+    """
+    from pipeline.warehouse.range_inputs import narrowed_inputs
+    from pipeline.warehouse.work_schemas import in_schema
+
+    con.execute("create temp table if not exists forced_policy_versions (policy_version varchar)")
+    con.execute("delete from forced_policy_versions")
+    # A range writes a day's state some 90 times in a row; checkpointing the file after every
+    # few days of it cost up to a fifth of the time. One checkpoint follows the range instead.
+    con.execute("set checkpoint_threshold = '4GB'")
+    results = []
+    try:
+        with narrowed_inputs(con, schema, start, end), in_schema(con, schema):
+            if policy_version is not None:
+                con.execute("insert into forced_policy_versions values (?)", [policy_version])
+            for day in days(start, end):
+                result = plan_day(con, day, mode, open_receivables=day == end)
+                results.append(result)
+                if on_day:
+                    on_day(result)
+    finally:
+        con.execute("delete from forced_policy_versions")
+        con.execute("reset checkpoint_threshold")
+    con.execute("checkpoint")
+    return results
+
+
+def _adopt(con, start: date) -> None:
+    """Make the recomputed days the live state; rows that record a dispatch stay as they are."""
+    w = WORK_SCHEMA
+    con.execute("begin transaction")
+    # rows that record what was handed to someone (status_is_dispatch_record) stay as they are
+    con.execute("delete from action_ledger where executed_on >= ? and not status_is_dispatch_record(status)",
+                [start])
+    con.execute("""delete from case_register c where opened_on >= ?
+                   and not exists (select 1 from action_ledger l where l.case_id = c.case_id)""", [start])
+    con.execute("update case_register set closed_on = null, close_reason = null where closed_on >= ?", [start])
+    # a case the recomputation continues takes its policy version and routing from it: the levels
+    # adopted below are that version's (a case kept by dispatched rows would otherwise show the
+    # old version next to the new version's levels, and plan no further level of either)
+    con.execute(f"""insert into case_register by name select * from {w}.case_register
+                    on conflict (case_id) do update set policy_id = excluded.policy_id,
+                        policy_version = excluded.policy_version, routed_by = excluded.routed_by""")
+    con.execute(f"""update case_register r set closed_on = s.closed_on, close_reason = s.close_reason
+                    from {w}.case_register s
+                    where r.case_id = s.case_id and r.closed_on is null and s.closed_on is not null""")
+    # a case kept only by documents really sent, which the recomputation never opened, ends here
+    con.execute(f"""update case_register set closed_on = ?, close_reason = 'not_in_backfill'
+                    where closed_on is null and case_id not in (select case_id from {w}.case_register)""",
+                [start])
+    con.execute(f"insert into action_ledger by name select * from {w}.action_ledger where executed_on >= ? "
+                "on conflict do nothing", [start])
+    con.execute("delete from contract_balances where as_of >= ?", [start])
+    con.execute(f"insert into contract_balances by name select * from {w}.contract_balances where as_of >= ?",
+                [start])
+    con.execute(f"create or replace table open_receivables as select * from {w}.open_receivables")
+    con.execute(f"""insert into run_log by name
+                    select * replace (run_number + coalesce((select max(m.run_number) from run_log m
+                                                             where m.as_of = w.as_of), 0) as run_number)
+                    from {w}.run_log w where as_of >= ?""", [start])
+    con.execute("commit")
+
+
+def _record_differences(con, backfill_id: str, start: date, end: date) -> dict[str, int]:
+    changed = " or ".join(f"b.{c} is distinct from a.{c}" for c in _COMPARED)  # fixed column names
+    con.execute(
+        f"""insert into backfill_differences
+            select $id, kind, action_key, case_id, level_no, action, before_status, before_executed_on,
+                   after_executed_on, before_amount, after_amount, before_fee, after_fee
+            from (
+                select case when b.action_key is null then 'would_have_happened'
+                            when a.action_key is null then 'would_not_have_happened'
+                            else 'changed' end as kind,
+                       coalesce(a.action_key, b.action_key) as action_key,
+                       coalesce(a.case_id, b.case_id) as case_id,
+                       coalesce(a.level_no, b.level_no) as level_no,
+                       coalesce(a.action, b.action) as action,
+                       b.status as before_status, b.executed_on as before_executed_on,
+                       a.executed_on as after_executed_on, b.amount_demanded as before_amount,
+                       a.amount_demanded as after_amount, b.fee as before_fee, a.fee as after_fee
+                from (select * from main.action_ledger
+                      where executed_on between $start and $end and status_is_done(status)) b
+                full join (select * from {WORK_SCHEMA}.action_ledger
+                           where executed_on between $start and $end and status_is_done(status)) a using (action_key)
+                where b.action_key is null or a.action_key is null or {changed}
+            )
+            order by action_key""",
+        {"id": backfill_id, "start": start, "end": end},
+    )
+    rows = con.execute("select kind, count(*) from backfill_differences where backfill_id = ? group by kind",
+                       [backfill_id]).fetchall()
+    return {kind: n for kind, n in rows}
+
+
+def differences_markdown(con, backfill_id: str, limit: int = 30) -> str:
+    """The difference report as Markdown: counts per kind, then the first `limit` rows."""
+    counts = dict(con.execute("select kind, count(*) from backfill_differences where backfill_id = ? "
+                              "group by kind order by kind", [backfill_id]).fetchall())
+    lines = [f"## Backfill {backfill_id}: differences from the ledger", "",
+             "| kind | actions |", "|---|---:|"]
+    for kind in ("would_have_happened", "would_not_have_happened", "changed"):
+        lines.append(f"| {kind} | {counts.get(kind, 0)} |")
+    rows = con.execute(
+        """select kind, action_key, coalesce(before_status, ''), coalesce(before_executed_on::varchar, ''),
+                  coalesce(after_executed_on::varchar, ''), coalesce(before_amount::varchar, ''),
+                  coalesce(after_amount::varchar, ''), coalesce(before_fee::varchar, ''),
+                  coalesce(after_fee::varchar, '')
+           from backfill_differences where backfill_id = ? order by action_key limit ?""",
+        [backfill_id, limit],
+    ).fetchall()
+    if rows:
+        lines += ["", "| kind | action | was | on | would be on | amount was | would be | fee was | would be |",
+                  "|---|---|---|---|---|---:|---:|---:|---:|"]
+        lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+        total = sum(counts.values())
+        if total > limit:
+            lines.append(f"\n... {total - limit} more in table backfill_differences")
+    return "\n".join(lines) + "\n"

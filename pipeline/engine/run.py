@@ -1,0 +1,266 @@
+"""One daily step and ranges of them: the product's core loop, callable from a notebook.
+
+state(D) = step(state(D-1), inputs visible on D, policy versions in force on D).
+A day first rewinds whatever earlier runs computed for it (keeping what was
+dispatched), then runs the SQL models and writes the day's decisions. The live
+run, a re-run, a backfill and a simulation all use this one step, so they
+cannot disagree.
+
+Run modes (`RunMode`) say what a day's decisions are, separately from whether
+documents are sent now:
+- `live`: the day as it happens. Its documents are `planned` for dispatch, sent
+  at once (`run_day`) or later by `dunning dispatch` / the next live day.
+- `backfill`: a past day recomputed (`pipeline.engine.backfill`). Recorded as
+  `not_dispatched`, never sent; the user chooses how live days catch up.
+- `simulate`: a candidate policy or a scenario. Recorded, never sent.
+
+One service orders a live day: plan -> dispatch -> publish (`run_day`, and the
+Dagster assets call the same three functions in the same order). A live day
+before the latest day computed is refused (`RunRefused`): recomputing it would
+discard the later days, which only a backfill through the latest day does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from enum import Enum
+from pathlib import Path
+
+import duckdb
+
+from pipeline.warehouse import catalog
+from pipeline.config import policy as policy_mod
+from pipeline.failed_collections.reference import load_reference, report_unknown_codes
+from pipeline.warehouse.analytics import ensure_analytics
+from pipeline.warehouse.ingest import TableReport, ingest
+from pipeline.reporting.publish import publish
+from pipeline.config.settings import Settings
+from pipeline.warehouse.sql_runner import run_daily_models
+from pipeline.warehouse.state import apply_day, ensure_state, rewind_to
+
+log = logging.getLogger(__name__)
+
+
+class RunMode(str, Enum):
+    LIVE = "live"
+    BACKFILL = "backfill"
+    SIMULATE = "simulate"
+
+    @property
+    def sends(self) -> bool:
+        """Whether the mode's documents are ever dispatched (only a live day's are)."""
+        return self is RunMode.LIVE
+
+
+class RunRefused(ValueError):
+    """A run that would lose state the user did not ask to lose; the message names what to run."""
+
+
+def latest_day(con) -> date | None:
+    """The latest day whose state has been computed (live or backfill) in this schema."""
+    return con.execute("select max(as_of) from run_log").fetchall()[0][0]
+
+
+def refuse_before_latest(con, day: date, *, what: str, recompute_from: date | None = None) -> None:
+    """Refuse to recompute up to `day` when later days exist: that would discard them.
+
+    The message names the command that does what the user wants: a backfill from
+    `recompute_from` (default `day`) through the latest day.
+    """
+    latest = latest_day(con)
+    if latest is None or day >= latest:
+        return
+    first = recompute_from or day
+    raise RunRefused(
+        f"{what} {day} would discard the {(latest - day).days} later day(s) computed up to {latest}. "
+        f"To recompute {first} to {latest}, run `dunning backfill --from {first} --to {latest} "
+        f"--catch-up none|highest|each` (in Dagster: backfill the partitions {first}...{latest} as one run). "
+        f"To look at a past day, use `dunning explain CASE_ID --as-of {day}` or state_as_of('{day}').")
+
+
+@dataclass
+class DayResult:
+    as_of: date
+    cases_opened: int
+    cases_closed: int
+    actions: int
+    levels_skipped: int
+    documents_written: int
+    model_seconds: dict[str, float] = field(default_factory=dict)
+    # why nothing was sent today (the fresh-data gate), or None
+    dispatch_blocked: str | None = None
+
+
+@contextmanager
+def connect(database: Path | str, memory_limit: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the dunning database (one read-write process at a time) and close it reliably.
+
+    `memory_limit` comes from Settings, where a pattern validates it (SET takes no parameters).
+    """
+    if str(database) != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(database))
+    if memory_limit:
+        con.execute(f"set memory_limit = '{memory_limit}'")
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def load_inputs(con, settings: Settings) -> tuple[policy_mod.PolicyFile, list[TableReport]]:
+    """Load the policy file and ingest the billing files; shared by every kind of run."""
+    policies = policy_mod.load_policy_file(settings.policy_file)
+    ensure_state(con)
+    policy_mod.load_into_duckdb(con, policies)
+    reports = ingest(con, settings.data_dir, policies.handles)
+    # reason codes of failed collections (reference data, replaced on every run) and their views
+    load_reference(con)
+    report_unknown_codes(con)
+    # the analysts' objects that read the inputs exist once the inputs do (a fresh database)
+    created = ensure_analytics(con, replace=False)
+    if created:
+        catalog.apply_comments(con, created)
+    return policies, reports
+
+
+def stale_payments(con, as_of: date, settings: Settings) -> str | None:
+    """Why dispatch must wait (the newest payment visible on `as_of` is too old), or None.
+
+    Dunning on stale payment data sends reminders to customers who have paid; a
+    missing or late payments export is the usual cause.
+    """
+    max_age = settings.dispatch.max_payment_age_days
+    if max_age is None:
+        return None
+    newest = con.execute("select max(booked_on) from stg_payments where booked_on <= ?", [as_of]).fetchall()[0][0]
+    if newest is not None and (as_of - newest).days <= max_age:
+        return None
+    seen = f"the newest payment was booked on {newest}" if newest else "there are no payments at all"
+    return (f"payment data is stale on {as_of}: {seen}, more than {max_age} day(s) before; nothing is "
+            "sent today (state is computed, the day's actions are held and decided again on the next run)")
+
+
+def plan_day(con, as_of: date, mode: RunMode = RunMode.LIVE, *, settings: Settings | None = None,
+             open_receivables: bool = True) -> DayResult:
+    """Compute one day's state and record its actions in the ledger. Inputs must be loaded.
+
+    A live day's actions are `planned` (to be dispatched); a backfill's or simulation's
+    are recorded as `not_dispatched`: a document dated in the past is never sent. A live
+    day before the latest day computed is refused (`RunRefused`). With `settings`, a
+    live day first checks that payment data is fresh; if not, its actions are `held`.
+    `open_receivables=False`: leave that table (the latest day's) to a later day of a range.
+    """
+    mode = RunMode(mode)
+    if mode is RunMode.LIVE:
+        refuse_before_latest(con, as_of, what="Re-running the live day")
+    blocked = stale_payments(con, as_of, settings) if mode.sends and settings is not None else None
+    if blocked:
+        log.warning(blocked)
+    rewind_to(con, as_of)
+    seconds = run_daily_models(con, as_of, live=mode.sends)
+    counts = apply_day(con, as_of, mode.value, held=blocked is not None, open_receivables=open_receivables)
+    run_number = con.execute(
+        "select coalesce(max(run_number), 0) + 1 from run_log where as_of = ?", [as_of]
+    ).fetchall()[0][0]
+    con.execute(
+        """insert into run_log (as_of, run_number, mode, cases_opened, cases_closed, actions_planned,
+                                levels_skipped, documents_sent, dispatch_blocked)
+           values (?, ?, ?, ?, ?, ?, ?, 0, ?)""",
+        [as_of, run_number, mode.value, counts["cases_opened"],
+         counts["cases_closed"], counts["actions"], counts["levels_skipped"], blocked],
+    )
+    return DayResult(as_of, documents_written=0, model_seconds=seconds, dispatch_blocked=blocked, **counts)
+
+
+def dispatch_day(con, as_of: date, settings: Settings) -> int:
+    """Render and deliver every live action still planned up to `as_of`; returns documents written.
+
+    Sends nothing while today's run was blocked by the fresh-data gate.
+    """
+    from pipeline.delivery.dispatch import dispatch_outbox  # rendering libraries load only when used
+
+    blocked = con.execute(
+        "select dispatch_blocked from run_log where as_of = ? order by run_number desc limit 1", [as_of]
+    ).fetchall()
+    if blocked and blocked[0][0]:
+        log.warning("dispatch skipped: %s", blocked[0][0])
+        return 0
+    written = dispatch_outbox(con, as_of, settings)
+    con.execute(
+        """update run_log set documents_sent = documents_sent + ?
+           where as_of = ? and run_number = (select max(run_number) from run_log where as_of = ?)""",
+        [written, as_of, as_of],
+    )
+    return written
+
+
+def publish_day(con, settings: Settings, as_of: date) -> Path | None:
+    """Column comments and the analysts' read-only copy; the last step of every run.
+
+    The copy is stamped with `as_of`, or with the latest day when `as_of` was never run
+    (a `dunning dispatch` for another day); nothing is published before the first run.
+    """
+    catalog.apply_comments(con)
+    if latest_day(con) is None:
+        return None
+    recorded = con.execute("select count(*) from run_log where as_of = ?", [as_of]).fetchall()[0][0]
+    return publish(con, settings, as_of if recorded else None)  # pipeline/publish.py
+
+
+def run_day(con, as_of: date, settings: Settings, *, send: bool = True, publish_copy: bool = True) -> DayResult:
+    """One live day in the one order: plan -> dispatch (unless `send=False`) -> publish.
+
+    Without sending, the day's documents stay `planned` for `dunning dispatch` or the
+    next live day. `publish_copy=False`: a range publishes once, after its last day.
+    """
+    result = plan_day(con, as_of, RunMode.LIVE, settings=settings)
+    if send and not result.dispatch_blocked:
+        result.documents_written = dispatch_day(con, as_of, settings)
+    if publish_copy:
+        publish_day(con, settings, as_of)
+    return result
+
+
+def days(start: date, end: date) -> list[date]:
+    if end < start:
+        raise ValueError(f"end {end} is before start {start}")
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def run_range(
+    con,
+    start: date,
+    end: date,
+    settings: Settings,
+    *,
+    mode: RunMode = RunMode.LIVE,
+    send: bool = True,
+    publish_copy: bool | None = None,
+    on_day: Callable[[DayResult], None] | None = None,
+) -> list[DayResult]:
+    """Run days in date order with one database connection and one ingestion.
+
+    A live range publishes the analysts' copy once, after its last day. `mode=SIMULATE`
+    records the days without ever sending and publishes nothing (scenarios, test worlds);
+    a backfill of past days is `pipeline.engine.backfill.backfill`, which also reports the differences.
+    """
+    mode = RunMode(mode)
+    if publish_copy is None:
+        publish_copy = mode is RunMode.LIVE
+    results = []
+    for day in days(start, end):
+        if mode is RunMode.LIVE:
+            result = run_day(con, day, settings, send=send, publish_copy=False)
+        else:
+            result = plan_day(con, day, mode, settings=settings)
+        results.append(result)
+        if on_day:
+            on_day(result)
+    if publish_copy:
+        publish_day(con, settings, end)
+    return results

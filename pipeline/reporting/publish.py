@@ -1,0 +1,168 @@
+"""The analysts' copy: every documented table and view as Parquet, and a DuckDB file of views over it.
+
+An analyst's open session must never block the pipeline (DuckDB allows one
+writing process per file, and a reader locks a file too), and a new export must
+never break an analyst's query. So after each run:
+
+1. every table and view of the catalog is written to Parquet in a new folder
+   `<analyst_dir>/.tmp-<stamp>/`, fsynced, then renamed to `<stamp>/`;
+2. the symlink `current` is switched to it by renaming a new link over it, an
+   atomic step: a reader sees the old export or the new one, never half of one;
+3. `dunning_analyst.duckdb` (views reading `current/<name>.parquet`, plus the
+   table macros of `pipeline.warehouse.analytics` over them) is built as a new file and
+   renamed over the old one. The pipeline never opens the file an analyst may
+   have open; a session opened earlier keeps its file and, through `current`,
+   reads the new data with its next query;
+4. export folders older than the previous one are deleted: a query that started
+   on the previous export (files it has not opened yet) still finds them until
+   the next-but-one publish.
+
+The stamp is `<as_of>-run<run number>` from the run log: deterministic, no clock.
+Analysts should open the file read-only (`duckdb -readonly`, `read_only=True`): their
+own tables would live in a file the next publish replaces.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from pipeline.warehouse import analytics
+from pipeline.warehouse import catalog
+from pipeline.config.settings import Settings
+from pipeline.warehouse.state import create_history_macros
+
+ANALYST_DB = "dunning_analyst.duckdb"
+CURRENT = "current"
+_EXPORT = re.compile(r"^\d{4}-\d{2}-\d{2}-run\d+(-\d+)?$")
+_TMP_PREFIX = ".tmp-"
+
+
+def exported_names(con) -> list[str]:
+    """Catalog tables and views present in the database: the allow-list of names exported."""
+    present = {r[0] for r in con.execute(
+        "select table_name from information_schema.tables "
+        "where table_schema = 'main' and table_catalog = current_database()").fetchall()}
+    return [name for name, (kind, _, _) in catalog.CATALOG.items() if kind != "table macro" and name in present]
+
+
+def run_stamp(con, as_of: date | None = None) -> str:
+    """`<as_of>-run<n>`: the day (default: the latest day run) and its latest run number."""
+    row = con.execute(
+        """select as_of, max(run_number) from run_log
+           where as_of = coalesce(?, (select max(as_of) from run_log)) group by as_of""",
+        [as_of],
+    ).fetchall()
+    if not row:
+        raise ValueError(f"nothing to publish: no run recorded{f' for {as_of}' if as_of else ''}")
+    return f"{row[0][0].isoformat()}-run{row[0][1]}"
+
+
+def publish(con, settings: Settings, as_of: date | None = None) -> Path:
+    """Export for analysts after a run (see the module); returns the new export folder."""
+    root = Path(settings.analyst_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    created = analytics.ensure_analytics(con, replace=False)  # a fresh database's first run
+    if created:
+        catalog.apply_comments(con, created)
+    names = exported_names(con)
+    stamp = _free_stamp(root, run_stamp(con, as_of))
+    tmp = root / f"{_TMP_PREFIX}{stamp}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    con.execute("begin transaction")  # one snapshot: the files agree with each other
+    try:
+        for name in names:  # names from the catalog, the file path bound
+            con.execute(f'copy (select * from "{name}") to ? (format parquet, compression zstd)',
+                        [str(tmp / f"{name}.parquet")])
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+    _fsync_folder(tmp, files=True)
+    folder = root / stamp
+    os.rename(tmp, folder)
+    previous = _current_target(root)
+    _switch_current(root, stamp)
+    _write_analyst_db(root, names)
+    _fsync_folder(root)
+    _remove_old(root, keep={stamp, previous})
+    return folder
+
+
+def _free_stamp(root: Path, stamp: str) -> str:
+    """The stamp, or `<stamp>-2`, `-3`... when that run was published already (e.g. published again
+    after a `dunning confirm`): an export folder is never rewritten while it may be read."""
+    candidate, n = stamp, 1
+    while (root / candidate).exists():
+        n += 1
+        candidate = f"{stamp}-{n}"
+    return candidate
+
+
+def _current_target(root: Path) -> str | None:
+    link = root / CURRENT
+    return os.readlink(link) if link.is_symlink() else None
+
+
+def _switch_current(root: Path, stamp: str) -> None:
+    # a relative link, so the analyst folder can be moved as a whole; rename() replaces it atomically
+    tmp_link = root / f"{_TMP_PREFIX}{CURRENT}"
+    tmp_link.unlink(missing_ok=True)
+    tmp_link.symlink_to(stamp, target_is_directory=True)
+    os.replace(tmp_link, root / CURRENT)
+
+
+def _write_analyst_db(root: Path, names: list[str]) -> None:
+    """Build the analysts' DuckDB file next to the old one, then rename it over it."""
+    tmp = root / f"{_TMP_PREFIX}{ANALYST_DB}"
+    for stale in (tmp, Path(f"{tmp}.wal")):
+        stale.unlink(missing_ok=True)
+    current = (root / CURRENT).absolute()
+    acon = duckdb.connect(str(tmp))
+    try:
+        acon.execute("begin")  # one commit for a few hundred statements (views, macros, comments)
+        for name in names:
+            # DDL takes no bound parameters: the path is quoted as a literal (it comes from the
+            # settings, the name from the catalog)
+            path = str(current / f"{name}.parquet").replace("'", "''")
+            acon.execute(f"create view \"{name}\" as select * from read_parquet('{path}')")
+        create_history_macros(acon)  # the status rules and levels_done, which the analytics macros use
+        analytics.ensure_analytics(acon, kinds=("macro",))
+        catalog.apply_comments(acon)
+        acon.execute("commit")
+        acon.execute("checkpoint")
+    finally:
+        acon.close()
+    _fsync_file(tmp)
+    os.replace(tmp, root / ANALYST_DB)
+
+
+def _remove_old(root: Path, keep: set[str | None]) -> None:
+    for path in root.iterdir():
+        if path.is_symlink() or not path.is_dir():
+            continue
+        if (_EXPORT.match(path.name) and path.name not in keep) or path.name.startswith(_TMP_PREFIX):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: Path, *, files: bool = False) -> None:
+    """Make renames durable (and, with `files`, the folder's files): a crash after the switch must not
+    leave `current` pointing at files that never reached the disk."""
+    if files:
+        for path in folder.iterdir():
+            _fsync_file(path)
+    _fsync_file(folder)
