@@ -23,7 +23,7 @@ range can tell apart from absent. For every day d of the range such an invoice:
 Leaving it and its payments out therefore changes no model's result on any
 day of the range, while every model still runs unchanged: the narrowed tables
 take the names `stg_invoices` and `stg_payments` in the work schema, ahead of
-`main` on the search path (`pipeline.warehouse.work_schemas`). `tests/test_range_inputs.py`
+`main` on the search path (`pipeline.warehouse.work_schemas`). `tests/integration/test_range_inputs.py`
 checks each condition; the replay-equivalence test checks the whole.
 """
 

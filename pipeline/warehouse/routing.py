@@ -79,6 +79,10 @@ def build_routing_matches(con, as_of: date) -> None:
            order by r.policy_version, c.criterion_no""",
         [as_of, as_of],
     ).fetchall()
+    if not criteria:  # no routing rule in force: no match (and no need to read the inputs' columns)
+        con.execute("create or replace temp table int_routing_matches "
+                    "(contract_id varchar, invoice_id varchar, policy_version varchar)")
+        return
     columns = {entity: _columns(con, table) for entity, (table, _) in ENTITIES.items()}
     parts, params = [], []
     for version, group in groupby(criteria, key=lambda row: row[0]):
@@ -94,8 +98,4 @@ def build_routing_matches(con, as_of: date) -> None:
             conditions.append(_condition(alias, field, op, list(values), part_params))
         parts.append(_BASE.format(conditions=" and ".join(conditions)))
         params += part_params
-    if not parts:
-        con.execute("create or replace temp table int_routing_matches "
-                    "(contract_id varchar, invoice_id varchar, policy_version varchar)")
-        return
     con.execute("create or replace temp table int_routing_matches as " + " union all ".join(parts), params)

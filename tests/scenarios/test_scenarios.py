@@ -14,7 +14,7 @@ import yaml
 
 from pipeline.scenarios import runner as scn
 
-SCENARIO_DIR = Path(__file__).parent / "scenarios"
+SCENARIO_DIR = Path(__file__).parent
 SCENARIOS = sorted(SCENARIO_DIR.glob("*.yaml"))
 
 
