@@ -23,6 +23,7 @@ discard the later days, which only a backfill through the latest day does.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -100,12 +101,19 @@ def connect(database: Path | str, memory_limit: str | None = None) -> Iterator[d
     """Open the dunning database (one read-write process at a time) and close it reliably.
 
     `memory_limit` comes from Settings, where a pattern validates it (SET takes no parameters).
+    DUNNING_DUCKDB_THREADS caps DuckDB's threads (default: one per core); the test suite sets 1,
+    since it already runs one process per core.
     """
     if str(database) != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(database))
     if memory_limit:
         con.execute(f"set memory_limit = '{memory_limit}'")
+    threads = os.environ.get("DUNNING_DUCKDB_THREADS", "")
+    if threads:
+        if not threads.isdigit() or int(threads) < 1:
+            raise ValueError(f"DUNNING_DUCKDB_THREADS must be a whole number of threads, not {threads!r}")
+        con.execute(f"set threads = {int(threads)}")
     try:
         yield con
     finally:
