@@ -25,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.failed_collections.steps import (
     COLLECTION_TABLES_DDL, Collections, check_moves, default_retry_results, load_collections)
+from pipeline.warehouse.ledger_rules import templated_actions
+from pipeline.warehouse.ddl import ddl
 
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
@@ -331,7 +333,7 @@ def load_policy_file(path: Path) -> PolicyFile:
         raise PolicyError("\n".join(lines)) from None
 
 
-DOCUMENT_ACTIONS = ("reminder", "sms", "notify_merchant")
+DOCUMENT_ACTIONS = templated_actions()  # sql/seeds/action_kinds.csv
 
 
 def action_channel(action, level: "Level") -> str:
@@ -345,36 +347,7 @@ def action_template(action, level: "Level") -> str | None:
     return (action.template or level.template) if action.type in DOCUMENT_ACTIONS else None
 
 
-POLICY_TABLES_DDL = """
-create table if not exists policy_versions (
-    policy_id varchar not null, policy_version varchar not null primary key,
-    is_default boolean not null, effective_from date not null, effective_to date,
-    scope varchar not null, grace_days integer not null, template_set varchar not null,
-    interest_rate_percent decimal(8,4), spec_json varchar not null, in_file boolean not null default true);
-create table if not exists policy_levels (
-    policy_version varchar not null, level_no integer not null, level_name varchar not null,
-    enabled boolean not null, anchor varchar not null, offset_days integer not null,
-    payment_term_days integer not null, channel varchar not null, template varchar not null,
-    primary key (policy_version, level_no));
-create table if not exists policy_level_actions (
-    policy_version varchar not null, level_no integer not null, action_no integer not null,
-    action varchar not null, channel varchar, template varchar, params_json varchar not null,
-    primary key (policy_version, level_no, action_no));
-create table if not exists policy_routing (
-    policy_version varchar not null primary key, priority integer not null, enabled boolean not null);
-create table if not exists policy_routing_criteria (
-    policy_version varchar not null, criterion_no integer not null, entity varchar not null,
-    field varchar not null, op varchar not null, "values" varchar[] not null,
-    primary key (policy_version, criterion_no));
-create table if not exists policy_thresholds (
-    policy_version varchar not null, currency varchar not null, threshold decimal(18,2) not null,
-    primary key (policy_version, currency));
-create table if not exists policy_level_fees (
-    policy_version varchar not null, level_no integer not null, currency varchar not null,
-    fee decimal(18,2) not null, primary key (policy_version, level_no, currency));
-alter table policy_versions add column if not exists interest_rate_percent decimal(8,4);
-alter table policy_versions add column if not exists in_file boolean default true;
-"""
+POLICY_TABLES_DDL = ddl("policy_tables.sql")  # sql/schema/policy_tables.sql
 
 
 def load_into_duckdb(con, policies: PolicyFile) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from pipeline.delivery import faults
 from pipeline.failed_collections.context import collection_parts
 from pipeline.delivery.outbox import Outbox, message_id
+from pipeline.config.policy import DOCUMENT_ACTIONS
 from pipeline.config.settings import Settings
 
 BATCH = 200  # ledger rows marked per transaction: progress survives a crash mid-day
@@ -198,7 +199,7 @@ def render_planned(con, as_of: date, settings: Settings) -> int:
     for row in (r for r in rows if r["action"] == "webhook"):
         record(row["action_key"], "webhook", outbox.write_event(row["executed_on"], row["action_key"],
                                                                 _event_payload(row)), None)
-    text_rows = [r for r in rows if r["action"] in ("reminder", "notify_merchant", "sms")]
+    text_rows = [r for r in rows if r["action"] in DOCUMENT_ACTIONS]  # rendered from templates
     contexts = build_contexts(con, text_rows, settings)
     channel_of = {r["action_key"]: r["channel"] for r in text_rows}
     sms = [c for c in contexts if channel_of[c["action_key"]] == "sms"]

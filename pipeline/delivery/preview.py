@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from pipeline.config.policy import DOCUMENT_ACTIONS
 from pipeline.config.settings import Settings
 
 # Columns build_contexts reads, as dispatch selects them (minus its status filter).
@@ -122,7 +123,7 @@ def _step_preview(settings: Settings, policy_name: str, failure_type: str, step_
         names = ", ".join(f"{i} {st.name}" for i, st in enumerate(steps, start=1)) or "none"
         raise ValueError(f"policy {handle} has no {failure_type} collection step {step_no}; its steps are: {names}")
     step = steps[step_no - 1]
-    documents = [a for a in step_actions(step) if a[0] in ("reminder", "sms", "notify_merchant")]
+    documents = [a for a in step_actions(step) if a[0] in DOCUMENT_ACTIONS]
     if not documents:
         raise ValueError(f"{failure_type} step {step_no} ({step.type}) of policy {handle} sends no document")
     email_template = next((t for a, _, t, _, _ in documents if a != "sms"), documents[0][2])

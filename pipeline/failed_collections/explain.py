@@ -1,11 +1,11 @@
 """`dunning explain` for a collection case: its state read from the collection models.
 
-`pipeline.reporting.explain` runs the day's models and `collections/col_case_outlook`, then hands
+`pipeline.reporting.explain` runs the day's models and `collections/collection_case_outlook`, then hands
 a collection case over here, because its facts live in `col_*` tables rather than the
 dunning intermediates. The result is the same `Explanation` (pipeline.reporting.explain_types), so
 the command prints it the usual way: the money still open stands in the overdue line (a
 collection case has no threshold), the steps stand in the levels. Which step comes next,
-its day and what holds it are the model's (`col_case_outlook`), the fees the ledger's.
+its day and what holds it are the model's (`collection_case_outlook`), the fees the ledger's.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from pipeline.reporting.explain_types import (STEP_COLUMNS, Explanation, Explain
 
 def explain_collection(con, e: Explanation, as_of: date) -> Explanation:
     """Fill `e` (register facts and ledger history before `as_of` already in) from the day's models."""
-    closing = con.execute("select close_reason from col_case_closures where case_id = ?", [e.case_id]).fetchall()
+    closing = con.execute("select close_reason from int_col_case_closures where case_id = ?", [e.case_id]).fetchall()
     if closing:  # decided before the day's steps
         e.closed_on, e.close_reason = as_of, closing[0][0]
         return e
-    active = rows(con, "select * from col_active_cases where case_id = ?", [e.case_id])
-    outlook = rows(con, "select * from col_case_outlook where case_id = ?", [e.case_id])
+    active = rows(con, "select * from int_col_active_cases where case_id = ?", [e.case_id])
+    outlook = rows(con, "select * from collection_case_outlook where case_id = ?", [e.case_id])
     if not active or not outlook:
         raise ExplainError(f"the models do not show case {e.case_id} open on {as_of} (inputs changed since it ran?)")
     a, o = active[0], outlook[0]

@@ -11,7 +11,7 @@ The state shown is the end of the as-of day: its closures, openings and the
 level it executed (from `planned_actions`, with the ledger's status if the day
 was run). What comes next (the next level, its day, what holds it) is the row of
 the model `marts/case_outlook`, which applies levels_due's own rules; a collection
-case's is `collections/col_case_outlook` (pipeline.failed_collections.explain).
+case's is `collections/collection_case_outlook` (pipeline.failed_collections.explain).
 The fees are the ledger's (`fee_ledger`). This module only phrases the facts.
 """
 
@@ -35,7 +35,7 @@ _STEP = ", ".join(STEP_COLUMNS)
 
 
 def run_outlook(con, as_of: date, model: str) -> None:
-    """The day's models, then the outlook model (`marts/case_outlook` or `collections/col_case_outlook`)
+    """The day's models, then the outlook model (`marts/case_outlook` or `collections/collection_case_outlook`)
     unless the runner already made it among the day's models."""
     made = run_daily_models(con, as_of)
     if model.rsplit("/", 1)[-1] not in made:
@@ -68,7 +68,7 @@ def explain_case(con, case_id: str, as_of: date | None = None) -> Explanation:
         e.closed_on, e.close_reason = r["closed_on"], r["close_reason"]
         return e
     if e.scope == "collection":  # a failed collection: its facts are in the col_* models
-        run_outlook(con, as_of, "collections/col_case_outlook")
+        run_outlook(con, as_of, "collections/collection_case_outlook")
         return explain_collection(con, e, as_of)
     run_outlook(con, as_of, "marts/case_outlook")
     closing = con.execute("select close_reason from int_case_closures where case_id = ?", [case_id]).fetchall()

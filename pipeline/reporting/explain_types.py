@@ -3,7 +3,7 @@
 The dataclasses, the readers of rows and money, the fees (read from the ledger) and the
 text format. `pipeline.reporting.explain` fills an `Explanation` for a dunning case and
 `pipeline.failed_collections.explain` for a collection case; neither imports the other's
-rules, which live in the SQL models (`marts/case_outlook`, `collections/col_case_outlook`).
+rules, which live in the SQL models (`marts/case_outlook`, `collections/collection_case_outlook`).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import duckdb
 
 from pipeline.config.input_tables import INPUT_TABLES, MONEY, Table
 from pipeline.warehouse.sql_runner import parameters_of, read_model
+from pipeline.warehouse.ddl import ddl
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +29,7 @@ TYPE_RULES = {  # type -> (rule, what was expected)
     "BOOLEAN": ("invalid_boolean", "true or false"),
 }
 
-QUARANTINE_DDL = """
-create table if not exists quarantine (
-    table_name varchar not null, source_file varchar not null, source_row bigint not null,
-    rule varchar not null, column_name varchar, value varchar, message varchar not null,
-    record json)
-"""
+QUARANTINE_DDL = ddl("quarantine.sql")  # sql/schema/quarantine.sql
 
 
 class IngestError(RuntimeError):

@@ -93,6 +93,11 @@ def actions_of_kind(kind: str) -> tuple[str, ...]:
     return tuple(r["action"] for r in action_kinds() if r["kind"] == kind)
 
 
+def templated_actions() -> tuple[str, ...]:
+    """The document actions rendered from a template (a webhook is a document without one)."""
+    return tuple(r["action"] for r in action_kinds() if r["templated"] == "true")
+
+
 def _in_list(values: tuple[str, ...]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in values) + ")" if values else "(null)"
 
@@ -118,6 +123,6 @@ def ensure_ledger_rules(con, *, tables: bool = True) -> None:
     con.executemany("insert into ledger_statuses values (?, ?, ?, ?, ?, ?, ?)",
                     [[r["status"], *(r[f] == "true" for f in STATUS_FLAGS), r["description"]] for r in statuses()])
     con.execute("create or replace table action_kinds (action varchar primary key, kind varchar not null, "
-                "description varchar not null)")
-    con.executemany("insert into action_kinds values (?, ?, ?)",
-                    [[r["action"], r["kind"], r["description"]] for r in action_kinds()])
+                "templated boolean not null, description varchar not null)")
+    con.executemany("insert into action_kinds values (?, ?, ?, ?)",
+                    [[r["action"], r["kind"], r["templated"] == "true", r["description"]] for r in action_kinds()])

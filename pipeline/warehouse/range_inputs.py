@@ -16,7 +16,7 @@ range can tell apart from absent. For every day d of the range such an invoice:
   nothing overpaid, so `int_receivable_remainders` drops it, and no open
   receivable, balance, target, case or level can come from it;
 * is never voided on d (`int_case_closures` closes invoice cases of voided ones);
-* is not a running billing period on d (`planned_actions` credits the unused
+* is not a running billing period on d (`int_action_details` credits the unused
   days of the running period when a contract ends at once);
 * has no failed or reversed payment (the failed-collection models).
 

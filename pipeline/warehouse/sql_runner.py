@@ -51,7 +51,7 @@ MODEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 # Models in those folders that a day's run does not materialize: `dunning explain` runs them on
 # demand after the day's models (pipeline/explain.py). They are read, checked and sorted like the
 # others, and no daily model may read them.
-ON_DEMAND_MODELS = frozenset({"case_outlook", "col_case_outlook"})
+ON_DEMAND_MODELS = frozenset({"case_outlook", "collection_case_outlook"})
 
 
 class ModelError(ValueError):
@@ -76,19 +76,10 @@ PYTHON_MODELS: dict[str, PythonModel] = {
     ),
 }
 
-# Relations a model may read that no model makes, from the code that creates them (the
-# numbered DDL files in sql/schema/ are read by `known_relations`).
+# Relations a model may read that no model makes and no DDL file of sql/schema/ creates (those
+# files are read by `known_relations`; the stg_<input> tables come from pipeline/config/input_tables.py).
 OTHER_RELATIONS = frozenset({
-    # pipeline/ingest.py (the stg_<input> tables come from pipeline/schema.py)
-    "quarantine",
-    # pipeline/policy.py POLICY_TABLES_DDL
-    "policy_versions", "policy_levels", "policy_level_actions", "policy_routing", "policy_routing_criteria",
-    "policy_thresholds", "policy_level_fees",
-    # pipeline/failed_collections/steps.py COLLECTION_TABLES_DDL
-    "policy_collections", "policy_collection_steps", "policy_collection_step_actions", "policy_collection_charges",
-    # pipeline/failed_collections/reference.py
-    "sepa_reason_codes", "card_decline_codes", "mandate_changes", "unsettled_collections", "unknown_reason_codes",
-    # pipeline/ledger_rules.py (the seed tables of sql/seeds/)
+    # pipeline/warehouse/ledger_rules.py (the seed tables of sql/seeds/)
     "ledger_statuses", "action_kinds",
     # run_daily_models (filled by a backfill under a named version, empty otherwise)
     "forced_policy_versions",
@@ -101,7 +92,7 @@ _DDL_NAME = re.compile(r"\bcreate\s+(?:or\s+replace\s+)?(?:temp\s+|temporary\s+)
 def known_relations(sql_root: Path = SQL_ROOT) -> frozenset[str]:
     """Every relation the pipeline keeps or creates before the models run (none of them a model)."""
     names = set(OTHER_RELATIONS) | {f"stg_{t.name}" for t in INPUT_TABLES}
-    for path in sorted((sql_root / "schema").glob("[0-9][0-9][0-9]_*.sql")):
+    for path in sorted((sql_root / "schema").glob("*.sql")):
         names.update(n.lower() for n in _DDL_NAME.findall(path.read_text(encoding="utf-8")))
     return frozenset(names)
 

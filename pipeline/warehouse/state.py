@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "sql" / "schema"
+from pipeline.warehouse.ddl import SCHEMA_DIR
 
 
 def schema_files() -> list[Path]:
@@ -164,14 +164,14 @@ def apply_day(con, as_of: date, dispatch_mode: str, *, held: bool = False,
     # failed collections: cases close (settled, or unsettled after the last step) and open alike
     closed += con.execute(
         """update case_register r set closed_on = ?, close_reason = c.close_reason
-           from col_case_closures c where r.case_id = c.case_id""",
+           from int_col_case_closures c where r.case_id = c.case_id""",
         [as_of],
     ).fetchall()[0][0]
     opened += con.execute(
         """insert into case_register by name
            select case_id, scope, target_id, contract_id, customer_id, currency, policy_id,
                   policy_version, opened_on, routed_by, failure_type, counting
-           from col_case_openings
+           from int_col_case_openings
            on conflict do nothing"""
     ).fetchall()[0][0]
     # A backfill records what would have happened in the past: nothing of it is sent or exported
@@ -206,7 +206,7 @@ def apply_day(con, as_of: date, dispatch_mode: str, *, held: bool = False,
     if not held:
         moved += con.execute(
             """update case_register set closed_on = ?, close_reason = 'unsettled'
-               where closed_on is null and case_id in (select case_id from col_steps_due where ends_case)""",
+               where closed_on is null and case_id in (select case_id from int_col_steps_due where ends_case)""",
             [as_of],
         ).fetchall()[0][0]
     counts = con.execute(

@@ -1,6 +1,6 @@
 -- Key figures per currency and policy on any day, read from the case state of that day so
 -- that a report for a past day never counts what happened after it. Close reasons are the
--- ones the pipeline writes (int_case_closures, col_case_closures for failed collections, and
+-- ones the pipeline writes (int_case_closures, int_col_case_closures for failed collections, and
 -- moved_to_policy from apply_day); any other reason still counts in cases_closed and shows in
 -- closed_other.
 with cases as (

@@ -2,7 +2,7 @@
 -- currencies). A paid case is credited to the last level it received before paying, so each
 -- recovery counts once: a case paid 20 days after level 1 but 6 days after level 2 is level
 -- 2's. Paid means closed as balance_cleared or invoice_settled (int_case_closures), or a failed
--- collection settled (col_case_closures); voided invoices, moves to another policy and unsettled
+-- collection settled (int_col_case_closures); voided invoices, moves to another policy and unsettled
 -- collections are not recoveries. Levels done as in state_as_of (the levels_done macro). The
 -- amounts are cash, read from recovered_after_level (the one definition of a recovery figure,
 -- also behind `dunning simulate`): payments booked within 7, 14 and 30 days after the level.

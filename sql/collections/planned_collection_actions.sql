@@ -10,8 +10,8 @@
 with steps_today as (
     select d.step_no, d.step_name, d.wait, d.grace_days, d.scheduled_on, a.*,
            case when a.apply_fees then coalesce(ch.charge, 0) else 0 end as charge
-    from col_steps_due d
-    join col_active_cases a using (case_id)
+    from int_col_steps_due d
+    join int_col_active_cases a using (case_id)
     left join policy_collection_charges ch
       on ch.policy_version = a.policy_version and ch.failure_type = a.failure_type
      and ch.step_no = d.step_no and ch.currency = a.currency
@@ -42,7 +42,7 @@ delayed_sms as (
     select a.case_id, x.step_no, s.step_name, a.last_step_on + x.delay_days as scheduled_on,
            a.last_step_on + s.grace_days as level_due_date, 0 as fee, a.fees_total,
            x.action, x.channel, x.template, x.params_json
-    from col_active_cases a
+    from int_col_active_cases a
     join policy_collection_step_actions x
       on x.policy_version = a.policy_version and x.failure_type = a.failure_type
      and x.step_no = a.last_step_no and x.delay_days > 0
@@ -50,7 +50,7 @@ delayed_sms as (
       on s.policy_version = x.policy_version and s.failure_type = x.failure_type and s.step_no = x.step_no
     where a.last_step_on is not null and not a.held and a.outstanding > 0
       and a.last_step_on + x.delay_days <= $as_of
-      and a.case_id not in (select case_id from col_steps_due)
+      and a.case_id not in (select case_id from int_col_steps_due)
       and not exists (select 1 from action_ledger l
                       where l.action_key = a.case_id || '/S' || x.step_no || '/' || x.action)
 ),
@@ -61,7 +61,7 @@ rows as (
            a.failed_amount, a.reason_code, a.reason, a.days_overdue, a.outstanding as principal,
            a.outstanding + r.fees_total as amount_demanded, k.payment_link
     from (select * from step_rows union all select * from delayed_sms) r
-    join col_active_cases a using (case_id)
+    join int_col_active_cases a using (case_id)
     join policy_collections k on k.policy_version = a.policy_version and k.failure_type = a.failure_type
 ),
 

@@ -10,7 +10,7 @@ with open_cases as (
     from case_register
     where opened_on < $as_of
       and (closed_on is null or closed_on >= $as_of)
-      and scope <> 'collection'  -- failed collections have their own progress (col_case_progress)
+      and scope <> 'collection'  -- failed collections have their own progress (int_col_case_progress)
 ),
 
 executed_levels as (

@@ -3,7 +3,7 @@
 -- levels it computes as not dispatched, and `highest` sends each open case's highest such
 -- level once, `each` its lowest one not yet caught up, one level a day. Only a live day
 -- ($live) catches up; a backfill's or a simulation's schema has no backfill runs anyway.
--- The levels go through the gates of levels_due and the amounts of planned_actions like any
+-- The levels go through the gates of levels_due and the amounts of int_level_amounts like any
 -- level, so the document demands what is owed on the day it is sent; a case that reaches a
 -- higher level (today: levels_due) needs no reminder of a lower one.
 with latest_backfill as (

@@ -63,10 +63,10 @@ final as (
            or t.customer_id in (select target_id from int_suspensions_in_force where scope = 'customer')
            or t.contract_id in (select target_id from int_suspensions_in_force where scope = 'contract')
            or t.followed_invoice_id in (select target_id from int_suspensions_in_force where scope = 'invoice')
-           -- a failed collection being worked on (col_dunning_holds): no second demand for the money
-           or t.contract_id in (select contract_id from col_dunning_holds)
+           -- a failed collection being worked on (int_col_dunning_holds): no second demand for the money
+           or t.contract_id in (select contract_id from int_col_dunning_holds)
            or (t.scope = 'customer'
-               and t.target_id in (select customer_id || '-' || currency from col_dunning_holds))
+               and t.target_id in (select customer_id || '-' || currency from int_col_dunning_holds))
            as suspended
     from targets t
     join stg_customers cu using (customer_id)

@@ -48,10 +48,10 @@ after_day as (
                as done_level_due_date,
            case when a.awaiting_confirmation then coalesce(e.action_key, 'a manual reminder')
                 else m.action_key end as awaiting_confirmation_key,
-           -- a failed collection being worked on for the followed contract (col_dunning_holds)
-           t.contract_id in (select contract_id from col_dunning_holds)
+           -- a failed collection being worked on for the followed contract (int_col_dunning_holds)
+           t.contract_id in (select contract_id from int_col_dunning_holds)
            or (a.scope = 'customer'
-               and a.target_id in (select customer_id || '-' || currency from col_dunning_holds))
+               and a.target_id in (select customer_id || '-' || currency from int_col_dunning_holds))
                as held_by_failed_collection
     from int_active_cases a
     join int_dunning_targets t on t.scope = a.scope and t.target_id = a.target_id

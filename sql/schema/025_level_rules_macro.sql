@@ -1,7 +1,7 @@
 -- The rules that decide whether and which dunning level runs on a day, and when a failed
 -- collection's next step is due: one definition each, read by the model that acts
 -- (marts/levels_due, the collection steps) and by the one that looks ahead
--- (marts/case_outlook, collections/col_case_outlook, which `dunning explain` prints).
+-- (marts/case_outlook, collections/collection_case_outlook, which `dunning explain` prints).
 -- Scalar macros: they bind to no table, so they exist before any model runs.
 
 -- A pending level may run on `on_day`: reachable (int_pending_levels) and its day has come.

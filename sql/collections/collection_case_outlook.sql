@@ -4,7 +4,7 @@
 -- pause, money to collect) and what holds it. `dunning explain` prints this row.
 -- The steps the day runs (planned_collection_actions; the ledger's status once the day has
 -- run) count as done: the next step is due from the day they ran after their wait (at once,
--- a grace period, a retry's result), otherwise from the day col_case_progress names. Its date
+-- a grace period, a retry's result), otherwise from the day int_col_case_progress names. Its date
 -- and the wait are the rules of sql/schema/025_level_rules_macro.sql (`collection_step_on`,
 -- `collection_due_after`); a later failure that would bring it forward has not arrived yet.
 with ran_today as (
@@ -22,7 +22,7 @@ progress as (
            case when r.step_no is null then a.next_due_from
                 else collection_due_after(w.wait, cast($as_of as date), w.grace_days, w.result_days, null)
            end as due_from
-    from col_active_cases a
+    from int_col_active_cases a
     left join ran_today r using (case_id)
     left join policy_collection_steps w
       on w.policy_version = a.policy_version and w.failure_type = a.failure_type and w.step_no = r.step_no

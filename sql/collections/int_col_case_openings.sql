@@ -8,13 +8,13 @@
 -- The case keeps today's policy version for its whole life.
 with attached as (
     select payment_id
-    from col_case_payments
-    where case_id not in (select case_id from col_case_closures)
+    from int_col_case_payments
+    where case_id not in (select case_id from int_col_case_closures)
 ),
 
 todays_failures as (
     select *
-    from col_failures
+    from int_col_failures
     where failed_on = $as_of
       and payment_id not in (select payment_id from attached)
 ),

@@ -1,16 +1,13 @@
 -- Failed collections visible on $as_of, each with what its reason code means. A failed
 -- payment fails on its booking day; a reversed one that carries a reason code (a SEPA
 -- return or refund after settlement) fails on its reversal day. Card contracts look their
--- code up in the card decline list, all others in the SEPA list (the same rule as the view
+-- code up in the card decline list, all others in the SEPA list (macros shared with the view
 -- unknown_reason_codes); a code in neither list, or none, is a technical failure.
 with failures as (
     select p.payment_id, p.contract_id, k.customer_id, p.currency, p.invoice_id, p.mandate_id, p.amount,
            case when p.status = 'failed' then p.booked_on else p.reversed_on end as failed_on,
-           -- a one-digit code is a card code that lost its leading zero (spreadsheets, YAML)
-           case when regexp_full_match(trim(p.reason_code), '[0-9]') then '0' || trim(p.reason_code)
-                else upper(trim(p.reason_code)) end as reason_code,
-           case when lower(coalesce(k.payment_method, '')) in ('card', 'credit_card', 'debit_card')
-                then 'card_decline_codes' else 'sepa_reason_codes' end as code_list
+           normalized_reason_code(p.reason_code) as reason_code,  -- sql/schema/016_reason_code_macro.sql
+           reason_code_list(k.payment_method) as code_list
     from stg_payments p
     join stg_contracts k using (contract_id)
     where (p.status = 'failed' and p.booked_on <= $as_of)

@@ -10,7 +10,7 @@ with money_open as (
     select p.case_id,
            bool_or(case when p.invoice_id is not null then o.invoice_id is not null
                         else coalesce(b.open_amount, 0) > 0 end) as anything_open
-    from col_case_payments p
+    from int_col_case_payments p
     left join int_open_receivables o on o.invoice_id = p.invoice_id
     left join int_contract_balances b on b.contract_id = p.contract_id
     where p.failed_on < $as_of
@@ -20,7 +20,7 @@ with money_open as (
 final as (
     select c.case_id,
            case when not coalesce(m.anything_open, false) then 'settled' else 'unsettled' end as close_reason
-    from col_case_progress c
+    from int_col_case_progress c
     left join money_open m using (case_id)
     where not coalesce(m.anything_open, false)
        or (c.last_step_no = c.step_count and c.last_wait <> 'final' and c.next_due_from <= $as_of)

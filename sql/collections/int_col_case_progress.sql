@@ -32,7 +32,7 @@ progress as (
 earlier_mandate_steps as (
     select c.case_id, max(h.last_step_no) as steps_before
     from open_cases c
-    join col_mandate_history h
+    join int_col_mandate_history h
       on c.counting = 'per_mandate' and h.mandate_id = c.target_id and h.failure_type = c.failure_type
      and h.policy_id = c.policy_id and h.opened_on < c.opened_on
     group by c.case_id
@@ -54,7 +54,7 @@ with_steps as (
 later_failures as (
     select w.case_id, min(f.failed_on) as first_failure_after
     from with_steps w
-    join col_case_payments f on f.case_id = w.case_id and f.failed_on > w.last_step_on
+    join int_col_case_payments f on f.case_id = w.case_id and f.failed_on > w.last_step_on
     group by w.case_id
 ),
 

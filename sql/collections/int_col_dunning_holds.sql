@@ -4,7 +4,7 @@
 -- dunning level whose time comes meanwhile runs when the collection case has closed.
 with final as (
     select distinct p.contract_id, k.customer_id, k.currency
-    from col_active_payments p
+    from int_col_active_payments p
     join stg_contracts k using (contract_id)
 )
 

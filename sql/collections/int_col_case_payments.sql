@@ -8,7 +8,7 @@
 --     when the case's last step before it was a retry: the retry's result.
 -- A failure belongs to the case that opened first among those open on its day (a case
 -- closing on a day takes no failure of that day). Cases opened today are not here: today's
--- openings are decided after today's closures (col_case_openings). `repeat`: the failure is
+-- openings are decided after today's closures (int_col_case_openings). `repeat`: the failure is
 -- money the case already claims failing again ((c), (d)), so it adds nothing to the claim.
 with cases as (
     select case_id, target_id, counting, failure_type, opened_on, closed_on
@@ -20,7 +20,7 @@ with cases as (
 own_failures as (
     select c.case_id, c.opened_on, false as repeat, f.*
     from cases c
-    join col_failures f on f.payment_id = c.target_id
+    join int_col_failures f on f.payment_id = c.target_id
     where c.counting = 'per_transaction'
 ),
 
@@ -28,7 +28,7 @@ own_failures as (
 mandate_failures as (
     select c.case_id, c.opened_on, false as repeat, f.*
     from cases c
-    join col_failures f
+    join int_col_failures f
       on f.mandate_id = c.target_id and f.failure_type = c.failure_type
      and f.failed_on >= c.opened_on and (c.closed_on is null or c.closed_on > f.failed_on)
     where c.counting = 'per_mandate'
@@ -45,7 +45,7 @@ same_invoice as (
     select c.case_id, c.opened_on, true as repeat, f.*
     from (select distinct case_id, invoice_id from roots where invoice_id is not null) r
     join cases c using (case_id)
-    join col_failures f
+    join int_col_failures f
       on f.invoice_id = r.invoice_id
      and f.failed_on >= c.opened_on and (c.closed_on is null or c.closed_on > f.failed_on)
 ),
@@ -63,7 +63,7 @@ retry_candidates as (
     select c.case_id, c.opened_on, true as repeat, f.*
     from (select distinct case_id, contract_id, mandate_id from roots where invoice_id is null) r
     join cases c using (case_id)
-    join col_failures f
+    join int_col_failures f
       on f.invoice_id is null and f.contract_id = r.contract_id and f.mandate_id is not distinct from r.mandate_id
      and f.failed_on > c.opened_on and (c.closed_on is null or c.closed_on > f.failed_on)
 ),

@@ -12,13 +12,13 @@ with continuing as (
     select case_id, target_id, contract_id, customer_id, currency, policy_id, policy_version, routed_by,
            failure_type, counting, step_count, last_step_no, last_step_on, fees_total, next_due_from,
            false as is_new
-    from col_case_progress
-    where case_id not in (select case_id from col_case_closures)
+    from int_col_case_progress
+    where case_id not in (select case_id from int_col_case_closures)
 ),
 
 mandate_steps as (
     select mandate_id, failure_type, policy_id, max(last_step_no) as steps_before
-    from col_mandate_history
+    from int_col_mandate_history
     group by all
 ),
 
@@ -27,7 +27,7 @@ opening as (
            o.routed_by, o.failure_type, o.counting, k.steps as step_count,
            least(coalesce(m.steps_before, 0), k.steps - 1) as last_step_no, cast(null as date) as last_step_on,
            cast(0 as decimal(18, 2)) as fees_total, o.opened_on as next_due_from, true as is_new
-    from col_case_openings o
+    from int_col_case_openings o
     join policy_collections k on k.policy_version = o.policy_version and k.failure_type = o.failure_type
     left join mandate_steps m
       on o.counting = 'per_mandate' and m.mandate_id = o.target_id and m.failure_type = o.failure_type
@@ -43,7 +43,7 @@ cases as (
 invoice_groups as (
     select p.case_id, p.invoice_id, any_value(p.contract_id) as contract_id, max(p.amount) as failed,
            coalesce(any_value(o.open_amount), 0) as open_amount
-    from col_active_payments p
+    from int_col_active_payments p
     left join int_open_receivables o on o.invoice_id = p.invoice_id
     where p.invoice_id is not null
     group by p.case_id, p.invoice_id
@@ -58,7 +58,7 @@ invoices_open_per_contract as (
 contract_groups as (
     select p.case_id, p.contract_id, coalesce(sum(p.amount) filter (where not p.repeat), 0) as failed,
            greatest(coalesce(any_value(b.open_amount), 0) - coalesce(any_value(i.open_amount), 0), 0) as open_amount
-    from col_active_payments p
+    from int_col_active_payments p
     left join int_contract_balances b on b.contract_id = p.contract_id
     left join invoices_open_per_contract i on i.case_id = p.case_id and i.contract_id = p.contract_id
     where p.invoice_id is null
@@ -75,7 +75,7 @@ money as (
 
 latest_failures as (
     select case_id, payment_id, invoice_id, mandate_id, failed_on, reason_code, reason
-    from col_active_payments
+    from int_col_active_payments
     qualify row_number() over (partition by case_id order by failed_on desc, payment_id desc) = 1
 ),
 
@@ -84,7 +84,7 @@ held_payments as (
            bool_or(p.contract_id in (select target_id from int_suspensions_in_force where scope = 'contract')
                    or p.invoice_id in (select target_id from int_suspensions_in_force where scope = 'invoice')
                    or coalesce(i.dunning_paused, false)) as held
-    from col_active_payments p
+    from int_col_active_payments p
     left join stg_invoices i on i.invoice_id = p.invoice_id
     group by p.case_id
 ),

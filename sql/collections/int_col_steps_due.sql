@@ -1,5 +1,5 @@
 -- The steps each active collection case runs on $as_of. Its next step is due from the
--- day col_case_progress names (today for a case opening today); a retry on its own date
+-- day int_col_case_progress names (today for a case opening today); a retry on its own date
 -- counted from that day (after N days, the first of the next month, or that plus N days).
 -- A case runs the step on the first day it is due while money is open and nothing holds
 -- it, so a suspension delays a step without moving its date. After an at_once step the
@@ -12,7 +12,7 @@ with pending as (
            -- the first pending step is due from the case's trigger day; a later one from today,
            -- the day the step before it runs (it only runs when that one does)
            case when s.step_no = a.last_step_no + 1 then a.next_due_from else cast($as_of as date) end as due_from
-    from col_active_cases a
+    from int_col_active_cases a
     join policy_collection_steps s
       on s.policy_version = a.policy_version and s.failure_type = a.failure_type and s.step_no > a.last_step_no
     where a.next_due_from is not null and not a.held and a.outstanding > 0
