@@ -308,27 +308,36 @@ def _with_python_inputs(models: Iterable[str]) -> list[str]:
     return out
 
 
-# A folder whose guard answers false can produce no row today: its models are materialized empty
+# A folder or model whose guard answers false can produce no row today: it is materialized empty
 # instead of being planned and run (a company without failed-collection policies saves about a
-# third of a day's model time). The guard is conservative: any collection step in any policy
-# version, or any collection case ever opened, runs the folder.
-FOLDER_GUARDS = {
+# third of a day's model time). Guards are conservative: any collection step in any policy
+# version, or any collection case ever opened, runs the folder; any backfill whose catch-up sends
+# something runs the catch-up model. Each guard is a fixed query of no parameters.
+GUARDS = {
     "collections": "select exists (select 1 from policy_collections) "
                    "or exists (select 1 from case_register where scope = 'collection')",
+    "int_catch_up_actions": "select exists (select 1 from backfill_runs where catch_up <> 'none')",
 }
 
 
-def _idle_folders(con) -> set[str]:
-    return {folder for folder, guard in FOLDER_GUARDS.items() if not con.execute(guard).fetchall()[0][0]}
+def _idle(con) -> set[str]:
+    """The folders and models whose guard says they can produce nothing today."""
+    return {name for name, guard in GUARDS.items() if not con.execute(guard).fetchall()[0][0]}
 
 
-def empty_model(con, model: str) -> float:
-    """Materialize `model` with no rows (same columns); returns seconds taken."""
+def _temp_tables(con) -> set[str]:
+    return {r[0] for r in con.execute("select table_name from duckdb_tables() where temporary").fetchall()}
+
+
+def empty_model(con, model: str, temp_tables: set[str] | None = None) -> float:
+    """Materialize `model` with no rows (same columns); returns seconds taken.
+
+    `temp_tables`: the connection's temp tables, when the caller listed them already.
+    """
     started = time.perf_counter()
     name = table_name(model)
-    exists = con.execute("select count(*) from duckdb_tables() where temporary and table_name = ?",
-                         [name]).fetchall()[0][0]
-    if exists:  # made by this connection from the same file: only its rows go
+    if name in (temp_tables if temp_tables is not None else _temp_tables(con)):
+        # made by this connection from the same file: only its rows go
         con.execute(f"delete from {name}")
     else:
         sql = read_model(model)
@@ -348,15 +357,16 @@ def run_daily_models(con, as_of: date, models: tuple[str, ...] = DAILY_ORDER, *,
     # a backfill under a named version fills this; it exists (empty) for every other run
     con.execute("create temp table if not exists forced_policy_versions (policy_version varchar)")
     seconds = {}
-    idle = _idle_folders(con)
+    idle = _idle(con)
+    temp_tables = _temp_tables(con) if idle else set()
     for key in _with_python_inputs(models):
         model = _BY_KEY.get(key)
         if model is not None and model.python is not None:
             started = time.perf_counter()
             model.python.build(con, as_of)
             seconds[model.name] = time.perf_counter() - started
-        elif key.split("/", 1)[0] in idle:
-            seconds[table_name(key)] = empty_model(con, key)
+        elif key.split("/", 1)[0] in idle or table_name(key) in idle:
+            seconds[table_name(key)] = empty_model(con, key, temp_tables)
         else:
             seconds[table_name(key)] = run_model(con, key, {"as_of": as_of, "live": live})
     return seconds
