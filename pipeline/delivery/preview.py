@@ -104,7 +104,7 @@ def _level(settings: Settings, policy_name: str, level_no: int):
     return handle, version, level, (getattr(reminder, "template", None) or level.template)
 
 
-# the sample failures the templates are checked with (pipeline/render/bench.py), by failure type
+# the sample failures the templates are checked with (bench/render.py), by failure type
 _SAMPLE_FAILURE = {"soft": 0, "hard": 1, "technical": 2}
 
 

@@ -217,7 +217,7 @@ def publish_day(con, settings: Settings, as_of: date) -> Path | None:
     if latest_day(con) is None:
         return None
     recorded = con.execute("select count(*) from run_log where as_of = ?", [as_of]).fetchall()[0][0]
-    return publish(con, settings, as_of if recorded else None)  # pipeline/publish.py
+    return publish(con, settings, as_of if recorded else None)  # pipeline/reporting/publish.py
 
 
 def run_day(con, as_of: date, settings: Settings, *, send: bool = True, publish_copy: bool = True) -> DayResult:

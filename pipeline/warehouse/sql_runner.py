@@ -49,7 +49,7 @@ DAILY_FOLDERS = ("intermediate", "collections", "marts")
 MODEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
 # Models in those folders that a day's run does not materialize: `dunning explain` runs them on
-# demand after the day's models (pipeline/explain.py). They are read, checked and sorted like the
+# demand after the day's models (pipeline/reporting/explain.py). They are read, checked and sorted like the
 # others, and no daily model may read them.
 ON_DEMAND_MODELS = frozenset({"case_outlook", "collection_case_outlook"})
 
@@ -67,7 +67,7 @@ class PythonModel:
     folder: str = "intermediate"  # sorts among that folder's files (ties broken by path)
 
 
-# The routing rules' matches: SQL generated from the policy's criteria (pipeline/routing.py).
+# The routing rules' matches: SQL generated from the policy's criteria (pipeline/warehouse/routing.py).
 PYTHON_MODELS: dict[str, PythonModel] = {
     "int_routing_matches": PythonModel(
         build_routing_matches,

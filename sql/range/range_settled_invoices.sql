@@ -1,6 +1,6 @@
 -- Invoices that no day from $start to $end can tell apart from absent: settled before the
 -- range by their own payments and unchanged through it. A range run (backfill, simulation)
--- leaves them and their payments out of its inputs (pipeline/range_inputs.py says why each
+-- leaves them and their payments out of its inputs (pipeline/warehouse/range_inputs.py says why each
 -- condition is needed); on any day of the range such an invoice is visible, paid exactly,
 -- never open, never overpaid, never voided, never a running billing period, and none of its
 -- payments fails or is reversed.

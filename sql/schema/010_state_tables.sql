@@ -1,7 +1,7 @@
 -- The persistent tables: what one day hands to the next, and what analysts query.
 -- Only the case register and the action ledger are carried from day to day; balances and
 -- open receivables are recomputed from the inputs for any date. Idempotent: run on every
--- start (pipeline.state.ensure_state), after the ledger-rule macros (pipeline/ledger_rules.py).
+-- start (pipeline.warehouse.state.ensure_state), after the ledger-rule macros (pipeline/warehouse/ledger_rules.py).
 -- Column documentation: sql/schema/_tables.yml.
 create table if not exists case_register (
     case_id varchar primary key,
@@ -93,7 +93,7 @@ create table if not exists open_receivables (
     is_overdue boolean not null,
     days_overdue integer not null
 );
--- backfills (pipeline/backfill.py): every live day reads the latest one's catch-up choice
+-- backfills (pipeline/engine/backfill.py): every live day reads the latest one's catch-up choice
 create table if not exists backfill_runs (
     backfill_id varchar primary key,
     first_day date not null,

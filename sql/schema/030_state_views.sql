@@ -1,5 +1,5 @@
 -- The views users read over the persistent tables. Each status or action-kind test is a
--- macro of pipeline/ledger_rules.py (sql/seeds/*.csv), so every view applies the same rule.
+-- macro of pipeline/warehouse/ledger_rules.py (sql/seeds/*.csv), so every view applies the same rule.
 create or replace view cases as
 with levels as (select * from levels_done(date '9999-12-31')),
 progress as (

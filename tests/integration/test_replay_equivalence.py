@@ -30,7 +30,7 @@ invoice = st.tuples(st.integers(1, 400).map(lambda c: f"{c}.{c % 100:02d}"),  # 
                     st.booleans())                                               # billed period runs into the range
 # Payments may come before the range and be bound to an invoice (exactly its amount or not),
 # settle, fail or be reversed: a range run leaves out the invoices settled before it, and
-# these worlds make sure that changes nothing (pipeline/range_inputs.py).
+# these worlds make sure that changes nothing (pipeline/warehouse/range_inputs.py).
 payment = st.tuples(st.integers(1, 300).map(lambda c: f"{c}.00"),                # amount
                     st.integers(-20, DAYS),                                      # booked on (offset)
                     st.none() | st.integers(0, 2),                               # bound to invoice n
