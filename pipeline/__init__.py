@@ -10,5 +10,6 @@ Where things live (one folder per role; the rules themselves are SQL in `sql/`):
 - `reporting/`: explain, the daily report, summaries, the analysts' published copy.
 - `failed_collections/`: the failed-collection steps' policy model and reference codes.
 - `scenarios/`: policy scenarios run through the real pipeline.
+- `durable_files.py`: atomic, fsynced file writes (outbox, print batches, reports, analyst copy).
 - `cli.py`: the `dunning` command.
 """

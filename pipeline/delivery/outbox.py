@@ -21,7 +21,6 @@ import email.policy
 import hashlib
 import io
 import json
-import os
 import re
 from datetime import date, datetime, time, timezone
 from email.headerregistry import Address
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from pipeline.delivery.render.templates import RenderedEmail
+from pipeline.durable_files import atomic_write, fsync_path
 
 EML_NAME = "message.eml"
 PDF_NAME = "letter.pdf"
@@ -53,26 +53,6 @@ def safe_action_key(action_key: str) -> str:
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes, fsync: bool) -> None:
-    # Same directory, so os.replace is an atomic rename on one filesystem.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        if fsync:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    # Makes the renames themselves durable (POSIX).
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def message_id(ctx: Mapping[str, Any]) -> str:
@@ -155,10 +135,10 @@ class Outbox:
         folder.mkdir(parents=True, exist_ok=True)
         eml = build_message(as_of, ctx, email, pdf, attachments=attachments).as_bytes(policy=email_policy())
         # PDF first, message last: a folder with only the PDF is "not written".
-        _atomic_write(folder / PDF_NAME, pdf, self.fsync)
-        _atomic_write(folder / EML_NAME, eml, self.fsync)
+        atomic_write(folder / PDF_NAME, pdf, fsync=self.fsync)
+        atomic_write(folder / EML_NAME, eml, fsync=self.fsync)
         if self.fsync:
-            _fsync_dir(folder)
+            fsync_path(folder)
         return folder
 
     def write_event(self, as_of: date, action_key: str, payload: Mapping[str, Any]) -> Path:
@@ -170,7 +150,7 @@ class Outbox:
         folder = self.document_dir(as_of, action_key)
         folder.mkdir(parents=True, exist_ok=True)
         body = json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
-        _atomic_write(folder / name, body.encode("utf-8"), self.fsync)
+        atomic_write(folder / name, body.encode("utf-8"), fsync=self.fsync)
         return folder
 
     def manifest_row(self, as_of: date, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -227,9 +207,9 @@ class Outbox:
                 "message_eml_sha256": files.get(EML_NAME, {}).get("sha256", ""),
             })
         csv_path, json_path = day / "manifest.csv", day / "manifest.json"
-        _atomic_write(csv_path, buf.getvalue().encode("utf-8"), self.fsync)
+        atomic_write(csv_path, buf.getvalue().encode("utf-8"), fsync=self.fsync)
         doc = {"as_of": as_of.isoformat(), "count": len(entries), "documents": entries}
-        _atomic_write(json_path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"), self.fsync)
+        atomic_write(json_path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"), fsync=self.fsync)
         return csv_path, json_path
 
 

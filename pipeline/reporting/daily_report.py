@@ -10,7 +10,6 @@ dates: the same database and day give byte-identical files.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -19,11 +18,12 @@ from pathlib import Path
 from babel.numbers import format_percent
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from pipeline.warehouse.ledger_rules import aging_buckets
 from pipeline.config.policy import DOCUMENT_ACTIONS
-from pipeline.delivery.render.formatting import format_money
-from pipeline.reporting.charts import Row, Segment, column_chart, hbar_chart
 from pipeline.config.settings import PROJECT_ROOT, Settings
+from pipeline.delivery.render.formatting import format_money
+from pipeline.durable_files import atomic_write
+from pipeline.reporting.charts import Row, Segment, column_chart, hbar_chart
+from pipeline.warehouse.ledger_rules import aging_buckets
 
 LOCALE = "en"
 BUCKETS = list(aging_buckets())  # sql/seeds/aging_buckets.csv, as the aging views bucket
@@ -160,7 +160,11 @@ def render_pdf(html: str, folder: Path, as_of: date) -> bytes:
     """WeasyPrint, loading nothing outside the report's template folder; dates fixed to `as_of`."""
     from weasyprint import HTML
 
-    from pipeline.delivery.render.pdf import _fetcher_class, _pdf_date, _pdf_string  # the letters' confined fetcher
+    from pipeline.delivery.render.pdf import (  # the letters' confined fetcher
+        _fetcher_class,
+        _pdf_date,
+        _pdf_string,
+    )
 
     stamp = _pdf_date(as_of)
 
@@ -178,13 +182,7 @@ def write_report(con, as_of: date, settings: Settings) -> tuple[Path, Path]:
     out = Path(settings.reports_dir) / as_of.isoformat()
     out.mkdir(parents=True, exist_ok=True)
     html_path, pdf_path = out / "report.html", out / "report.pdf"
-    _atomic_write(html_path, html.encode("utf-8"))
-    _atomic_write(pdf_path, render_pdf(html, folder, as_of))
-    return html_path, pdf_path
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
     # a reader (a browser, a mail job) sees the old report or the new one, never half
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write(html_path, html.encode("utf-8"), fsync=False)
+    atomic_write(pdf_path, render_pdf(html, folder, as_of), fsync=False)
+    return html_path, pdf_path

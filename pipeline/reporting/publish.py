@@ -32,9 +32,9 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.warehouse import analytics
-from pipeline.warehouse import catalog
 from pipeline.config.settings import Settings
+from pipeline.durable_files import fsync_path
+from pipeline.warehouse import analytics, catalog
 from pipeline.warehouse.state import create_history_macros
 
 ANALYST_DB = "dunning_analyst.duckdb"
@@ -139,7 +139,7 @@ def _write_analyst_db(root: Path, names: list[str]) -> None:
         acon.execute("checkpoint")
     finally:
         acon.close()
-    _fsync_file(tmp)
+    fsync_path(tmp)
     os.replace(tmp, root / ANALYST_DB)
 
 
@@ -151,18 +151,10 @@ def _remove_old(root: Path, keep: set[str | None]) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_folder(folder: Path, *, files: bool = False) -> None:
     """Make renames durable (and, with `files`, the folder's files): a crash after the switch must not
     leave `current` pointing at files that never reached the disk."""
     if files:
         for path in folder.iterdir():
-            _fsync_file(path)
-    _fsync_file(folder)
+            fsync_path(path)
+    fsync_path(folder)

@@ -43,6 +43,7 @@ from pathlib import Path
 from pypdf import PdfReader, PdfWriter
 
 from pipeline.delivery.outbox import safe_action_key
+from pipeline.durable_files import fsync_path, write_file
 
 MANIFEST_FIELDS = [
     "action_key", "customer_id", "name", "address", "country", "registered", "level_no",
@@ -79,24 +80,6 @@ class BatchResult:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _write(path: Path, data: bytes, fsync: bool) -> None:
-    # Plain writes: the whole folder is renamed into place at the end.
-    with open(path, "wb") as fh:
-        fh.write(data)
-        if fsync:
-            fh.flush()
-            os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    # Makes creates and renames in the folder durable (POSIX).
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _amount(value: Decimal) -> str:
@@ -190,8 +173,8 @@ def write_print_batch(root: Path, day: date, letters: list[LetterItem], *, fsync
     (tmp / "letters").mkdir(parents=True)
 
     for it, row in zip(items, rows):
-        _write(tmp / row["file"], it.pdf, fsync)
-    _write(tmp / "batch.pdf", batch_pdf, fsync)
+        write_file(tmp / row["file"], it.pdf, fsync=fsync)
+    write_file(tmp / "batch.pdf", batch_pdf, fsync=fsync)
 
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
@@ -203,7 +186,7 @@ def write_print_batch(root: Path, day: date, letters: list[LetterItem], *, fsync
             "country": row["country"] or "",
             "registered": "true" if row["registered"] else "false",
         })
-    _write(tmp / "manifest.csv", buf.getvalue().encode("utf-8"), fsync)
+    write_file(tmp / "manifest.csv", buf.getvalue().encode("utf-8"), fsync=fsync)
 
     def manifest_json(batch_id: str) -> bytes:
         doc = {
@@ -218,10 +201,10 @@ def write_print_batch(root: Path, day: date, letters: list[LetterItem], *, fsync
     while True:
         batch_id = f"{day.isoformat()}/batch-{number:02d}"
         final = day_dir / f"batch-{number:02d}"
-        _write(tmp / "manifest.json", manifest_json(batch_id), fsync)
+        write_file(tmp / "manifest.json", manifest_json(batch_id), fsync=fsync)
         if fsync:
-            _fsync_dir(tmp / "letters")
-            _fsync_dir(tmp)
+            fsync_path(tmp / "letters")
+            fsync_path(tmp)
         try:
             os.rename(tmp, final)
             break
@@ -230,8 +213,8 @@ def write_print_batch(root: Path, day: date, letters: list[LetterItem], *, fsync
                 raise
             number += 1
     if fsync:
-        _fsync_dir(day_dir)
-        _fsync_dir(day_dir.parent)
+        fsync_path(day_dir)
+        fsync_path(day_dir.parent)
     return BatchResult(batch_id=batch_id, folder=final, letters=len(rows), pages=total_pages, keys=keys)
 
 
