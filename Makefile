@@ -6,11 +6,11 @@ PY := $(VENV)/bin/python
 export DAGSTER_HOME := $(CURDIR)/var/dagster_home
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: setup demo test bench dagster docs clean
+.PHONY: setup demo test bench dagster docs analyst analyst-notebook clean
 
 setup: $(VENV)/.synced
 	@bash scripts/system_packages.sh
-	@mkdir -p $(DAGSTER_HOME) && cp -f dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@mkdir -p $(DAGSTER_HOME) && cp -f dagster_project/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 # uv itself is pinned and installed into .tools; the environment comes from uv.lock only.
 $(VENV)/.synced: pyproject.toml uv.lock
@@ -24,14 +24,36 @@ demo: setup
 test: setup
 	$(PY) -m pytest -n auto --dist worksteal
 
+# The fault suite's long run (docs/fault-suite.md): DUNNING_SOAK_TRIALS SIGKILLed `dunning run`s, each
+# recovered and counted at the servers; prints the figures and writes them to var/fault-suite-soak.json;
+# a failing trial's folder stays under var/fault-suite-soak/.
+DUNNING_SOAK_TRIALS ?= 200
+.PHONY: soak
+soak: setup
+	@mkdir -p var
+	DUNNING_SOAK_TRIALS=$(DUNNING_SOAK_TRIALS) DUNNING_FAULT_FIGURES=$(CURDIR)/var/fault-suite-soak.json \
+		$(PY) -m pytest tests/faults -q -s -p no:cacheprovider -k killed_anywhere --basetemp=$(CURDIR)/var/fault-suite-soak
+
 bench: setup
 	$(VENV)/bin/dunning bench
 
+# `dg dev` for this project on http://127.0.0.1:3000 (dagster_project/dev.py: stops on Ctrl-C and
+# SIGTERM, records the days the command line ran first)
 dagster: setup
-	$(VENV)/bin/dagster dev -m dagster_project.definitions -h 127.0.0.1 -p 3000
+	exec $(PY) -m dagster_project.dev -h 127.0.0.1 -p 3000
 
 docs: setup
 	$(VENV)/bin/dunning docs
+
+# The analysts' copy, read-only, in the DuckDB CLI pinned in uv.lock (duckdb-cli 1.4, the oldest DuckDB
+# the copy is written for), and the notebook of their first questions (marimo, offline).
+ANALYST_DB ?= var/analyst/dunning_analyst.duckdb
+analyst: setup
+	@test -f $(ANALYST_DB) || { echo "no analysts' copy at $(ANALYST_DB): run 'make demo' first" >&2; exit 1; }
+	$(VENV)/bin/duckdb -readonly $(ANALYST_DB)
+
+analyst-notebook: setup
+	$(VENV)/bin/marimo run --no-sandbox notebooks/analyst.py -- --db $(ANALYST_DB)
 
 clean:
 	rm -rf var .venv .tools

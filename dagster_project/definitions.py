@@ -1,7 +1,8 @@
 """Dagster entry point: the definitions found under `defs/`, plus the shared resource.
 
-Each folder under `defs/` is one domain (ingest, dunning); the resource is
-wired once here so every asset reads the same settings.
+Each folder under `defs/` is one domain (ingest, dunning, reporting, alerts); the
+resource is wired once here so every asset and sensor reads the same settings,
+and the one partitions definition lives in `partitions.py`.
 """
 
 from pathlib import Path

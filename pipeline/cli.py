@@ -10,6 +10,7 @@ import json
 import logging
 import shutil
 import time
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Optional
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from pipeline.warehouse import catalog
@@ -34,8 +35,72 @@ ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="Project con
 DateOpt = Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])]
 
 
+# Exit codes of `dunning run` and `dunning dispatch` (README, "Exit codes"): 0 done; 1 nothing sent
+# (`dispatch` on a day the fresh-data gate held); 2 refused, or settings that cannot work (nothing
+# sent); 3 done, but documents of this run failed or need review (listed, view dispatch_review).
+EXIT_SETTINGS = 2
+EXIT_DOCUMENTS_FAILED = 3
+
+
 def _settings(config: Path | None) -> Settings:
-    return Settings.load(config)
+    from pydantic import ValidationError
+
+    try:
+        return Settings.load(config)
+    except ValidationError as exc:  # the settings hide input values: a URL may carry credentials
+        console.print(Text(f"invalid settings: {exc}", style="bold red"), soft_wrap=True)
+        raise typer.Exit(EXIT_SETTINGS) from None
+
+
+def _lint_policy(settings: Settings) -> None:
+    """The policy linter before a live day plans: warnings printed, an error stops the day (exit 2)."""
+    from pipeline.config.policy import PolicyError, load_policy_file
+    from pipeline.config.policy_lint import lint
+
+    try:
+        policies = load_policy_file(settings.policy_file)
+    except PolicyError as exc:
+        console.print(Text(str(exc), style="bold red"), soft_wrap=True)
+        raise typer.Exit(EXIT_SETTINGS) from None
+    findings = lint(settings.policy_file, policies, settings.templates, _read_only(settings.database))
+    for finding in findings:
+        console.print(Text(str(finding), style="bold red" if finding.severity == "error" else "yellow"),
+                      soft_wrap=True)
+    if any(f.severity == "error" for f in findings):
+        console.print(Text("nothing planned or sent: fix the policy file first", style="bold red"))
+        raise typer.Exit(EXIT_SETTINGS)
+
+
+def _read_only(database: Path):
+    """A read-only connection to the pipeline's database for a look before the run, or None."""
+    import duckdb
+
+    if not Path(database).is_file():
+        return None
+    try:
+        return duckdb.connect(str(database), read_only=True)
+    except duckdb.Error:
+        return None  # locked by a running pipeline: the checks that need it are skipped
+
+
+def _check_channels(settings: Settings) -> None:
+    """Every configured channel usable, before anything is planned or marked; else exit 2."""
+    from pipeline.delivery.channels.setup import ChannelConfigError, check_channels
+
+    try:
+        check_channels(settings)
+    except ChannelConfigError as exc:
+        console.print(Text(f"NOTHING SENT: {exc}", style="bold red"), soft_wrap=True)
+        raise typer.Exit(EXIT_SETTINGS) from None
+
+
+def _exit_if_documents_failed(summary) -> None:
+    """Exit 3 if a document of this dispatch failed or needs review (the others went out)."""
+    if summary is not None and not summary.clean:
+        console.print(Text(f"{summary.failed} document(s) failed and {summary.needs_review} need review in this "
+                           "run; every other document went out (see the list above and view dispatch_review)",
+                           style="bold yellow"), soft_wrap=True)
+        raise typer.Exit(EXIT_DOCUMENTS_FAILED)
 
 
 def _progress() -> Progress:
@@ -45,8 +110,14 @@ def _progress() -> Progress:
 
 def _run_days(settings: Settings, start: date, end: date, *, send: bool) -> list[pipeline_run.DayResult]:
     """Live days in order (plan -> dispatch -> publish); a day before the latest one is refused."""
+    from pipeline.warehouse.ingest import IngestError
+
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
-        _, reports = pipeline_run.load_inputs(con, settings)
+        try:
+            _, reports = pipeline_run.load_inputs(con, settings)
+        except IngestError as exc:  # a whole input file is unusable: nothing is planned or sent
+            console.print(Text(f"NOTHING PLANNED OR SENT: {exc}", style="bold red"), soft_wrap=True)
+            raise typer.Exit(2) from None
         _print_ingest(reports)
         with _progress() as progress:
             task = progress.add_task("days", total=(end - start).days + 1)
@@ -54,12 +125,18 @@ def _run_days(settings: Settings, start: date, end: date, *, send: bool) -> list
             def on_day(r: pipeline_run.DayResult) -> None:
                 progress.update(task, advance=1, description=f"{r.as_of}  actions {r.actions:>4}  docs {r.documents_written:>4}")
 
+            from pipeline.delivery.channels.setup import ChannelConfigError
+
             try:
                 return pipeline_run.run_range(con, start, end, settings, send=send, on_day=on_day)
             except pipeline_run.RunRefused as exc:
                 progress.stop()
                 console.print(Text(str(exc), style="bold red"), soft_wrap=True)
                 raise typer.Exit(2) from None
+            except ChannelConfigError as exc:  # checked before anything is marked sending
+                progress.stop()
+                console.print(Text(f"NOTHING SENT: {exc}", style="bold red"), soft_wrap=True)
+                raise typer.Exit(EXIT_SETTINGS) from None
 
 
 def _print_ingest(reports) -> None:
@@ -95,16 +172,24 @@ def run(
     """Run one live day: ingest, compute, record actions, dispatch them, publish the analysts' copy.
 
     The latest day may be run again (nothing already sent is sent twice); an earlier day is
-    refused, naming the backfill that recomputes it and every later day.
+    refused, naming the backfill that recomputes it and every later day. Exit codes: 0 done;
+    2 refused, or a channel's settings cannot work (nothing planned or sent); 3 done, but
+    documents of this run failed or need review (every other document went out).
     """
     settings = _settings(config)
+    if dispatch:
+        _check_channels(settings)
+    _lint_policy(settings)
     results = _run_days(settings, as_of.date(), as_of.date(), send=dispatch)
     r = results[-1]
     console.print(f"{r.as_of}: opened {r.cases_opened}, closed {r.cases_closed}, actions {r.actions}, "
                   f"skipped levels {r.levels_skipped}, documents {r.documents_written}")
+    if r.dispatch is not None:
+        console.print(f"{r.as_of}: {r.dispatch.line()}", soft_wrap=True, markup=False)
     if r.dispatch_blocked:
         console.print(Text(f"NOTHING SENT: {r.dispatch_blocked}", style="bold red"))
     _print_review(settings)
+    _exit_if_documents_failed(r.dispatch)
 
 
 def _print_review(settings: Settings) -> None:
@@ -114,33 +199,49 @@ def _print_review(settings: Settings) -> None:
                            "from dispatch_review").fetchall()
     if not rows:
         return
-    table = Table("action", "channel", "status", "attempts", "reason", "last error",
+    # fold, never cut: the key is what `dunning resolve` needs, the error what to fix
+    table = Table(*(Column(name, overflow="fold") for name in ("action", "channel", "status", "attempts", "reason",
+                                                               "last error")),
                   title=f"{len(rows)} action(s) to review (view dispatch_review)", title_style="bold yellow")
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        # Text(): keys and errors come from the data (brackets are not markup); control characters
+        # (a NUL in an id) are shown escaped, not sent to the terminal
+        table.add_row(*(Text("" if v is None else "".join(
+            c if c.isprintable() else ascii(c)[1:-1] for c in str(v))) for v in row))
     console.print(table)
 
 
 @app.command()
 def dispatch(
     as_of: Annotated[datetime, typer.Option("--as-of", formats=["%Y-%m-%d"], help="The run's day.")],
+    retry_failed: Annotated[bool, typer.Option(
+        "--retry-failed", help="First send every failed document up to the day back to be rendered and sent "
+                               "again (after fixing the data, template or channel that made it fail).")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Deliver what is due without recomputing: recover a crashed run, send rendered and retry failed actions."""
-    from pipeline.delivery.dispatch import dispatch as dispatch_pending
+    """Deliver what is due without recomputing: recover a crashed run, send rendered and retry failed actions.
+
+    Exit codes: 0 done; 1 nothing sent (the fresh-data gate held the day); 2 a channel's settings cannot
+    work (nothing sent); 3 done, but documents of this run failed or need review.
+    """
+    from pipeline.delivery.dispatch import dispatch as dispatch_pending, retry_failed as send_back
 
     settings = _settings(config)
+    _check_channels(settings)
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
         blocked = con.execute("select dispatch_blocked from run_log where as_of = ? order by run_number desc "
                               "limit 1", [as_of.date()]).fetchall()
         if blocked and blocked[0][0]:
             console.print(Text(f"NOTHING SENT: {blocked[0][0]}", style="bold red"))
             raise typer.Exit(1)
+        if retry_failed:
+            keys = send_back(con, as_of.date())
+            console.print(f"{len(keys)} failed document(s) sent back to be rendered and sent again")
         summary = dispatch_pending(con, as_of.date(), settings)
         pipeline_run.publish_day(con, settings, as_of.date())  # the analysts see the new statuses
-    console.print(f"{as_of.date()}: rendered {summary.rendered}, sent {summary.sent}, letters {summary.letters}, "
-                  f"failed {summary.failed}, needs review {summary.needs_review}, recovered {summary.recovered}")
+    console.print(f"{as_of.date()}: {summary.line()}", soft_wrap=True, markup=False)
     _print_review(settings)
+    _exit_if_documents_failed(summary)
 
 
 @app.command()
@@ -152,33 +253,42 @@ def backfill(
                            "none (count them as done), highest (send the highest once), each (one per day).")],
     policy_version: Annotated[Optional[str], typer.Option(
         "--policy-version", help="Recompute under this version instead of the versions in force.")] = None,
-    report: Annotated[Optional[Path], typer.Option(help="Also write the difference report (Markdown) here.")] = None,
+    report: Annotated[Optional[Path], typer.Option(
+        help="Also write the complete difference report: Markdown here, every difference as CSV beside it "
+             "(report.md -> report.csv).")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Recompute past days in order (never sending), report what differs from the ledger."""
-    from pipeline.engine.backfill import BackfillError, backfill as run_backfill, differences_markdown
+    from pipeline.engine.backfill import (BackfillError, backfill as run_backfill, differences_markdown,
+                                          report_paths, write_report)
 
     settings = _settings(config)
+    from pipeline.warehouse.ingest import IngestError
+
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
-        _, reports = pipeline_run.load_inputs(con, settings)
+        try:
+            _, reports = pipeline_run.load_inputs(con, settings)
+        except IngestError as exc:  # a whole input file is unusable: nothing is planned or sent
+            console.print(Text(f"NOTHING PLANNED OR SENT: {exc}", style="bold red"), soft_wrap=True)
+            raise typer.Exit(2) from None
         _print_ingest(reports)
-        with _progress() as progress:
-            task = progress.add_task("days", total=(end.date() - start.date()).days + 1)
+        with _day_progress((end.date() - start.date()).days + 1) as on_day:
             try:
                 result = run_backfill(con, start.date(), end.date(), settings, catch_up=catch_up,
-                                      policy_version=policy_version,
-                                      on_day=lambda r: progress.update(task, advance=1, description=f"{r.as_of}"))
+                                      policy_version=policy_version, on_day=on_day)
             except BackfillError as exc:
-                console.print(f"[red]{exc}[/red]")
+                console.print(Text(str(exc), style="red"), soft_wrap=True)
                 raise typer.Exit(2) from None
-        markdown = differences_markdown(con, result.backfill_id)
+        # the terminal gets the first rows; the report file gets every one
+        where = " and ".join(str(p) for p in report_paths(report)) if report else None
+        markdown = differences_markdown(con, result.backfill_id, limit=REPORT_ROWS_PRINTED, where=where)
+        written = write_report(con, result.backfill_id, report) if report else ()
         pipeline_run.publish_day(con, settings, end.date())  # the analysts' copy follows every run
     console.print(f"{len(result.days)} days, {sum(r.actions for r in result.days)} actions, nothing sent; "
-                  f"catch-up for the next live days: {catch_up}")
-    console.print(markdown)
-    if report:
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(markdown, encoding="utf-8")
+                  f"catch-up for the next live days: {catch_up}", soft_wrap=True, markup=False, highlight=False)
+    _print_report(markdown)
+    for path in written:
+        console.print(f"report: {path}", soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command()
@@ -188,50 +298,151 @@ def simulate(
     end: Annotated[datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day.")],
     name: Annotated[Optional[str], typer.Option(help="Schema name suffix (default: the file name).")] = None,
     paid_within: Annotated[int, typer.Option(help="Days after a level in which payments count for it.")] = 14,
-    out: Annotated[Optional[Path], typer.Option(help="Folder for the HTML report (default: reports_dir).")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        help="Folder for the report: Markdown, HTML, and every affected customer, case and action as CSV and "
+             "Parquet (default: reports_dir).")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Run a candidate policy over past days in its own schema and compare with what happened."""
+    """Run a candidate policy over past days in its own schema and compare with what happened.
+
+    Documents, letters, postage, fees, contracts ended and the customers affected are what the candidate
+    does to the same data; payments after a level are those customers really made under the actual policy
+    (not a prediction).
+    """
     from pipeline.config.policy import PolicyError
-    from pipeline.engine.simulate import markdown, simulate as run_simulation, write_html
+    from pipeline.engine.simulate import markdown, simulate as run_simulation, write_report
 
     settings = _settings(config)
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
         pipeline_run.load_inputs(con, settings)
-        with _progress() as progress:
-            task = progress.add_task("days", total=(end.date() - start.date()).days + 1)
+        with _day_progress((end.date() - start.date()).days + 1) as on_day:
             try:
                 sim = run_simulation(con, settings, candidate, start.date(), end.date(), name=name,
-                                     paid_within_days=paid_within,
-                                     on_day=lambda r: progress.update(task, advance=1, description=f"{r.as_of}"))
+                                     paid_within_days=paid_within, on_day=on_day)
             except PolicyError as exc:
-                console.print(f"[red]{exc}[/red]")
+                console.print(Text(str(exc), style="red"), soft_wrap=True)
                 raise typer.Exit(2) from None
-    console.print(markdown(sim))
-    console.print(f"schema {sim.schema} ({sim.seconds:.1f} s); report: "
-                  f"{write_html(sim, out or Path(settings.reports_dir))}")
+    written = write_report(sim, out or Path(settings.reports_dir))
+    _print_report(markdown(sim, limit=REPORT_ROWS_PRINTED, where=f"{written[0]} and the CSV files beside it"))
+    console.print(f"schema {sim.schema} ({sim.seconds:.1f} s)", soft_wrap=True, markup=False, highlight=False)
+    for path in written:
+        console.print(f"report: {path}", soft_wrap=True, markup=False, highlight=False)
+
+
+# Reports printed by backfill, simulate and policy diff: at most this many rows per list on the
+# terminal (the report files hold every one), as plain Markdown: the lines never depend on the
+# terminal's width and are never wrapped (a path stays on one line when piped).
+REPORT_ROWS_PRINTED = 30
+
+
+def _print_report(markdown: str) -> None:
+    for line in markdown.rstrip("\n").split("\n"):
+        console.print(line, soft_wrap=True, markup=False, highlight=False, emoji=False)
+
+
+@contextmanager
+def _day_progress(total: int, label: str = "days"):
+    """A progress bar over the days of a range on a terminal; nothing when piped (no bar in a log).
+    Yields the `on_day` callback, which may take a description prefix: `on_day(result, prefix)`."""
+    if not console.is_terminal:
+        yield lambda result, prefix="": None
+        return
+    with _progress() as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda result, prefix="": progress.update(task, advance=1, description=f"{prefix}{result.as_of}")
 
 
 policy_app = typer.Typer(help="Work with policy files.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
 @policy_app.command("validate")
-def policy_validate(files: Annotated[list[Path], typer.Argument(help="Policy files to check.")]) -> None:
-    """Validate policy files; errors name the file, the key and what is allowed."""
-    from pipeline.config.policy import PolicyError, load_policy_file
+def policy_validate(
+    files: Annotated[list[Path], typer.Argument(help="Policy files to check.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Validate and lint policy files: errors and warnings name the file, the key and the level.
 
+    Templates are looked up in the configured template folder. With --config, the database it names
+    is read too: a new version taking effect before the last day computed is a warning with the open
+    cases it concerns. Exit 1 on any error.
+    """
+    from pipeline.config.policy import PolicyError, load_policy_file
+    from pipeline.config.policy_lint import lint
+
+    settings = _settings(config)
+    con = _read_only(settings.database) if config is not None else None
     failed = False
-    for path in files:
-        try:
-            policies = load_policy_file(path)
-        except PolicyError as exc:
-            console.print(f"[red]{exc}[/red]", soft_wrap=True)
-            failed = True
-            continue
-        versions = ", ".join(p.version_id(v) for p in policies.policies for v in p.versions)
-        console.print(f"{path}: valid ({versions})", soft_wrap=True)
+    try:
+        for path in files:
+            try:
+                policies = load_policy_file(path)
+            except PolicyError as exc:
+                console.print(Text(str(exc), style="red"), soft_wrap=True)
+                failed = True
+                continue
+            findings = lint(path, policies, settings.templates, con)
+            for finding in findings:
+                console.print(Text(str(finding), style="red" if finding.severity == "error" else "yellow"),
+                              soft_wrap=True)
+            if any(f.severity == "error" for f in findings):
+                failed = True
+                continue
+            versions = ", ".join(p.version_id(v) for p in policies.policies for v in p.versions)
+            warned = sum(f.severity == "warning" for f in findings)
+            console.print(f"{path}: valid ({versions})" + (f", {_plural(warned, 'warning')}" if warned else ""),
+                          soft_wrap=True, markup=False)
+    finally:
+        if con is not None:
+            con.close()
     if failed:
         raise typer.Exit(1)
+
+
+experiment_app = typer.Typer(help="Champion/challenger experiments.", no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
+
+
+@experiment_app.command("report")
+def experiment_report_cmd(
+    as_of: Annotated[Optional[datetime], typer.Option("--as-of", formats=["%Y-%m-%d"],
+                                                      help="Day of the figures (default: the last day run).")] = None,
+    days: Annotated[int, typer.Option("--days", min=1, max=365,
+                                      help="Cash counts when booked within this many days after a level.")] = 30,
+    letter_cost: Annotated[str, typer.Option("--letter-cost", help="Cost of one letter, e.g. 0.95.")] = "0",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Also write the Markdown report here.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Per experiment, arm and level: cases, documents, letters, fees, cash recovered within N days,
+    time to payment and cost per unit recovered, with 95 % intervals and significance."""
+    from decimal import Decimal, InvalidOperation
+
+    from pipeline.durable_files import atomic_write
+    from pipeline.reporting.experiments import experiment_report, format_report
+
+    try:
+        cost = Decimal(letter_cost)
+    except InvalidOperation:
+        console.print(Text(f"--letter-cost: {letter_cost!r} is not an amount like 0.95", style="bold red"))
+        raise typer.Exit(2) from None
+    settings = _settings(config)
+    con = _read_only(settings.database)
+    if con is None:
+        console.print(Text(f"no readable database at {settings.database}: run the pipeline first", style="bold red"),
+                      soft_wrap=True)
+        raise typer.Exit(1)
+    try:
+        day = as_of.date() if as_of else con.execute("select max(as_of) from run_log").fetchall()[0][0]
+        if day is None:
+            console.print(Text("no day has been computed yet", style="bold red"))
+            raise typer.Exit(1)
+        text = format_report(experiment_report(con, day, days), day, days, cost)
+    finally:
+        con.close()
+    if out is not None:
+        atomic_write(out, text.encode("utf-8"), fsync=True)
+    print(text, end="" if text.endswith("\n") else "\n")
+
+
 @app.command()
 def explain(
     case_id: Annotated[str, typer.Argument(help="Case id, e.g. ct-CT-00000005-20260825.")],
@@ -257,19 +468,79 @@ def test_policy(scenarios: Annotated[list[Path], typer.Argument(help="Scenario f
 def policy_diff(
     old: Annotated[Path, typer.Argument(help="Policy file in force now.")],
     new: Annotated[Path, typer.Argument(help="Candidate policy file.")],
+    days: Annotated[Optional[int], typer.Option(
+        help="Impact over the last DAYS days computed in the database (default 30).")] = None,
+    start: Annotated[Optional[datetime], typer.Option(
+        "--from", formats=["%Y-%m-%d"], help="Impact from this day (with --to) instead of the last days.")] = None,
+    end: Annotated[Optional[datetime], typer.Option(
+        "--to", formats=["%Y-%m-%d"], help="Last day of the impact (with --from).")] = None,
+    impact: Annotated[bool, typer.Option(
+        help="Run both files over past days and report the impact (--no-impact: the changes only).")] = True,
+    report: Annotated[Optional[Path], typer.Option(
+        help="The Markdown report (default: reports_dir/policy-diff-FROM-TO.md); the affected customers, "
+             "cases, actions and the levels as CSV and Parquet beside it.")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """What changes between two policy files, and which open cases keep a version the new file drops."""
-    from pipeline.config.policy import PolicyError
-    from pipeline.config.policy_diff import main as diff_main
+    """What changes between two policy files, which open cases keep a version the new file drops, and the
+    impact: both files through the daily models over past days, in work schemas (the live tables are not
+    touched): per level and currency documents, letters, postage, fees, contracts ended and open cases, and
+    every customer and case affected. Exit 2 if the impact cannot be computed as asked."""
+    from pipeline.config import policy_diff as pd
+    from pipeline.config.policy import PolicyError, load_policy_file
 
+    settings = _settings(config)
     try:
-        lines = diff_main(old, new, _settings(config).database)
+        old_file, new_file = load_policy_file(old), load_policy_file(new)
+        lines = pd.main(old, new, settings.database)
     except PolicyError as exc:
-        console.print(f"[red]{exc}[/red]", soft_wrap=True)
+        console.print(Text(str(exc), style="red"), soft_wrap=True)
         raise typer.Exit(1) from None
     for line in lines:
-        console.print(line, soft_wrap=True, markup=False)
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
+    if not impact:
+        return
+    if (start is None) != (end is None) or (start is not None and days is not None):
+        console.print(Text("give --from and --to together, or --days, not both", style="red"))
+        raise typer.Exit(2)
+    if start is not None:
+        first, last = start.date(), end.date()
+        if last < first:
+            console.print(Text(f"--to {last} is before --from {first}", style="red"))
+            raise typer.Exit(2)
+    else:
+        latest = pd.latest_day(settings.database)
+        if latest is None:
+            message = (f"impact: no day computed yet in {settings.database}; give --from and --to to choose "
+                       "the days")
+            console.print(message, soft_wrap=True, markup=False, highlight=False)
+            if days is not None:  # asked for explicitly: cannot be done
+                raise typer.Exit(2)
+            return
+        try:
+            first, last = pd.last_days(latest, days if days is not None else pd.DEFAULT_DAYS)
+        except ValueError as exc:
+            console.print(Text(str(exc), style="red"))
+            raise typer.Exit(2) from None
+    from pipeline.warehouse.ingest import IngestError
+
+    d = pd.diff(old_file, new_file)
+    with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
+        try:
+            pipeline_run.load_inputs(con, settings)
+        except (IngestError, PolicyError) as exc:  # the configured inputs or policy file are unusable
+            console.print(Text(f"impact not computed: {exc}", style="bold red"), soft_wrap=True)
+            raise typer.Exit(2) from None
+        with _day_progress(2 * ((last - first).days + 1)) as on_day:
+            result = pd.impact(con, settings, old_file, new_file, first, last,
+                               on_day=lambda schema, r: on_day(r, f"{schema} "))
+    notes = pd.range_notes(d, first, last)
+    path = report or Path(settings.reports_dir) / f"policy-diff-{first}-{last}.md"
+    written = pd.write_report(path, pd.markdown(old, new, lines, result, notes), result)
+    console.print("")
+    _print_report(pd.impact_markdown(result, notes, limit=REPORT_ROWS_PRINTED,
+                                     where=f"{path} and the CSV files beside it"))
+    for p in written:
+        console.print(f"report: {p}", soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command()

@@ -4,13 +4,27 @@ One place defines it so ingestion, the sample generator, the docs and the
 tests agree. Types are DuckDB types; money is DECIMAL(18,2), never float.
 Columns a source provides beyond these flow through untouched (as text) so
 templates and routing criteria can use them.
+
+The plausible limits below are quarantine rules (docs/ingestion.md says why):
+a value outside them is a typo or a sentinel, never billing data.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 
 MONEY = "DECIMAL(18,2)"
+# |amount| < 10^12 (at most 999,999,999,999.99): DECIMAL(18,2) holds < 10^16, so the daily
+# models can sum 10,000 maximal amounts of one contract, customer or currency without overflow.
+MONEY_LIMIT = Decimal(10) ** 12
+MONEY_LIMIT_DIGITS = 12  # digits before the decimal point, leading zeros aside
+# Every date of billing data lies in these years; outside is a typo (0026, 2926) or a sentinel
+# (0001-01-01, 9999-12-31: leave such a field empty instead), and every date in the range can be
+# printed by the templates and moved by the models' date arithmetic.
+FIRST_DATE = date(1900, 1, 1)
+LAST_DATE = date(2199, 12, 31)
 
 
 @dataclass(frozen=True)

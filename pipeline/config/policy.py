@@ -205,6 +205,23 @@ class Routing(_Strict):
     criteria: list[Criterion] = Field(min_length=1, max_length=5)
 
 
+def _timing_text(days: int, anchor: str) -> str:
+    name = {"due_date": "due", "invoice_date": "invoice date", "scheduled_payment_date": "scheduled payment"}[anchor]
+    return f"{name} {'+' if days >= 0 else '-'} {abs(days)} day(s)"
+
+
+class Experiment(_Strict):
+    """Champion/challenger: a stable share of the new cases this version would take go to the
+    challenger policy instead. Which ones: the MD5 of `<name>/<case target>` (contract, invoice, or
+    customer-currency), read as a little-endian number, modulo 100, below `share_percent`. The
+    same case lands in the same arm on every run, re-run and backfill. Cases routed here by their
+    contract's explicit handle or by a move stay with this policy (they were not chosen by rule)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    challenger: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    share_percent: int = Field(ge=1, le=99)
+
+
 class PolicyVersion(_Strict):
     effective_from: date
     # contract: the contract as a whole; invoice: each invoice; customer: all of a customer's
@@ -218,6 +235,8 @@ class PolicyVersion(_Strict):
     levels: list[Level] = Field(min_length=1, max_length=20)
     # steps after a failed collection (pipeline.failed_collections); None keeps existing hashes
     collections: Collections | None = None
+    # champion/challenger: a hashed share of new cases goes to another policy (None keeps hashes)
+    experiment: Experiment | None = None
 
     @model_validator(mode="after")
     def _level_names_unique(self) -> "PolicyVersion":
@@ -227,8 +246,34 @@ class PolicyVersion(_Strict):
         final_kinds = {"keep_active", "move_to_policy"}
         for i, level in enumerate(self.levels[:-1]):
             for kind in sorted(final_kinds & {a.type for a in level.actions}):
-                raise ValueError(f"levels[{i}] ({level.name}): {kind} is a final step: only the last level may use it")
+                raise ValueError(f"levels[{i}] (L{i + 1} \"{level.name}\"): {kind} is a final step: only the last level may use it")
+        self._levels_in_order()
         return self
+
+    def _levels_in_order(self) -> None:
+        """Levels run in policy order, one a day, each at most once: a level timed from the same anchor
+        as an earlier enabled level must come later, or it could never run on its day (L1 at due + 10,
+        L2 at due - 2 would send L2 first, or skip L1). A first level timed after the "previous level"
+        counts from the due date (SPEC 4). Levels on different anchors (invoice date, due date) are
+        not compared: their order depends on each invoice's terms."""
+        latest: dict[str, tuple[int, Level]] = {}  # anchor -> the latest enabled level timed from it
+        first = True
+        for i, level in enumerate(self.levels):
+            if not level.enabled:
+                continue
+            anchor = "due_date" if first and level.timing.after == "previous_level" else level.timing.after
+            first = False
+            if anchor == "previous_level":
+                continue
+            if anchor in latest:
+                j, earlier = latest[anchor]
+                if level.timing.days <= earlier.timing.days:
+                    raise ValueError(
+                        f"levels[{i}] (L{i + 1} \"{level.name}\") at {_timing_text(level.timing.days, anchor)} does "
+                        f"not come after levels[{j}] (L{j + 1} \"{earlier.name}\") at "
+                        f"{_timing_text(earlier.timing.days, anchor)}: levels run in "
+                        "order, so a later level timed from the same anchor needs more days")
+            latest[anchor] = (i, level)
 
     def content_hash(self) -> str:
         """Hash of the canonical JSON of this version: same content, same id.
@@ -280,6 +325,12 @@ class PolicyFile(_Strict):
                         raise ValueError(
                             f"policy {p.handle} version {vi}: move_to_policy names {a.policy!r}; allowed: another "
                             f"policy of this file ({', '.join(h for h in handles if h != p.handle)})")
+            for vi, v in enumerate(p.versions):
+                if v.experiment and (v.experiment.challenger not in handles or v.experiment.challenger == p.handle):
+                    raise ValueError(
+                        f"policy {p.handle} version {vi}: experiment {v.experiment.name} names challenger "
+                        f"{v.experiment.challenger!r}; allowed: another policy of this file "
+                        f"({', '.join(h for h in handles if h != p.handle)})")
             if p.default and any(v.routing for v in p.versions):
                 raise ValueError(f"policy {p.handle} is the default: it takes whatever no rule routes, "
                                  "so it has no routing rules")
@@ -309,15 +360,44 @@ def _format_loc(loc: tuple) -> str:
     return out
 
 
+class _PolicyLoader(yaml.SafeLoader):
+    """YAML without implicit timestamps: a date stays text until the model reads it, so an
+    impossible one (2020-13-01) is an error naming its key, not a traceback from the YAML parser."""
+
+
+_PolicyLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+FLOAT_MONEY = ("write this number as a quoted string such as \"5.00\": money and rates are exact decimals, "
+               "and YAML reads an unquoted number with a decimal point as a binary float")
+
+
+def binary_floats(value, loc: tuple = ()) -> list[tuple]:
+    """Paths of binary floats anywhere in a policy document: no policy field needs one, and an
+    amount written 5.10 would be read as a float. The same rule for policy files and scenarios."""
+    if isinstance(value, float):
+        return [loc]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in binary_floats(v, loc + (k,))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in binary_floats(v, loc + (i,))]
+    return []
+
+
 def load_policy_file(path: Path) -> PolicyFile:
     """Read and validate a policy file; raise PolicyError naming file, key and what is allowed."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_PolicyLoader)  # noqa: S506 (a SafeLoader)
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read policy file ({exc.strerror})") from exc
     except yaml.YAMLError as exc:
         raise PolicyError(f"{path}: not valid YAML: {exc}") from exc
+    floats = binary_floats(data)
+    if floats:
+        raise PolicyError("\n".join(f"{path}: {_format_loc(loc)}: {FLOAT_MONEY}" for loc in floats))
     try:
         return PolicyFile.model_validate(data)
     except ValidationError as exc:
@@ -406,5 +486,9 @@ def load_into_duckdb(con, policies: PolicyFile) -> None:
                     )
                 for ccy, fee in sorted(level.fee.items()):
                     con.execute("insert into policy_level_fees values (?, ?, ?, ?)", [vid, no, ccy, fee])
+            if version.experiment:
+                con.execute("insert into policy_experiments values (?, ?, ?, ?)",
+                            [vid, version.experiment.name, version.experiment.challenger,
+                             version.experiment.share_percent])
             if version.collections:
                 load_collections(con, vid, version.collections)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from decimal import Decimal
 import os
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -28,16 +29,213 @@ ENV_OVERRIDES = {
 }
 
 
+class CreditorAccount(BaseModel):
+    """A bank account customers pay into: per currency, optionally only for some customer countries.
+
+    IBAN and BIC are checked (schwifty) when the settings load, so a typo stops the start, not a
+    customer's payment. Documents show the account of their currency (and the customer's country,
+    where one is listed for it) and are refused for a currency without one (docs/design.md).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    currency: str | None = None  # ISO 4217; None only for the single account of an old configuration
+    countries: list[str] = Field(default_factory=list)  # customer countries (ISO 3166); empty: every country
+    iban: str
+    bic: str
+    bank: str
+    holder: str | None = None  # the account holder as the bank knows it; default: the organization's name
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from babel.numbers import list_currencies
+
+        code = value.strip().upper()
+        if code not in list_currencies():
+            raise ValueError(f"{value!r} is not an ISO 4217 currency code")
+        return code
+
+    @field_validator("countries")
+    @classmethod
+    def _countries(cls, value: list[str]) -> list[str]:
+        from pipeline.delivery.render.addresses import known_country
+
+        bad = [c for c in value if not known_country(c)]
+        if bad:
+            raise ValueError(f"not ISO 3166 country codes: {', '.join(map(repr, bad))}")
+        return [c.strip().upper() for c in value]
+
+    @field_validator("iban")
+    @classmethod
+    def _iban(cls, value: str) -> str:
+        from schwifty import IBAN
+
+        try:
+            return IBAN(value).compact
+        except Exception as exc:  # schwifty's own exceptions name the problem (checksum, length, ...)
+            raise ValueError(f"not a valid IBAN ({exc})") from None
+
+    @field_validator("bic")
+    @classmethod
+    def _bic(cls, value: str) -> str:
+        from schwifty import BIC
+
+        try:
+            return str(BIC(value))
+        except Exception as exc:
+            raise ValueError(f"not a valid BIC ({exc})") from None
+
+
+class PostalAddress(BaseModel):
+    """The organization's address in fields (the creditor of a Swiss QR-bill needs it so)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    street: str
+    house_number: str | None = None
+    postal_code: str
+    city: str
+    country: str  # ISO 3166 alpha-2
+
+
+class LegalInfo(BaseModel):
+    """What a company letter (and email) must carry, printed in the footer: for a German GmbH
+    (section 35a GmbHG) the seat, the register court and number and every managing director."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    registered_office: str | None = None  # "Sitz der Gesellschaft", e.g. Hamburg
+    register_court: str | None = None  # e.g. Amtsgericht Hamburg
+    register_number: str | None = None  # e.g. HRB 123456
+    managing_directors: list[str] = Field(default_factory=list)
+    vat_id: str | None = None  # checked with python-stdnum, e.g. DE123456789
+
+    @field_validator("vat_id")
+    @classmethod
+    def _vat_id(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from stdnum import vatin
+
+        if not vatin.is_valid(value):
+            raise ValueError(f"{value!r} is not a valid VAT identification number")
+        return vatin.compact(value)
+
+
+_PAY_NOW_FIELDS = {"reference", "amount", "currency", "case_id", "customer_id"}
+
+
 class Organization(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
     address_lines: list[str] = Field(default_factory=list)
     email: str
-    iban: str
-    bic: str
-    bank: str
+    # one account for every currency (the configuration before `accounts`); with `accounts`, their first
+    iban: str | None = None
+    bic: str | None = None
+    bank: str | None = None
+    # creditor accounts per currency (and customer country): documents show the matching one
+    accounts: list[CreditorAccount] = Field(default_factory=list)
+    # the sender's country and locale: letters to another country get a country line in this
+    # language, and the daily report formats money so; default: the address's country, else the
+    # first account's, and that country's main locale
+    country: str | None = None
+    locale: str | None = None
+    address: PostalAddress | None = None
+    legal: LegalInfo = Field(default_factory=LegalInfo)
+    # a link to pay online, in emails: {reference}, {amount}, {currency}, {case_id}, {customer_id}
+    pay_now_url: str | None = None
     # where copies for the merchant go (notify_merchant); the sender address when empty
     merchant_email: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accounts_country_locale(cls, data):
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        legacy = {k: data.get(k) for k in ("iban", "bic", "bank")}
+        accounts = list(data.get("accounts") or [])
+        if not accounts and any(legacy.values()):
+            accounts = [legacy]  # one account for every currency, as before
+            data["accounts"] = accounts
+        if accounts and not any(legacy.values()):
+            first = accounts[0] if isinstance(accounts[0], dict) else accounts[0].model_dump()
+            data.update({k: first.get(k) for k in ("iban", "bic", "bank")})
+        if not data.get("country"):
+            address = data.get("address") or {}
+            address = address if isinstance(address, dict) else address.model_dump()
+            first = accounts[0] if accounts and isinstance(accounts[0], dict) else (
+                accounts[0].model_dump() if accounts else {})
+            iban = re.sub(r"\s", "", str(first.get("iban") or ""))
+            data["country"] = address.get("country") or iban[:2] or None
+        if not data.get("locale") and data.get("country"):
+            from babel import Locale
+
+            try:
+                data["locale"] = str(Locale.parse(f"und_{str(data['country']).upper()}"))
+            except Exception:
+                data["locale"] = "en_GB"
+        return data
+
+    @field_validator("country")
+    @classmethod
+    def _sender_country(cls, value: str | None) -> str | None:
+        from pipeline.delivery.render.addresses import known_country
+
+        if value is not None and not known_country(value):
+            raise ValueError(f"{value!r} is not an ISO 3166 country code")
+        return value.upper() if value else value
+
+    @field_validator("locale")
+    @classmethod
+    def _sender_locale(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from babel import Locale
+
+        try:
+            return str(Locale.parse(value.replace("-", "_")))
+        except Exception:
+            raise ValueError(f"{value!r} is not a locale Babel knows (e.g. de_DE)") from None
+
+    @field_validator("pay_now_url")
+    @classmethod
+    def _pay_now_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        import string
+
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+        except ValueError as exc:
+            raise ValueError(f"not a link template: {exc}") from None
+        if fields - _PAY_NOW_FIELDS:
+            raise ValueError(f"unknown placeholders {sorted(fields - _PAY_NOW_FIELDS)}; allowed: "
+                             f"{', '.join('{' + f + '}' for f in sorted(_PAY_NOW_FIELDS))}")
+        if urlsplit(value.replace("{", "").replace("}", "")).scheme != "https":
+            raise ValueError("the pay-now link must be an https:// link")
+        return value
+
+    @model_validator(mode="after")
+    def _accounts_consistent(self):
+        if not self.accounts:
+            raise ValueError("no creditor account: set organization.accounts (or iban, bic and bank)")
+        seen = set()
+        for account in self.accounts:
+            for country in account.countries or [None]:
+                key = (account.currency, country)
+                if key in seen:
+                    raise ValueError(f"two accounts for currency {account.currency}"
+                                     + (f" and country {country}" if country else ""))
+                seen.add(key)
+            if account.currency is None and len(self.accounts) > 1:
+                raise ValueError("every account in organization.accounts needs its currency")
+        swiss = [a for a in self.accounts if a.currency == "CHF" and a.iban[:2] in ("CH", "LI")]
+        if swiss and self.address is None:
+            raise ValueError("a CHF account in Switzerland or Liechtenstein prints a Swiss QR-bill, whose "
+                             "creditor address needs organization.address (street, postal_code, city, country)")
+        return self
 
 
 class SmtpSettings(BaseModel):
@@ -55,10 +253,25 @@ class SmtpSettings(BaseModel):
         return os.environ.get(self.username_env) or None, os.environ.get(self.password_env) or None
 
 
+_USERINFO_RE = re.compile(r"(?<=//)[^/?#@\s]*@")
+# query parameters whose values are credentials often enough to never print them
+_SECRET_PARAM_RE = re.compile(
+    r"(?i)([?&;](?:[^=&;#\s]*(?:token|key|secret|passw|pwd|sig|auth|credential|session))[^=&;#\s]*=)[^&;#\s]*")
+
+
+def redact_url(url: str) -> str:
+    """The URL fit for a message or log: `user:password@` becomes `***@`, token-like query values `***`.
+
+    Works on text that is not a valid URL too (a mistake in the settings is what gets printed).
+    """
+    return _SECRET_PARAM_RE.sub(r"\1***", _USERINFO_RE.sub("***@", str(url)))
+
+
 class HttpEndpointSettings(BaseModel):
     """A webhook receiver or SMS gateway: signed JSON over HTTPS (HTTP only to loopback)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # errors never echo the URL as given: it may carry credentials (the messages redact it)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
     url: str
     secret_env: str
     timeout_seconds: float = Field(default=10.0, gt=0)
@@ -74,14 +287,15 @@ class HttpEndpointSettings(BaseModel):
             loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
         except ValueError:
             loopback = False
-        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
-            raise ValueError(f"{url}: use https (plain http only for a loopback address)")
+        if not host or (parts.scheme != "https" and not (parts.scheme == "http" and loopback)):
+            raise ValueError(f"{redact_url(url)}: use https://host/... (plain http only for a loopback address)")
         return url
 
     def secret(self) -> str:
         value = os.environ.get(self.secret_env)
         if not value:
-            raise ValueError(f"environment variable {self.secret_env} (the signing secret for {self.url}) is not set")
+            raise ValueError(f"environment variable {self.secret_env} (the signing secret for "
+                             f"{redact_url(self.url)}) is not set")
         return value
 
 
@@ -109,8 +323,35 @@ class DispatchSettings(BaseModel):
     batch_size: int = Field(default=100, ge=1, le=10_000)
 
 
-class Settings(BaseModel):
+class IngestionSettings(BaseModel):
+    """When quarantined input rows stop a live day before planning (docs/ingestion.md)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # a live day stops before anything is planned or sent when more than this share of a table's rows
+    # read was quarantined (0.2: one row in five); 1 never stops
+    stop_when_quarantined_share_above: float = Field(default=0.2, ge=0, le=1)
+    # the same per input table, overriding the share above, e.g. {suspensions: 0.5}
+    per_table: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("per_table")
+    @classmethod
+    def _known_tables_and_shares(cls, value: dict[str, float]) -> dict[str, float]:
+        from pipeline.config.input_tables import INPUT_TABLES_BY_NAME
+
+        for table, share in value.items():
+            if table not in INPUT_TABLES_BY_NAME:
+                raise ValueError(f"unknown input table {table!r}; allowed: {', '.join(INPUT_TABLES_BY_NAME)}")
+            if not 0 <= share <= 1:
+                raise ValueError(f"{table}: the share must be between 0 and 1, not {share}")
+        return value
+
+    def share_limit(self, table: str) -> float:
+        return self.per_table.get(table, self.stop_when_quarantined_share_above)
+
+
+class Settings(BaseModel):
+    # the outermost model decides: no error echoes a value as given (a webhook URL may carry credentials)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
     data_dir: Path
     database: Path
     outbox: Path
@@ -132,6 +373,7 @@ class Settings(BaseModel):
         "registered_letter": {"EUR": Decimal("3.69"), "GBP": Decimal("3.05"), "DKK": Decimal("45.00")},
     })
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    ingestion: IngestionSettings = Field(default_factory=IngestionSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -1,6 +1,6 @@
 """Render planned live actions into the outbox: the first half of dispatch.
 
-Every document action gets its folder `<outbox>/<day>/<key>/` (message.eml and
+Every document action gets its folder `<outbox>/<day>/<folder_name(key)>/` (message.eml and
 letter.pdf, sms.json, or event.json), written atomically. What happens next
 depends on the channel:
 - the outbox itself, or a channel that is not configured: the folder is the
@@ -10,18 +10,22 @@ depends on the channel:
   handed over by `pipeline.delivery.sending` from exactly these files, so what was sent
   is always on disk for audit.
 Rendering is idempotent: a crash before the row is marked only means the same
-bytes are written again.
+bytes are written again. Each document is rendered on its own: one that fails
+(its data, its template, its PDF, an email address that is not valid) is
+marked `failed` with the error, and the others go out (`render_planned`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from pipeline.delivery import faults
 from pipeline.failed_collections.context import collection_parts
-from pipeline.delivery.outbox import Outbox, message_id
+from pipeline.delivery.outbox import Outbox, message_id, recipient
 from pipeline.config.policy import DOCUMENT_ACTIONS
 from pipeline.config.settings import Settings
 
@@ -31,6 +35,7 @@ BATCH = 200  # ledger rows marked per transaction: progress survives a crash mid
 PARALLEL_FROM = 24
 DOCUMENT_CHANNELS = ("outbox", "email", "letter", "registered_letter", "manual")
 _RENDERERS: dict[str, object] = {}
+log = logging.getLogger(__name__)
 
 _PLANNED_SQL = """
 select l.action_key, l.case_id, l.scope, l.target_id, l.contract_id, l.customer_id, l.currency,
@@ -39,9 +44,30 @@ select l.action_key, l.case_id, l.scope, l.target_id, l.contract_id, l.customer_
        l.interest, l.amount_demanded, l.details, p.template_set
 from action_ledger l
 join policy_versions p on p.policy_version = l.policy_version
-where l.status = 'planned' and l.dispatch_mode = 'live' and l.executed_on <= ?
+where (l.status = 'planned' or (l.status = 'rendered' and l.document_path is null))
+  and l.dispatch_mode = 'live' and l.executed_on <= ?
   and action_is_document(l.action)
 order by l.executed_on, l.action_key
+"""
+# ('rendered' without a document: a render failure a person sent back with `dunning resolve --as resend`)
+
+
+# The invoices each action's level demands: the case's receivables (case_covers) in the latest
+# open-receivables snapshot due on or before the ledger's demands_due_by (NULL in rows from
+# before that column: the day before execution, i.e. what was overdue). Days overdue and
+# `overdue` are counted on the day the level ran, the document's date.
+_DEMANDED_SQL = """
+select l.action_key, o.contract_id, o.invoice_id, o.invoice_number, o.invoice_date, o.due_date, o.amount,
+       o.open_amount, greatest(cast(l.executed_on - o.due_date as integer), 0) as days_overdue,
+       o.due_date < l.executed_on as overdue
+from action_ledger l
+join open_receivables o
+  on o.customer_id = l.customer_id
+ and case_covers(l.scope, l.target_id, l.contract_id, l.customer_id, l.currency, l.followed_invoice_id,
+                 o.invoice_id, o.contract_id, o.customer_id, o.currency)
+where l.action_key in (select unnest(?))
+  and o.due_date <= coalesce(l.demands_due_by, l.executed_on - 1)
+order by l.action_key, o.due_date, o.invoice_date, o.invoice_id
 """
 
 
@@ -66,44 +92,42 @@ def _by_key(rows: list[dict], key: str) -> dict:
 
 
 def build_contexts(con, actions: list[dict], settings: Settings) -> list[dict]:
-    """Document contexts for ledger rows: customer, contract, the followed and all overdue invoices."""
+    """Document contexts for ledger rows: customer, contract, the followed invoice and the invoices
+    the level demands (the case's open receivables due by the ledger's `demands_due_by`)."""
     if not actions:
         return []
     customers = _by_key(records(con, "select * from stg_customers where customer_id in (select unnest(?))",
                                 [sorted({a["customer_id"] for a in actions})]), "customer_id")
     contracts = _by_key(records(con, "select * from stg_contracts where contract_id in (select unnest(?))",
                                 [sorted({a["contract_id"] for a in actions})]), "contract_id")
-    invoices = records(
-        con,
-        """select o.customer_id, o.currency, o.contract_id, o.invoice_id, o.invoice_number, o.invoice_date,
-                  o.due_date, o.amount, o.open_amount, o.days_overdue
-           from open_receivables o
-           where o.customer_id in (select unnest(?)) and o.is_overdue
-           order by o.due_date, o.invoice_date, o.invoice_id""",
-        [sorted({a["customer_id"] for a in actions})],
-    )
-    overdue_by_customer: dict[str, list[dict]] = defaultdict(list)
-    for inv in invoices:
-        overdue_by_customer[inv["customer_id"]].append(inv)
+    demanded_by_action: dict[str, list[dict]] = defaultdict(list)
+    for inv in records(con, _DEMANDED_SQL, [sorted({a["action_key"] for a in actions})]):
+        demanded_by_action[inv.pop("action_key")].append(inv)
+    # paid since the level was planned: the followed invoice as billed, open for what was demanded
+    billed = _by_key(records(con, """select invoice_id, contract_id, invoice_number, invoice_date, due_date, amount
+                                     from stg_invoices where invoice_id in (select unnest(?))""",
+                             [sorted({a["followed_invoice_id"] for a in actions
+                                      if a["followed_invoice_id"] and not demanded_by_action.get(a["action_key"])})]),
+                     "invoice_id")
     org = settings.organization.model_dump()
     # failed collections: the failed payment, its reason, the payment link or transfer details
     collections = collection_parts(con, actions, org)
+    from pipeline.delivery.render.context import document_parts
+    from pipeline.delivery.render.formatting import language_of
+    from pipeline.delivery.render.tone import tone_of
     contexts = []
     for a in actions:
-        # the invoices the case covers: its invoice, its contract's, or the customer's in its currency;
-        # a collection case covers the invoice its failed payment was for
-        covered = {
-            "invoice": lambda i: i["invoice_id"] == a["target_id"],
-            "contract": lambda i: i["contract_id"] == a["contract_id"],
-            "customer": lambda i: i["currency"] == a["currency"],
-            "collection": lambda i: i["invoice_id"] == a["followed_invoice_id"],
-        }[a["scope"]]
-        overdue = [{k: v for k, v in i.items() if k not in ("customer_id", "currency")}
-                   for i in overdue_by_customer.get(a["customer_id"], []) if covered(i)]
-        followed = next((i for i in overdue if i["invoice_id"] == a["followed_invoice_id"]), None) or (
-            overdue[0] if overdue else {"invoice_id": a["followed_invoice_id"], "invoice_number": a["followed_invoice_id"],
-                                        "invoice_date": None, "due_date": None, "amount": a["principal"],
-                                        "open_amount": a["principal"], "days_overdue": 0})
+        demanded = demanded_by_action.get(a["action_key"], [])
+        followed = next((i for i in demanded if i["invoice_id"] == a["followed_invoice_id"]), None)
+        if followed is None and demanded:
+            followed = demanded[0]
+        elif followed is None and a["followed_invoice_id"] in billed:
+            inv = billed[a["followed_invoice_id"]]
+            followed = dict(inv, open_amount=a["principal"], days_overdue=max((a["executed_on"] - inv["due_date"]).days, 0),
+                            overdue=inv["due_date"] < a["executed_on"])
+        elif followed is None:
+            raise ValueError(f"{a['action_key']}: the invoice it demands ({a['followed_invoice_id']}) is not in the "
+                             "inputs any more")
         customer = customers[a["customer_id"]]
         ctx = {
             "action_key": a["action_key"],
@@ -117,13 +141,19 @@ def build_contexts(con, actions: list[dict], settings: Settings) -> list[dict]:
             "customer": customer,
             "contract": contracts[a["contract_id"]],
             "invoice": followed,
-            "invoices": overdue or [followed],
+            "invoices": demanded or [followed],
+            # a courtesy reminder: nothing it lists is overdue yet, it is about what falls due
+            "courtesy": bool(demanded) and not any(i["overdue"] for i in demanded),
             "amounts": {"currency": a["currency"], "principal": a["principal"], "fees": a["fees_total"],
                         "interest": a["interest"], "total": a["amount_demanded"]},
         }
         if a["action_key"] in collections:
             part = collections[a["action_key"]]
             ctx.update(collection=part["collection"], invoice=part["invoice"], invoices=[part["invoice"]])
+        # who pays where (account, reference, QR codes, pay-now link), how the letter is addressed,
+        # how firmly it speaks; a document it would be wrong to send is refused when rendered
+        ctx.update(document_parts(ctx, org, channel=a.get("channel"), language=language_of(customer["locale"])))
+        ctx["tone"] = tone_of(ctx["invoices"], ctx["courtesy"])
         if a.get("action") == "notify_merchant":
             ctx["recipient"] = {"name": org["name"], "email": org.get("merchant_email") or org["email"]}
             ctx["subject_prefix"] = f"[{customer['customer_id']}] "
@@ -156,8 +186,10 @@ def _original_invoices(ctx: dict, folder: Path | None) -> list[tuple[str, bytes]
     for inv in ctx["invoices"]:
         name = f"{inv['invoice_number']}.pdf"
         path = folder / name
-        # invoice numbers come from the input: never let one reach outside the folder
-        if "/" not in name and "\\" not in name and not name.startswith(".") and path.is_file():
+        # invoice numbers come from the input: never let one reach outside the folder (nor a NUL or
+        # line break into a path or an attachment's file name)
+        if ("/" not in name and "\\" not in name and not name.startswith(".") and name.isprintable()
+                and path.is_file()):
             found.append((f"invoice-{name}", path.read_bytes()))
     return found
 
@@ -173,35 +205,117 @@ def _event_payload(row: dict) -> dict:
             "occurred_on": row["executed_on"].isoformat(), "data": data}
 
 
-def render_planned(con, as_of: date, settings: Settings) -> int:
-    """Render every planned live action up to `as_of` into the outbox; returns how many."""
+@dataclass(frozen=True)
+class RenderResult:
+    rendered: int  # documents written to the outbox and marked (rendered, sent or prepared)
+    failed: int  # documents that could not be rendered or addressed: `failed`, with the reason
+
+
+# A render failure is not retried by later runs: the same data and templates fail the same way.
+# `dunning dispatch --retry-failed` (after fixing them) or `dunning resolve KEY --as resend` renders it again.
+RENDER_FAILED = "not rendered or addressed: not retried until `dunning dispatch --retry-failed`"
+ERROR_MAX = 500  # characters of an error kept in the ledger
+
+
+def describe_error(exc: BaseException) -> str:
+    """`Type: message` on one line, bounded: what the ledger keeps of an exception (no traceback)."""
+    from pipeline.delivery.render.pdf import RenderError
+
+    text = exc.args[1] if isinstance(exc, RenderError) else f"{type(exc).__name__}: {exc}"
+    text = " ".join(text.replace("\x00", "\\x00").split())
+    return text if len(text) <= ERROR_MAX else text[:ERROR_MAX - 1] + "\u2026"
+
+
+def _isolated(rows: list[dict], build, fail) -> list[dict]:
+    """build(rows), or, if it raises, build on each half: a row that fails alone is failed alone."""
+    try:
+        return build(rows)
+    except Exception as exc:
+        if len(rows) == 1:
+            fail(rows[0]["action_key"], exc)
+            return []
+        mid = len(rows) // 2
+        return _isolated(rows[:mid], build, fail) + _isolated(rows[mid:], build, fail)
+
+
+def render_planned(con, as_of: date, settings: Settings) -> RenderResult:
+    """Render every planned live action up to `as_of` into the outbox, each on its own.
+
+    A document that cannot be rendered (any exception from its data, template or PDF) or
+    addressed (an email whose address is not valid) is marked `failed` with the error and
+    RENDER_FAILED as its review reason; every other document goes on. Written files are marked
+    in batches after they are on disk (write, then mark), so a crash only means rewriting them.
+    """
     rows = records(con, _PLANNED_SQL, [as_of])
     if not rows:
-        return 0
+        return RenderResult(0, 0)
     outbox = Outbox(settings.outbox)
     done: list[list] = []
+    failed: list[list] = []
+    counts = {"rendered": 0, "failed": 0}
 
     def mark() -> None:
-        con.executemany(
-            """update action_ledger set status = ?, document_path = ?, provider_message_id = ?,
-                      status_changed_on = ? where action_key = ? and status = 'planned'""",
-            done,
-        )
+        if done:
+            con.executemany(
+                """update action_ledger set status = ?, document_path = ?, provider_message_id = ?,
+                          status_changed_on = ? where action_key = ? and status in ('planned', 'rendered')""",
+                done,
+            )
+        if failed:
+            con.executemany(
+                """update action_ledger set status = 'failed', document_path = null, last_error = ?,
+                          review_reason = ?, status_changed_on = ?
+                   where action_key = ? and status in ('planned', 'rendered')""",
+                failed,
+            )
         done.clear()
+        failed.clear()
         faults.checkpoint("render.marked")
 
     def record(key: str, channel: str, folder: Path, provider_id: str | None) -> None:
         done.append([status_after_render(channel, settings), str(folder.relative_to(outbox.root)),
                      provider_id, as_of, key])
-        if len(done) >= BATCH:
+        counts["rendered"] += 1
+        if len(done) + len(failed) >= BATCH:
             mark()
 
+    def fail(key: str, exc: BaseException) -> None:
+        failed.append([describe_error(exc), RENDER_FAILED, as_of, key])
+        counts["failed"] += 1
+        log.warning("%r not rendered: %s", key, failed[-1][0])
+        if len(done) + len(failed) >= BATCH:
+            mark()
+
+    try:
+        days_touched = _render_rows(con, rows, settings, outbox, record, fail)
+    finally:
+        mark()  # what is on disk is marked even if something unforeseen stops the run
+    for day in sorted(days_touched):  # the manifest lists the marked documents of the day
+        outbox.write_manifest(day, manifest_rows(con, day))
+    return RenderResult(**counts)
+
+
+class Unaddressable(ValueError):
+    """A document whose recipient cannot be written into it (an email address that is not valid)."""
+
+
+def _render_rows(con, rows: list[dict], settings: Settings, outbox: Outbox, record, fail) -> set[date]:
+    """Render each row, calling record() or fail() for it; returns the days with emails or letters."""
     for row in (r for r in rows if r["action"] == "webhook"):
-        record(row["action_key"], "webhook", outbox.write_event(row["executed_on"], row["action_key"],
-                                                                _event_payload(row)), None)
+        try:
+            folder = outbox.write_event(row["executed_on"], row["action_key"], _event_payload(row))
+        except Exception as exc:
+            fail(row["action_key"], exc)
+        else:
+            record(row["action_key"], "webhook", folder, None)
     text_rows = [r for r in rows if r["action"] in DOCUMENT_ACTIONS]  # rendered from templates
-    contexts = build_contexts(con, text_rows, settings)
+    contexts = _isolated(text_rows, lambda part: build_contexts(con, part, settings), fail)
     channel_of = {r["action_key"]: r["channel"] for r in text_rows}
+    with_context = {c["action_key"] for c in contexts}
+    for row in text_rows:
+        if row["action_key"] not in with_context:  # never silently left planned
+            fail(row["action_key"], LookupError("no document context (customer or contract not in the inputs)"))
+    contexts = [c for c in contexts if c["action_key"] in channel_of]
     sms = [c for c in contexts if channel_of[c["action_key"]] == "sms"]
     letters = [c for c in contexts if channel_of[c["action_key"]] != "sms"]
     template_sets: dict[str, object] = {}
@@ -214,26 +328,48 @@ def render_planned(con, as_of: date, settings: Settings) -> int:
         return template_sets[name]
 
     for ctx in sms:
-        text = template_set(ctx["template_set"]).render_sms(ctx)
-        payload = {"to": ctx["customer"].get("phone"), "text": text, "reference": ctx["action_key"],
-                   "customer_id": ctx["customer"]["customer_id"], "locale": ctx["locale"]}
-        record(ctx["action_key"], "sms", outbox.write_json(ctx["as_of"], ctx["action_key"], "sms.json", payload), None)
+        try:
+            text = template_set(ctx["template_set"]).render_sms(ctx)
+            payload = {"to": ctx["customer"].get("phone"), "text": text, "reference": ctx["action_key"],
+                       "customer_id": ctx["customer"]["customer_id"], "locale": ctx["locale"]}
+            folder = outbox.write_json(ctx["as_of"], ctx["action_key"], "sms.json", payload)
+        except Exception as exc:
+            fail(ctx["action_key"], exc)
+        else:
+            record(ctx["action_key"], "sms", folder, None)
+
+    from pipeline.delivery.render.pdf import RenderError
 
     by_key = {c["action_key"]: c for c in letters}
     workers = settings.render_workers if len(letters) >= PARALLEL_FROM else 1
     days_touched: set[date] = set()
-    for key, pdf in _renderer(settings.templates).render_many(letters, workers=workers):
+    email_configured = _configured("email", settings)
+    for key, pdf in _renderer(settings.templates).render_many(letters, workers=workers, errors="return"):
         ctx = by_key[key]
         faults.checkpoint("render.document", key)
-        email = template_set(ctx["template_set"]).render_email(ctx)
-        folder = outbox.write_document(ctx["as_of"], ctx, email, pdf,
-                                       _original_invoices(ctx, settings.channels.invoice_pdf_dir))
+        try:
+            if isinstance(pdf, RenderError):
+                raise pdf
+            if channel_of[key] == "email" and email_configured:
+                _check_addressable(ctx)
+            email = template_set(ctx["template_set"]).render_email(ctx)
+            folder = outbox.write_document(ctx["as_of"], ctx, email, pdf,
+                                           _original_invoices(ctx, settings.channels.invoice_pdf_dir))
+        except Exception as exc:
+            fail(key, exc)
+            continue
         record(key, channel_of[key], folder, message_id(ctx))
         days_touched.add(ctx["as_of"])
-    mark()
-    for day in sorted(days_touched):
-        outbox.write_manifest(day, manifest_rows(con, day))
-    return len(rows)
+    return days_touched
+
+
+def _check_addressable(ctx: dict) -> None:
+    """An email needs a valid address; a missing one is the send's "no email address" instead."""
+    target = ctx.get("recipient") or ctx["customer"]
+    addr = target.get("email")
+    if addr and recipient(ctx)[1] is None:
+        who = "the merchant copy" if ctx.get("recipient") else f"customer {target.get('customer_id')}"
+        raise Unaddressable(f"the email address of {who} is not a valid address: {str(addr)[:120]!r}")
 
 
 def manifest_rows(con, day: date) -> list[dict]:

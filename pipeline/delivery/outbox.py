@@ -1,6 +1,6 @@
 """The embedded default channel: documents written to a dated outbox folder.
 
-Each action gets ``<root>/<as_of>/<action key with '/' -> '__'>/`` holding
+Each action gets ``<root>/<as_of>/<folder_name(action key)>/`` holding
 ``message.eml`` (a complete RFC 5322 email: text + HTML alternative, letter
 PDF attached) and ``letter.pdf`` (for the print batch). A mail relay or a
 print shop picks them up from there; ``manifest.csv``/``manifest.json`` list
@@ -12,6 +12,20 @@ all, and ``already_written`` lets a re-run skip finished actions. Everything
 in the files derives from the inputs (Date from ``as_of``, Message-ID and
 MIME boundaries from the action key), so re-writing an action after a crash
 produces byte-identical files and downstream de-duplication keeps working.
+
+Folder names (``folder_name``): an ordinary key keeps its readable name
+(``ct-CT1-20260510/L2/reminder`` -> ``ct-CT1-20260510__L2__reminder``); any
+other key (a space, a non-ASCII letter, ``..``, a NUL, a line break, ``__``
+next to a ``/``, very long) becomes an ASCII slug, ``~`` and 20 hex digits of
+the SHA-256 of the exact key. ``~`` never occurs in a readable name, a
+readable name decodes back to exactly one key, so two keys never share a
+folder; every name is one path component of at most 150 bytes, made of
+``[A-Za-z0-9._@+=~-]`` and never starting with a dot.
+
+Header values come from the data (customer and organisation names, the
+subject, the action key): ``header_text`` removes CR, LF, NUL and every other
+control character and bounds their length; the email library encodes
+non-ASCII and folds long values.
 """
 
 from __future__ import annotations
@@ -22,6 +36,7 @@ import hashlib
 import io
 import json
 import re
+import unicodedata
 from datetime import date, datetime, time, timezone
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -39,16 +54,74 @@ MANIFEST_FIELDS = [
     "action_key", "case_id", "customer_id", "name", "email", "address", "level_no",
     "template", "amount_total", "currency", "files", "letter_pdf_sha256", "message_eml_sha256",
 ]
-_SAFE_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+=-]*$")
+_SAFE_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+=-]*")  # fullmatch: '$' lets a final newline through
 _FILENAME_UNSAFE_RE = re.compile(r"[^A-Za-z0-9._-]+")
+_SLUG_UNSAFE_RE = re.compile(r"[^A-Za-z0-9_-]+")  # no dots in a slug: no '..', no hidden names
+READABLE_MAX = 150  # bytes of a readable folder name (Linux allows 255 per path component)
+SLUG_MAX = 60
+HASH_HEX = 20  # 80 bits of SHA-256: the part of a hashed name that tells keys apart
+# control characters (C0 with NUL, CR, LF, tab; DEL; C1 with NEL) and the Unicode line and paragraph
+# separators: none of them belongs in a header line
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SPACES_RE = re.compile(r" {2,}")
+NAME_MAX = 256  # characters of a display name in a header (folded by the email library)
+SUBJECT_MAX = 900  # a subject is one header; RFC 5322 allows 998 bytes on a line
 
 
 def safe_action_key(action_key: str) -> str:
-    """``ct-CT1-20260510/L2/reminder`` -> ``ct-CT1-20260510__L2__reminder``; rejects anything path-like."""
+    """``ct-CT1-20260510/L2/reminder`` -> ``ct-CT1-20260510__L2__reminder``; rejects anything path-like.
+
+    The strict readable form only; ``folder_name`` maps every key to a folder.
+    """
     safe = action_key.replace("/", "__")
-    if not _SAFE_KEY_RE.match(safe) or ".." in safe:
+    if not _SAFE_KEY_RE.fullmatch(safe) or ".." in safe:
         raise ValueError(f"action key not usable as a folder name: {action_key!r}")
     return safe
+
+
+def folder_name(action_key: str) -> str:
+    """The outbox folder name of an action key: safe, unique and deterministic for any string.
+
+    Readable (``safe_action_key``) when the key is ordinary and short and the name decodes back to
+    exactly this key (``__`` -> ``/``); otherwise ``<ASCII slug>~<20 hex digits of SHA-256(key)>``.
+    """
+    readable = action_key.replace("/", "__")
+    if (len(readable) <= READABLE_MAX and _SAFE_KEY_RE.fullmatch(readable) and ".." not in readable
+            and readable.replace("__", "/") == action_key):
+        return readable
+    ascii_key = unicodedata.normalize("NFKD", action_key).encode("ascii", "ignore").decode("ascii")
+    slug = _SLUG_UNSAFE_RE.sub("-", ascii_key.replace("/", "__")).strip("-_")[:SLUG_MAX].strip("-_")
+    digest = hashlib.sha256(action_key.encode("utf-8", "surrogatepass")).hexdigest()[:HASH_HEX]
+    return f"{slug or 'key'}~{digest}"
+
+
+def header_text(value: Any, limit: int = NAME_MAX) -> str:
+    """A header value from data: control characters (CR, LF, NUL...) become spaces, runs of spaces
+    one, at most `limit` characters. (Only plain spaces are collapsed: no-break spaces in amounts stay.)"""
+    text = _SPACES_RE.sub(" ", _CONTROL_RE.sub(" ", "" if value is None else str(value))).strip()
+    return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."  # ASCII: no encoded word for it
+
+
+def _escaped(value: str) -> str:
+    """Control characters as visible escapes (``\\x00``): for a header that must stay traceable."""
+    return _CONTROL_RE.sub(lambda m: ascii(m.group())[1:-1], value)
+
+
+def valid_address(addr: Any) -> str | None:
+    """`addr` if it is one valid email address (no display name, no line break, no second address)."""
+    if not isinstance(addr, str) or not addr or _CONTROL_RE.search(addr) or addr != addr.strip():
+        return None
+    try:
+        parsed = Address(addr_spec=addr)
+    except Exception:  # the email library raises several kinds (defects, ValueError, IndexError)
+        return None
+    return addr if parsed.addr_spec == addr and parsed.domain else None
+
+
+def recipient(ctx: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(display name, address) a document goes to; the address is None if missing or not valid."""
+    target = ctx.get("recipient") or ctx["customer"]
+    return header_text(target.get("name")), valid_address(target.get("email"))
 
 
 def _digest(*parts: str) -> str:
@@ -75,19 +148,18 @@ def build_message(
     A context with ``recipient`` (a merchant copy) goes to that address instead of the
     customer's; ``attachments`` are further PDFs (the original invoices) after the letter.
     """
-    org, customer, key = ctx["organization"], ctx["customer"], ctx["action_key"]
+    org, key = ctx["organization"], ctx["action_key"]
 
     msg = EmailMessage()
-    msg["From"] = Address(display_name=org["name"], addr_spec=org["email"])
-    recipient = ctx.get("recipient")
-    if recipient:
-        msg["To"] = Address(display_name=recipient.get("name") or "", addr_spec=recipient["email"])
-    elif customer.get("email"):
-        msg["To"] = Address(display_name=customer.get("name") or "", addr_spec=customer["email"])
-    msg["Subject"] = (ctx.get("subject_prefix") or "") + rendered.subject
+    msg["From"] = Address(display_name=header_text(org["name"]), addr_spec=org["email"])
+    # no To without a valid address: the email channel fails it as "no email address"
+    name, addr = recipient(ctx)
+    if addr:
+        msg["To"] = Address(display_name=name, addr_spec=addr)
+    msg["Subject"] = header_text((ctx.get("subject_prefix") or "") + rendered.subject, SUBJECT_MAX)
     msg["Date"] = format_datetime(datetime.combine(as_of, time(0, 0), tzinfo=timezone.utc))
     msg["Message-ID"] = message_id(ctx)
-    msg["X-Dunning-Action-Key"] = key
+    msg["X-Dunning-Action-Key"] = header_text(_escaped(key), 10_000)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: tells autoresponders not to reply
     msg.set_content(rendered.text)
     msg.add_alternative(rendered.html, subtype="html")
@@ -112,7 +184,7 @@ class Outbox:
         self.fsync = fsync
 
     def document_dir(self, as_of: date, action_key: str) -> Path:
-        return self.root / as_of.isoformat() / safe_action_key(action_key)
+        return self.root / as_of.isoformat() / folder_name(action_key)
 
     def already_written(self, as_of: date, action_key: str) -> bool:
         """True if both files exist; atomic renames mean existing files are complete."""

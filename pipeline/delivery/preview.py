@@ -113,7 +113,7 @@ def _step_preview(settings: Settings, policy_name: str, failure_type: str, step_
     from urllib.parse import quote
 
     from pipeline.failed_collections.steps import step_actions
-    from pipeline.delivery.render.samples import sample_context
+    from pipeline.delivery.render.samples import sample_context, with_document_parts
 
     handle, version = _current_version(settings, policy_name)
     if failure_type not in _SAMPLE_FAILURE:
@@ -154,6 +154,9 @@ def _step_preview(settings: Settings, policy_name: str, failure_type: str, step_
                         fee=getattr(step, "admin_charges", {}).get(currency, Decimal("0.00")))
     ctx.update(action_key=f"preview/{handle}/{failure_type}/S{step_no}/{locale}",
                template_set=version.template_set, template=email_template, locale=locale)
+    # the real sender's account, the collection case's reference (as build_contexts adds them)
+    ctx["case_id"] = coll["case_key"]
+    with_document_parts(ctx)
     return f"preview-{handle}-{failure_type}-S{step_no}-{locale}", ctx, sms_template
 
 
@@ -171,7 +174,7 @@ def _locale(locale: str) -> str:
 
 def _sample_context(settings: Settings, version, level_no: int, locale: str, template: str) -> dict[str, Any]:
     """Sample data as the policy would send it: this level's fees, due date and the real sender."""
-    from pipeline.delivery.render.samples import sample_context
+    from pipeline.delivery.render.samples import sample_context, with_document_parts
 
     ctx = sample_context(0, locale=locale, template=template)
     ctx["organization"] = settings.organization.model_dump()
@@ -181,7 +184,8 @@ def _sample_context(settings: Settings, version, level_no: int, locale: str, tem
                Decimal("0.00"))
     amounts.update(fees=fees, total=amounts["principal"] + fees + amounts["interest"])
     ctx["level"]["due_date"] = ctx["as_of"] + timedelta(days=version.levels[level_no - 1].payment_term_days)
-    return ctx
+    # the real sender's account, reference and QR code for these amounts (as build_contexts adds them)
+    return with_document_parts(ctx)
 
 
 def _case_context(settings: Settings, case_id: str) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 States of a ledger row on a real channel::
 
     planned -> rendered -> sending -> sent
-                               |-> failed (retried by later runs up to `max_attempts`)
-                               '-> needs_review (the outcome is unknown)
+       |                       |-> failed (retried by later runs up to `max_attempts`)
+       |                       '-> needs_review (the outcome is unknown)
+       '-> failed (not rendered or addressed: not retried; `dunning dispatch --retry-failed`)
 
 `sending` is set for a batch in one transaction; then each message gets a
 journal `begin` line right before it is handed over and an outcome line right
@@ -14,11 +15,20 @@ dispatch and settles what a crashed run left in `sending`.
 
 Letters are handed over as a print batch folder that appears atomically; a
 letter in `sending` whose key is in a complete batch was handed over.
+
+One message never stops the others: the transports are opened (and their
+settings checked, `pipeline.delivery.channels.setup`) before a batch is marked
+`sending`; a message that cannot even be prepared (its file unreadable, no
+address) fails alone before its journal `begin`; an unexpected error during a
+hand-over is, like a lost connection, ambiguous for SMTP and retried with the
+same idempotency key for webhooks and SMS. A letter whose PDF is unreadable or
+that has no postal address is failed alone before the day's print batch.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import ExitStack
 from datetime import date
 from email.parser import BytesHeaderParser
@@ -27,9 +37,11 @@ from pathlib import Path
 
 from pipeline.delivery import faults
 from pipeline.delivery.channels.base import AmbiguousDelivery, PermanentError, TransientError
-from pipeline.delivery.documents import records
+from pipeline.delivery.channels.setup import ChannelConfigError, http_secret, smtp_credentials
+from pipeline.delivery.documents import describe_error, records
 from pipeline.delivery.journal import DispatchJournal
-from pipeline.config.settings import Settings
+from pipeline.delivery.outbox import header_text
+from pipeline.config.settings import Settings, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +55,7 @@ _DUE_SQL = """
 select action_key, channel, action, document_path, attempts, executed_on
 from action_ledger
 where dispatch_mode = 'live' and executed_on <= ? and channel in ({channels})
+  and document_path is not null
   and (status = 'rendered'
        or (status = 'failed' and review_reason is null and attempts < ?))
 order by executed_on, action_key
@@ -140,16 +153,19 @@ def _apply_outcome(con, settings: Settings, row: dict, outcome: str, provider_id
 
 
 class _Email:
+    idempotent = False
+
     def __init__(self, settings: Settings):
         from pipeline.delivery.channels.smtp import SmtpSender
 
         cfg = settings.channels.email
-        username, password = cfg.credentials()
+        username, password = smtp_credentials(cfg)
         self.sender = SmtpSender(cfg.host, cfg.port, security=cfg.security, username=username,
                                  password=password, timeout_seconds=cfg.timeout_seconds)
         self.from_addr = settings.organization.email
 
-    def send(self, row: dict, folder: Path):
+    def prepare(self, row: dict, folder: Path):
+        """The message and its recipients, from the rendered file; nothing is handed over yet."""
         data = (folder / "message.eml").read_bytes()
         # only the header block: parsing the whole message would cost more than sending it
         end = data.find(b"\r\n\r\n")
@@ -157,6 +173,10 @@ class _Email:
         to = [addr for _, addr in getaddresses(headers.get_all("To", [])) if addr]
         if not to:
             raise PermanentError("no email address for this customer")
+        return data, to
+
+    def hand_over(self, prepared):
+        data, to = prepared
         return self.sender.send(data, self.from_addr, to)
 
     def close(self):
@@ -164,36 +184,70 @@ class _Email:
 
 
 class _Http:
-    def __init__(self, cfg, payload_file: str):
+    idempotent = True  # the receiver de-duplicates by webhook-id / Idempotency-Key
+
+    def __init__(self, cfg, payload_file: str, setting: str):
         from pipeline.delivery.channels.http import SignedHttpSender
 
-        self.sender = SignedHttpSender(cfg.url, cfg.secret(), timeout_seconds=cfg.timeout_seconds,
+        self.sender = SignedHttpSender(cfg.url, http_secret(cfg, setting), timeout_seconds=cfg.timeout_seconds,
                                        max_attempts=cfg.attempts_per_run, backoff_seconds=cfg.backoff_seconds)
         self.payload_file = payload_file
 
-    def send(self, row: dict, folder: Path):
+    def prepare(self, row: dict, folder: Path):
         import json
 
         payload = json.loads((folder / self.payload_file).read_text(encoding="utf-8"))
         if self.payload_file == "sms.json" and not payload.get("to"):
             raise PermanentError("no phone number for this customer")
+        return row["action_key"], payload
+
+    def hand_over(self, prepared):
         # the action key is the idempotency key: a resend after a crash is recognised
-        return self.sender.post(row["action_key"], payload)
+        key, payload = prepared
+        return self.sender.post(key, payload)
 
     def close(self):
         self.sender.close()
 
 
 def _transport(channel: str, settings: Settings):
-    if channel == "email":
-        return _Email(settings)
-    if channel == "webhook":
-        return _Http(settings.channels.webhook, "event.json")
-    return _Http(settings.channels.sms, "sms.json")
+    """The channel's transport, its settings checked; ChannelConfigError names the setting."""
+    try:
+        if channel == "email":
+            return _Email(settings)
+        if channel == "webhook":
+            return _Http(settings.channels.webhook, "event.json", "channels.webhook")
+        return _Http(settings.channels.sms, "sms.json", "channels.sms")
+    except ChannelConfigError:
+        raise
+    except ValueError as exc:  # what a sender refuses at construction (URL, security, secret)
+        raise ChannelConfigError(f"channels.{channel}: {_scrub(str(exc), settings)}") from None
+
+
+def _scrub(text: str, settings: Settings) -> str:
+    """An error for the ledger or a message: configured secrets and URL credentials removed."""
+    import re
+
+    text = re.sub(r"(?<=//)[^/?#@\s]*@", "***@", text)
+    for cfg in (settings.channels.webhook, settings.channels.sms):
+        if cfg is not None:
+            text = text.replace(cfg.url, redact_url(cfg.url))
+            secret = os.environ.get(cfg.secret_env)
+            if secret and len(secret) >= 4:
+                text = text.replace(secret, "***")
+    if settings.channels.email is not None:
+        password = settings.channels.email.credentials()[1]
+        if password and len(password) >= 4:
+            text = text.replace(password, "***")
+    return text
 
 
 def send_rendered(con, as_of: date, settings: Settings) -> dict[str, int]:
-    """Hand every rendered (or retryable failed) live document up to `as_of` to its channel."""
+    """Hand every rendered (or retryable failed) live document up to `as_of` to its channel.
+
+    The transports the rows need are opened first: a channel that cannot work raises
+    ChannelConfigError before anything is marked `sending`.
+    """
     channels = [c for c, cfg in (("email", settings.channels.email), ("webhook", settings.channels.webhook),
                                  ("sms", settings.channels.sms)) if cfg is not None]
     counts = {"sent": 0, "failed": 0, "needs_review": 0}
@@ -201,35 +255,57 @@ def send_rendered(con, as_of: date, settings: Settings) -> dict[str, int]:
         placeholders = ", ".join("?" for _ in channels)
         rows = records(con, _DUE_SQL.format(channels=placeholders), [as_of, *channels, settings.dispatch.max_attempts])
         with ExitStack() as stack:
-            journal = stack.enter_context(DispatchJournal(settings.journal_path))
             transports: dict[str, object] = {}
+            for channel in sorted({r["channel"] for r in rows}):
+                transports[channel] = _transport(channel, settings)
+                stack.callback(transports[channel].close)
+            journal = stack.enter_context(DispatchJournal(settings.journal_path))
             size = settings.dispatch.batch_size
             for start in range(0, len(rows), size):
                 batch = rows[start:start + size]
-                _send_batch(con, settings, batch, transports, journal, stack, counts)
-    counts["letters"] = send_letters(con, as_of, settings)
+                _send_batch(con, settings, batch, transports, journal, counts)
+    letters = send_letters(con, as_of, settings)
+    counts["letters"] = letters["sent"]
+    counts["failed"] += letters["failed"]
     return counts
 
 
-def _send_batch(con, settings, batch, transports, journal, stack, counts) -> None:
+def _hand_over(transport, row: dict, folder: Path, journal: DispatchJournal,
+               settings: Settings) -> tuple[str, str | None, str | None]:
+    """(outcome, provider id, error) of one message; never raises for the message's own reasons."""
+    key = row["action_key"]
+    try:
+        prepared = transport.prepare(row, folder)
+    except PermanentError as exc:
+        return "permanent", None, _scrub(str(exc), settings)
+    except Exception as exc:  # nothing was handed over: this message fails alone
+        return "permanent", None, _scrub(f"cannot be sent: {describe_error(exc)}", settings)
+    journal.begin(key)
+    try:
+        result = transport.hand_over(prepared)
+    except AmbiguousDelivery as exc:
+        return "ambiguous", None, _scrub(str(exc), settings)
+    except PermanentError as exc:
+        return "permanent", None, _scrub(str(exc), settings)
+    except (TransientError, OSError) as exc:
+        return "transient", None, _scrub(str(exc), settings)
+    except Exception as exc:
+        # unforeseen, during the hand-over: as unknown as a lost connection for SMTP; webhooks and
+        # SMS are sent again with the same idempotency key
+        error = _scrub(f"unexpected error while handing over: {describe_error(exc)}", settings)
+        log.exception("%r: %s", key, error)
+        return ("transient" if transport.idempotent else "ambiguous"), None, error
+    return "sent", result.provider_message_id, None
+
+
+def _send_batch(con, settings, batch, transports, journal, counts) -> None:
     _mark_sending(con, [r["action_key"] for r in batch])
     faults.checkpoint("send.batch_marked")
     outcomes = []
     for row in batch:
-        key, channel = row["action_key"], row["channel"]
-        if channel not in transports:
-            transports[channel] = _transport(channel, settings)
-            stack.callback(transports[channel].close)
-        journal.begin(key)
-        try:
-            result = transports[channel].send(row, settings.outbox / row["document_path"])
-            outcome, provider_id, error = "sent", result.provider_message_id, None
-        except AmbiguousDelivery as exc:
-            outcome, provider_id, error = "ambiguous", None, str(exc)
-        except PermanentError as exc:
-            outcome, provider_id, error = "permanent", None, str(exc)
-        except (TransientError, OSError) as exc:
-            outcome, provider_id, error = "transient", None, str(exc)
+        key = row["action_key"]
+        outcome, provider_id, error = _hand_over(transports[row["channel"]], row,
+                                                 settings.outbox / row["document_path"], journal, settings)
         journal.outcome(key, outcome, provider_id, error)
         faults.checkpoint("send.outcome", key)
         outcomes.append((row, outcome, provider_id, error))
@@ -244,40 +320,40 @@ def _mark_sending(con, keys: list[str]) -> None:
     con.execute("update action_ledger set status = 'sending' where action_key in (select unnest(?))", [keys])
 
 
-def send_letters(con, as_of: date, settings: Settings) -> int:
-    """Collect rendered letters into one print batch per day; returns the letters handed over."""
+def send_letters(con, as_of: date, settings: Settings) -> dict[str, int]:
+    """Collect rendered letters into one print batch per day: {"sent": handed over, "failed": not}.
+
+    Each letter is checked first (its PDF readable, a postal address); one that fails is marked
+    `failed` with the reason and left out, the others go into the batch.
+    """
     from pipeline.delivery.channels.print_batch import LetterItem, write_print_batch
 
     rows = records(
         con,
         """select l.action_key, l.channel, l.executed_on, l.document_path, l.level_no, l.amount_demanded,
-                  l.currency, c.customer_id, c.name, c.address_line1, c.address_line2, c.postal_code, c.city,
-                  c.country
-           from action_ledger l join stg_customers c using (customer_id)
+                  l.currency, l.customer_id, c.customer_id as found, c.name, c.address_line1, c.address_line2,
+                  c.postal_code, c.city, c.country
+           from action_ledger l left join stg_customers c using (customer_id)
            where l.status = 'rendered' and l.dispatch_mode = 'live' and l.executed_on <= ?
-             and l.channel in ('letter', 'registered_letter')
+             and l.channel in ('letter', 'registered_letter') and l.document_path is not null
            order by l.executed_on, l.action_key""",
         [as_of],
     )
-    handed = 0
+    counts = {"sent": 0, "failed": 0}
     for day in sorted({r["executed_on"] for r in rows}):
-        todays = [r for r in rows if r["executed_on"] == day]
-        _mark_sending(con, [r["action_key"] for r in todays])
+        items, failures = [], []
+        for r in (r for r in rows if r["executed_on"] == day):
+            try:
+                items.append(_letter_item(LetterItem, r, settings))
+            except Exception as exc:
+                failures.append((r["action_key"], "failed", None, describe_error(exc),
+                                 "the letter could not be put in a print batch: not retried", 1))
+        _write_outcomes(con, failures)
+        counts["failed"] += len(failures)
+        if not items:
+            continue
+        _mark_sending(con, [it.action_key for it in items])
         faults.checkpoint("letters.marked")
-        items = [LetterItem(
-            action_key=r["action_key"],
-            pdf=(settings.outbox / r["document_path"] / "letter.pdf").read_bytes(),
-            name=r["name"],
-            address_lines=[line for line in (
-                r["address_line1"], r["address_line2"],
-                " ".join(p for p in (r["postal_code"], r["city"]) if p)) if line],
-            country=r["country"],
-            registered=r["channel"] == "registered_letter",
-            level_no=r["level_no"],
-            amount=r["amount_demanded"],
-            currency=r["currency"],
-            customer_id=r["customer_id"],
-        ) for r in todays]
         batch = write_print_batch(settings.print_folder, day, items)
         faults.checkpoint("letters.batch_written")
         con.execute(
@@ -285,5 +361,34 @@ def send_letters(con, as_of: date, settings: Settings) -> int:
             "where action_key in (select unnest(?))",
             [batch.batch_id, batch.keys],
         )
-        handed += batch.letters
-    return handed
+        counts["sent"] += batch.letters
+    return counts
+
+
+def _letter_item(letter_item, r: dict, settings: Settings):
+    """The print batch entry of one rendered letter; raises if it cannot be printed and posted."""
+    import io
+
+    from pypdf import PdfReader
+
+    if r["found"] is None:
+        raise LookupError(f"customer {r['customer_id']} is not in the inputs: no postal address")
+    lines = [header_text(line) for line in (
+        r["address_line1"], r["address_line2"], " ".join(p for p in (r["postal_code"], r["city"]) if p)) if line]
+    if not any(lines):
+        raise ValueError(f"customer {r['customer_id']} has no postal address")
+    pdf = (settings.outbox / r["document_path"] / "letter.pdf").read_bytes()
+    if not PdfReader(io.BytesIO(pdf)).pages:
+        raise ValueError("the letter PDF has no pages")
+    return letter_item(
+        action_key=r["action_key"],
+        pdf=pdf,
+        name=header_text(r["name"]),
+        address_lines=[line for line in lines if line],
+        country=r["country"],
+        registered=r["channel"] == "registered_letter",
+        level_no=r["level_no"],
+        amount=r["amount_demanded"],
+        currency=r["currency"],
+        customer_id=r["customer_id"],
+    )

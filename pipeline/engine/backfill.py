@@ -190,27 +190,75 @@ def _record_differences(con, backfill_id: str, start: date, end: date) -> dict[s
     return {kind: n for kind, n in rows}
 
 
-def differences_markdown(con, backfill_id: str, limit: int = 30) -> str:
-    """The difference report as Markdown: counts per kind, then the first `limit` rows."""
+# the difference report's columns: (column of backfill_differences, header in the Markdown report)
+_REPORT_COLUMNS = (("kind", "kind"), ("action_key", "action"), ("case_id", "case"), ("level_no", "level"),
+                   ("action", "action type"), ("before_status", "was"), ("before_executed_on", "on"),
+                   ("after_executed_on", "would be on"), ("before_amount", "amount was"),
+                   ("after_amount", "would be"), ("before_fee", "fee was"), ("after_fee", "would be"))
+
+
+def _difference_rows(con, backfill_id: str, limit: int | None = None) -> list[tuple]:
+    """The backfill's differences in report order (action key, then kind), all of them unless `limit`."""
+    columns = ", ".join(c for c, _ in _REPORT_COLUMNS)  # fixed column names
+    return con.execute(
+        f"select {columns} from backfill_differences where backfill_id = ? order by action_key, kind"
+        + (" limit ?" if limit is not None else ""),
+        [backfill_id] + ([limit] if limit is not None else [])).fetchall()
+
+
+def differences_markdown(con, backfill_id: str, limit: int | None = None, where: str | None = None) -> str:
+    """The difference report as Markdown: counts per kind, then every difference (or the first `limit`,
+    for a terminal: the last line then says how many more there are and where, `where` or the table)."""
+    from pipeline.engine.impact import md_cell
+
     counts = dict(con.execute("select kind, count(*) from backfill_differences where backfill_id = ? "
                               "group by kind order by kind", [backfill_id]).fetchall())
     lines = [f"## Backfill {backfill_id}: differences from the ledger", "",
              "| kind | actions |", "|---|---:|"]
     for kind in ("would_have_happened", "would_not_have_happened", "changed"):
         lines.append(f"| {kind} | {counts.get(kind, 0)} |")
-    rows = con.execute(
-        """select kind, action_key, coalesce(before_status, ''), coalesce(before_executed_on::varchar, ''),
-                  coalesce(after_executed_on::varchar, ''), coalesce(before_amount::varchar, ''),
-                  coalesce(after_amount::varchar, ''), coalesce(before_fee::varchar, ''),
-                  coalesce(after_fee::varchar, '')
-           from backfill_differences where backfill_id = ? order by action_key limit ?""",
-        [backfill_id, limit],
-    ).fetchall()
+    total = sum(counts.values())
+    lines.append(f"| total | {total} |")
+    rows = _difference_rows(con, backfill_id, limit)
     if rows:
-        lines += ["", "| kind | action | was | on | would be on | amount was | would be | fee was | would be |",
+        # the level is in the key (`.../L2/...`); the case and action type are columns of the CSV
+        shown = [i for i, (c, _) in enumerate(_REPORT_COLUMNS) if c not in ("case_id", "level_no", "action")]
+        lines += ["", "| " + " | ".join(_REPORT_COLUMNS[i][1] for i in shown) + " |",
                   "|---|---|---|---|---|---:|---:|---:|---:|"]
-        lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
-        total = sum(counts.values())
-        if total > limit:
-            lines.append(f"\n... {total - limit} more in table backfill_differences")
+        lines += ["| " + " | ".join(md_cell("" if row[i] is None else row[i]) for i in shown) + " |"
+                  for row in rows]
+        if total > len(rows):
+            lines.append(f"\n... {total - len(rows)} more: every one in "
+                         + (where or f"table backfill_differences (backfill_id = '{backfill_id}')"))
     return "\n".join(lines) + "\n"
+
+
+def differences_csv(con, backfill_id: str) -> str:
+    """Every difference of the backfill as CSV (the columns of `backfill_differences`, exact decimals)."""
+    from pipeline.engine.impact import csv_text
+
+    rows = _difference_rows(con, backfill_id)
+    return csv_text([("backfill_id", "")] + [(c, "") for c, _ in _REPORT_COLUMNS],
+                    [[backfill_id, *row] for row in rows])
+
+
+def report_paths(path) -> tuple:
+    """The Markdown report at `path` and its CSV beside it (`report.md` -> `report.csv`)."""
+    from pathlib import Path
+
+    path = Path(path)
+    csv_path = path.with_suffix(".csv")
+    if csv_path == path:
+        csv_path = path.with_name(path.name + ".differences.csv")
+    return path, csv_path
+
+
+def write_report(con, backfill_id: str, path) -> tuple:
+    """Write the complete difference report: Markdown at `path`, CSV beside it; returns both paths."""
+    from pipeline.durable_files import atomic_write
+
+    md_path, csv_path = report_paths(path)
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(md_path, differences_markdown(con, backfill_id).encode("utf-8"), fsync=False)
+    atomic_write(csv_path, differences_csv(con, backfill_id).encode("utf-8"), fsync=False)
+    return md_path, csv_path

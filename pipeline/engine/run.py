@@ -37,7 +37,7 @@ from pipeline.warehouse import catalog
 from pipeline.config import policy as policy_mod
 from pipeline.failed_collections.reference import load_reference, report_unknown_codes
 from pipeline.warehouse.analytics import ensure_analytics
-from pipeline.warehouse.ingest import TableReport, ingest
+from pipeline.warehouse.ingest import TableReport, ingest, quarantine_stop
 from pipeline.reporting.publish import publish
 from pipeline.config.settings import Settings
 from pipeline.warehouse.sql_runner import run_daily_models
@@ -94,6 +94,10 @@ class DayResult:
     model_seconds: dict[str, float] = field(default_factory=dict)
     # why nothing was sent today (the fresh-data gate), or None
     dispatch_blocked: str | None = None
+    # what the day's dispatch did (pipeline.delivery.dispatch.DispatchSummary), if it ran
+    dispatch: object | None = None
+    # what a user should know about the day (also logged): e.g. contracts waiting for their policy
+    warnings: list[str] = field(default_factory=list)
 
 
 @contextmanager
@@ -166,31 +170,62 @@ def plan_day(con, as_of: date, mode: RunMode = RunMode.LIVE, *, settings: Settin
     mode = RunMode(mode)
     if mode is RunMode.LIVE:
         refuse_before_latest(con, as_of, what="Re-running the live day")
+        # too many input rows quarantined (settings.ingestion): stop before anything is planned or sent
+        stopped = quarantine_stop(con, settings.ingestion) if settings is not None else None
+        if stopped:
+            raise RunRefused(stopped)
     blocked = stale_payments(con, as_of, settings) if mode.sends and settings is not None else None
     if blocked:
         log.warning(blocked)
-    rewind_to(con, as_of)
-    seconds = run_daily_models(con, as_of, live=mode.sends)
-    counts = apply_day(con, as_of, mode.value, held=blocked is not None, open_receivables=open_receivables)
-    run_number = con.execute(
-        "select coalesce(max(run_number), 0) + 1 from run_log where as_of = ?", [as_of]
-    ).fetchall()[0][0]
-    con.execute(
-        """insert into run_log (as_of, run_number, mode, cases_opened, cases_closed, actions_planned,
-                                levels_skipped, documents_sent, dispatch_blocked)
-           values (?, ?, ?, ?, ?, ?, ?, 0, ?)""",
-        [as_of, run_number, mode.value, counts["cases_opened"],
-         counts["cases_closed"], counts["actions"], counts["levels_skipped"], blocked],
-    )
-    return DayResult(as_of, documents_written=0, model_seconds=seconds, dispatch_blocked=blocked, **counts)
+    # One transaction from the rewind to the run log: a crash (or kill) in between leaves the day as
+    # the previous run recorded it, never rewound without its re-planned rows (which `dunning
+    # dispatch` would then find nothing to send for).
+    con.execute("begin transaction")
+    try:
+        rewind_to(con, as_of)
+        seconds = run_daily_models(con, as_of, live=mode.sends)
+        warnings = waiting_contract_warnings(con, as_of)
+        counts = apply_day(con, as_of, mode.value, held=blocked is not None, open_receivables=open_receivables)
+        run_number = con.execute(
+            "select coalesce(max(run_number), 0) + 1 from run_log where as_of = ?", [as_of]
+        ).fetchall()[0][0]
+        con.execute(
+            """insert into run_log (as_of, run_number, mode, cases_opened, cases_closed, actions_planned,
+                                    levels_skipped, documents_sent, dispatch_blocked)
+               values (?, ?, ?, ?, ?, ?, ?, 0, ?)""",
+            [as_of, run_number, mode.value, counts["cases_opened"],
+             counts["cases_closed"], counts["actions"], counts["levels_skipped"], blocked],
+        )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    for warning in warnings:
+        log.warning(warning)
+    return DayResult(as_of, documents_written=0, model_seconds=seconds, dispatch_blocked=blocked,
+                     warnings=warnings, **counts)
 
 
-def dispatch_day(con, as_of: date, settings: Settings) -> int:
+def waiting_contract_warnings(con, as_of: date) -> list[str]:
+    """One line per policy whose contracts wait for a version in force (int_waiting_contracts)."""
+    rows = con.execute("""select policy_id, first_version_on, count(*), list(contract_id order by contract_id)[1:5]
+                          from int_waiting_contracts group by all order by policy_id""").fetchall()
+    out = []
+    for policy_id, first_on, count, sample in rows:
+        until = f"until its first version takes effect on {first_on}" if first_on else "(no version in force)"
+        more = f" and {count - len(sample)} more" if count > len(sample) else ""
+        out.append(f"{count} contract(s) name policy {policy_id}, which has no version in force on {as_of}: "
+                   f"not dunned {until} ({', '.join(sample)}{more}); an explicit policy never falls back to "
+                   "routing rules or the default")
+    return out
+
+
+def dispatch_day(con, as_of: date, settings: Settings, result: DayResult | None = None) -> int:
     """Render and deliver every live action still planned up to `as_of`; returns documents written.
 
     Sends nothing while today's run was blocked by the fresh-data gate.
     """
-    from pipeline.delivery.dispatch import dispatch_outbox  # rendering libraries load only when used
+    from pipeline.delivery.dispatch import dispatch  # rendering libraries load only when used
 
     blocked = con.execute(
         "select dispatch_blocked from run_log where as_of = ? order by run_number desc limit 1", [as_of]
@@ -198,7 +233,10 @@ def dispatch_day(con, as_of: date, settings: Settings) -> int:
     if blocked and blocked[0][0]:
         log.warning("dispatch skipped: %s", blocked[0][0])
         return 0
-    written = dispatch_outbox(con, as_of, settings)
+    summary = dispatch(con, as_of, settings)
+    written = summary.rendered
+    if result is not None:
+        result.dispatch = summary
     con.execute(
         """update run_log set documents_sent = documents_sent + ?
            where as_of = ? and run_number = (select max(run_number) from run_log where as_of = ?)""",
@@ -228,7 +266,7 @@ def run_day(con, as_of: date, settings: Settings, *, send: bool = True, publish_
     """
     result = plan_day(con, as_of, RunMode.LIVE, settings=settings)
     if send and not result.dispatch_blocked:
-        result.documents_written = dispatch_day(con, as_of, settings)
+        result.documents_written = dispatch_day(con, as_of, settings, result)
     if publish_copy:
         publish_day(con, settings, as_of)
     return result

@@ -17,6 +17,18 @@ recovered after each level. Each side reads its own schema (`search_path`
   (sql/analytics/recovered_after_level.sql), the one definition of a recovery
   figure that `level_outcomes` also reads, as of the range's last day, for the
   levels executed in the range.
+
+Two kinds of figure, and the report says which is which:
+
+* mechanical consequences (documents, letters, postage, fees, contracts ended, open
+  cases, the customers and cases affected: `pipeline.engine.impact`): what the candidate
+  policy does to the same data, computed by the daily models;
+* payments after a level: the payments customers really made, under the actual policy,
+  credited to each side's levels. For the candidate this is no prediction: customers who
+  got other documents on other days might have paid otherwise.
+
+`write_report` writes the comparison complete: Markdown, HTML (charts with titles) and
+every affected customer, case and action as CSV and Parquet beside it.
 """
 
 from __future__ import annotations
@@ -30,6 +42,8 @@ from html import escape
 from pathlib import Path
 
 from pipeline.config import policy as policy_mod
+from pipeline.durable_files import atomic_write
+from pipeline.engine import impact as impact_mod
 from pipeline.warehouse import work_schemas as schemas
 from pipeline.engine.backfill import run_in_schema
 from pipeline.engine.run import RunMode
@@ -88,6 +102,8 @@ class Simulation:
     actual: Figures
     candidate: Figures
     seconds: float
+    # per level and currency with differences and totals, the customers, cases and actions affected
+    impact: impact_mod.Impact | None = None
 
 
 def schema_for(name: str) -> str:
@@ -125,77 +141,167 @@ def figures(con, schema: str, start: date, end: date, settings: Settings, days: 
     return out
 
 
+def run_policy(con, schema: str, policies: policy_mod.PolicyFile, start: date, end: date, *, on_day=None) -> None:
+    """The daily step over `start`..`end` under `policies`, in `schema` seeded with the live state before
+    `start` (cases open then keep their version); the live tables are never written. Inputs must be loaded."""
+    schemas.seed(con, schema, start)
+    with schemas.in_schema(con, schema):
+        policy_mod.load_into_duckdb(con, policies)
+    run_in_schema(con, schema, start, end, mode=RunMode.SIMULATE, on_day=on_day)
+
+
 def simulate(con, settings: Settings, candidate: Path, start: date, end: date, *, name: str | None = None,
              paid_within_days: int = 14, on_day=None) -> Simulation:
     """Run `candidate` (a policy file) over `start`..`end` in its own schema; inputs must be loaded."""
     policies = policy_mod.load_policy_file(candidate)
     schema = schema_for(name or Path(candidate).stem)
     started = time.perf_counter()
-    schemas.seed(con, schema, start)
-    with schemas.in_schema(con, schema):
-        policy_mod.load_into_duckdb(con, policies)
-    run_in_schema(con, schema, start, end, mode=RunMode.SIMULATE, on_day=on_day)
+    run_policy(con, schema, policies, start, end, on_day=on_day)
     seconds = time.perf_counter() - started
     return Simulation(schema, start, end, paid_within_days,
                       actual=figures(con, "main", start, end, settings, paid_within_days),
                       candidate=figures(con, schema, start, end, settings, paid_within_days),
-                      seconds=seconds)
+                      seconds=seconds,
+                      impact=impact_mod.compare(con, "main", schema, start, end, settings,
+                                                labels=("actual", "candidate")))
 
 
-def _rows(sim: Simulation) -> list[tuple[str, str, str]]:
+MECHANICAL = ("Mechanical consequences: the daily models apply the candidate's levels to the same invoices, "
+              "payments and suspensions. Documents, letters, postage, fees, contracts ended, open cases and the "
+              "customers, cases and actions listed follow from that alone: they are what the policy would do.")
+ASSUMED = ("Not a prediction: these figures assume customers behave as they did. Both columns count the payments "
+           "customers really made, under the actual policy, each credited to the last level its case had "
+           "received before it (sql/analytics/recovered_after_level.sql). Customers who got the candidate's "
+           "documents on the candidate's days might have paid otherwise; the candidate's column only shows how "
+           "the observed payments fall on its levels.")
+
+
+def _mechanical_rows(sim: Simulation) -> list[tuple[str, object, object]]:
     a, c = sim.actual, sim.candidate
-    rows = []
+    rows: list[tuple[str, object, object]] = []
     for level in sorted(set(a.documents) | set(c.documents)):
-        rows.append((f"documents, level {level}", str(a.documents.get(level, 0)), str(c.documents.get(level, 0))))
+        rows.append((f"documents, L{level}", a.documents.get(level, 0), c.documents.get(level, 0)))
     for ccy in sorted(set(a.letters) | set(c.letters)):
-        rows.append((f"letters ({ccy})", str(a.letters.get(ccy, 0)), str(c.letters.get(ccy, 0))))
-        rows.append((f"postage estimate ({ccy})", str(a.postage.get(ccy, Decimal("0.00"))),
-                     str(c.postage.get(ccy, Decimal("0.00")))))
+        rows.append((f"letters ({ccy})", a.letters.get(ccy, 0), c.letters.get(ccy, 0)))
+        rows.append((f"postage estimate ({ccy})", a.postage.get(ccy, Decimal("0.00")),
+                     c.postage.get(ccy, Decimal("0.00"))))
     for ccy in sorted(set(a.fees) | set(c.fees)):
-        rows.append((f"fees charged ({ccy})", str(a.fees.get(ccy, Decimal("0.00"))),
-                     str(c.fees.get(ccy, Decimal("0.00")))))
-    rows.append(("contracts ended", str(a.contracts_ended), str(c.contracts_ended)))
-    for level in sorted(set(a.paid_after_level) | set(c.paid_after_level)):
-        for ccy in sorted(set(a.paid_after_level.get(level, {})) | set(c.paid_after_level.get(level, {}))):
-            rows.append((f"paid within {sim.paid_within_days} days after level {level} ({ccy})",
-                         str(a.paid_after_level.get(level, {}).get(ccy, Decimal("0.00"))),
-                         str(c.paid_after_level.get(level, {}).get(ccy, Decimal("0.00")))))
+        rows.append((f"fees charged ({ccy})", a.fees.get(ccy, Decimal("0.00")), c.fees.get(ccy, Decimal("0.00"))))
+    rows.append(("contracts ended", a.contracts_ended, c.contracts_ended))
     return rows
 
 
-def markdown(sim: Simulation) -> str:
+def _paid_rows(sim: Simulation) -> list[tuple[str, object, object]]:
+    a, c = sim.actual, sim.candidate
+    rows: list[tuple[str, object, object]] = []
+    for level in sorted(set(a.paid_after_level) | set(c.paid_after_level)):
+        for ccy in sorted(set(a.paid_after_level.get(level, {})) | set(c.paid_after_level.get(level, {}))):
+            rows.append((f"paid within {sim.paid_within_days} days after level {level} ({ccy})",
+                         a.paid_after_level.get(level, {}).get(ccy, Decimal("0.00")),
+                         c.paid_after_level.get(level, {}).get(ccy, Decimal("0.00"))))
+    return rows
+
+
+def _rows(sim: Simulation) -> list[tuple[str, str, str, str]]:
+    """Every figure of the summary: name, actual, candidate, difference (mechanical ones first)."""
+    return [(name, str(x), str(y), impact_mod.signed(y - x))
+            for name, x, y in _mechanical_rows(sim) + _paid_rows(sim)]
+
+
+def _table(rows) -> list[str]:
+    out = ["| figure | actual | candidate | difference |", "|---|---:|---:|---:|"]
+    out += [f"| {impact_mod.md_cell(name)} | {x} | {y} | {impact_mod.signed(y - x)} |" for name, x, y in rows]
+    return out
+
+
+def markdown(sim: Simulation, *, limit: int | None = None, where: str | None = None) -> str:
+    """The comparison as Markdown; every customer, case and action affected unless `limit` caps the lists
+    (for a terminal: `where` then names the files that hold them all)."""
     lines = [f"## Simulation {sim.schema}: {sim.start} to {sim.end}", "",
-             "| figure | actual | candidate |", "|---|---:|---:|"]
-    lines += [f"| {name} | {actual} | {cand} |" for name, actual, cand in _rows(sim)]
+             "actual: what the ledger recorded (schema main). candidate: the same days computed again by the "
+             f"daily models under the candidate policy, in schema {sim.schema}, from the same state before "
+             f"{sim.start}; cases open before that day keep their policy version, as they would live.", "",
+             "### What the candidate would do to the same data", "", MECHANICAL, ""]
+    lines += _table(_mechanical_rows(sim))
+    if sim.impact is not None:
+        lines += [""] + impact_mod.markdown_sections(sim.impact, limit=limit, where=where, heading="####")
+    lines += ["", "### Payments after a level: observed under the actual policy", "", ASSUMED, ""]
+    paid = _paid_rows(sim)
+    lines += _table(paid) if paid else ["No level was executed in the range on either side."]
     return "\n".join(lines) + "\n"
 
 
 def _side_by_side(title: str, figures: dict[str, tuple]) -> str:
-    """Two bars per label, actual above candidate, on one scale."""
+    """Two bars per label, actual above candidate, on one scale; the title is shown above the chart."""
     rows = [Row(f"{label} {which}", (Segment(which, value, str(value)),), str(value))
             for label, pair in figures.items() for which, value in zip(("actual", "candidate"), pair)]
-    return str(hbar_chart(rows, ["actual", "candidate"], title=title))
+    return str(hbar_chart(rows, ["actual", "candidate"], title=title, show_title=True))
 
 
-def write_html(sim: Simulation, folder: Path) -> Path:
-    """The comparison as an HTML page with charts; deterministic in the simulation's figures."""
+def _html_table(header: list[str], rows) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def write_html(sim: Simulation, folder: Path, *, stem: str | None = None) -> Path:
+    """The comparison as an HTML page with titled charts; deterministic in the simulation's figures."""
     levels = sorted(set(sim.actual.documents) | set(sim.candidate.documents))
-    charts = [_side_by_side("Documents per level", {f"L{n}": (sim.actual.documents.get(n, 0),
-                                                               sim.candidate.documents.get(n, 0)) for n in levels})]
+    charts = [_side_by_side("Documents per level: actual and candidate",
+                            {f"L{n}": (sim.actual.documents.get(n, 0), sim.candidate.documents.get(n, 0))
+                             for n in levels})]
     # one chart per currency: amounts in different currencies share no scale
     for ccy in sorted(set(sim.actual.fees) | set(sim.candidate.fees)):
-        charts.append(_side_by_side(f"Fees charged ({ccy})", {ccy: (sim.actual.fees.get(ccy, Decimal("0.00")),
-                                                                     sim.candidate.fees.get(ccy, Decimal("0.00")))}))
-    table = "".join(f"<tr><td>{escape(n)}</td><td>{escape(a)}</td><td>{escape(c)}</td></tr>"
-                    for n, a, c in _rows(sim))
+        charts.append(_side_by_side(f"Fees charged ({ccy}): actual and candidate",
+                                    {ccy: (sim.actual.fees.get(ccy, Decimal("0.00")),
+                                           sim.candidate.fees.get(ccy, Decimal("0.00")))}))
+    header = ["figure", "actual", "candidate", "difference"]
+    mechanical = [(n, x, y, impact_mod.signed(y - x)) for n, x, y in _mechanical_rows(sim)]
+    paid = [(n, x, y, impact_mod.signed(y - x)) for n, x, y in _paid_rows(sim)]
+    levels_html = totals_html = ""
+    if sim.impact is not None:
+        levels_html = "<h3>Per level and currency</h3>" + _html_table(
+            ["policy", "level", "currency", "figure", "actual", "candidate", "difference"],
+            [(r.policy_id, r.label, r.currency, label, getattr(r.before, attr), getattr(r.after, attr),
+              impact_mod.signed(getattr(r.after, attr) - getattr(r.before, attr)))
+             for r in sim.impact.levels for attr, label, _ in impact_mod.FIGURES
+             if getattr(r.before, attr) or getattr(r.after, attr)])
+        totals_html = "<h3>Totals per currency</h3>" + _html_table(
+            ["currency", "figure", "actual", "candidate", "difference"],
+            [(ccy, label, getattr(x, attr), getattr(y, attr), impact_mod.signed(getattr(y, attr) - getattr(x, attr)))
+             for ccy, (x, y) in sim.impact.totals().items() for attr, label, _ in impact_mod.FIGURES])
+        totals_html += (f"<p>{len(sim.impact.customers)} customer(s), {len(sim.impact.cases)} case(s) and "
+                        f"{len(sim.impact.actions)} action(s) differ: every one is listed in the Markdown report "
+                        "and the CSV and Parquet files beside it.</p>")
     html = ("<!doctype html><html><head><meta charset='utf-8'>"
             f"<title>Simulation {escape(sim.schema)}</title>"
             "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;text-align:right}"
-            "td:first-child{text-align:left}</style></head><body>"
+            "td:first-child{text-align:left}.chart{display:block;margin:1em 0}</style></head><body>"
             f"<h1>Simulation {escape(sim.schema)}: {sim.start} to {sim.end}</h1>"
+            "<h2>What the candidate would do to the same data</h2>"
+            f"<p>{escape(MECHANICAL)}</p>"
             + "".join(f"<div>{c}</div>" for c in charts)
-            + f"<table><tr><th>figure</th><th>actual</th><th>candidate</th></tr>{table}</table></body></html>\n")
+            + _html_table(header, mechanical) + levels_html + totals_html
+            + "<h2>Payments after a level: observed under the actual policy</h2>"
+            f"<p>{escape(ASSUMED)}</p>" + _html_table(header, paid) + "</body></html>\n")
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"simulate-{sim.schema}-{sim.start}-{sim.end}.html"
-    path.write_text(html, encoding="utf-8")
+    path = folder / f"{stem or report_stem(sim)}.html"
+    atomic_write(path, html.encode("utf-8"), fsync=False)
     return path
+
+
+def report_stem(sim: Simulation) -> str:
+    return f"simulate-{sim.schema}-{sim.start}-{sim.end}"
+
+
+def write_report(sim: Simulation, folder: Path) -> list[Path]:
+    """The complete comparison: `<stem>.md`, `<stem>.html`, and `<stem>.<table>.csv|.parquet` for the
+    levels, customers, cases and actions (every one). The Markdown report comes first."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = report_stem(sim)
+    md = folder / f"{stem}.md"
+    atomic_write(md, markdown(sim).encode("utf-8"), fsync=False)
+    written = [md, write_html(sim, folder, stem=stem)]
+    if sim.impact is not None:
+        written += impact_mod.write_tables(sim.impact, folder / stem)
+    return written

@@ -6,6 +6,11 @@ stacked by series (documents per day). Geometry is computed in Decimal and
 written with two decimals, so the same data gives the same bytes everywhere;
 every text is escaped, and each bar carries its exact value (`data-value`) and
 a `<title>` for readers and tests.
+
+Every chart has a title: the SVG's `<title>` and `aria-label` always, and with
+`show_title=True` also a visible heading above the plot (for pages that do not
+print their own heading over each chart, such as the simulation report); the
+plot then moves down by `TITLE_HEIGHT` and keeps its geometry otherwise.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from markupsafe import Markup, escape
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 FONT = "DejaVu Sans, sans-serif"
 _CENT = Decimal("0.01")
+TITLE_HEIGHT = 22
 
 
 @dataclass(frozen=True)
@@ -61,14 +67,19 @@ def _legend(series: list[str], y: int) -> list[str]:
     return out
 
 
-def _svg(width: int, height: int, title: str, body: list[str]) -> Markup:
+def _svg(width: int, height: int, title: str, body: list[str], show_title: bool = False) -> Markup:
+    if show_title:  # the heading above, the plot below it, unchanged
+        body = [f'<text class="chart-title" x="0" y="15" font-size="13" font-weight="bold">{escape(title)}</text>',
+                f'<g transform="translate(0 {TITLE_HEIGHT})">', *body, "</g>"]
+        height += TITLE_HEIGHT
     head = (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
             f'viewBox="0 0 {width} {height}" font-family="{FONT}" role="img" aria-label="{escape(title)}">')
     return Markup("\n".join([head, f"<title>{escape(title)}</title>", *body, "</svg>"]))
 
 
 def hbar_chart(rows: list[Row], series: list[str], *, title: str, normalize: bool = False,
-               width: int = 640, label_width: int = 170, total_width: int = 110, bar_height: int = 16) -> Markup:
+               width: int = 640, label_width: int = 170, total_width: int = 110, bar_height: int = 16,
+               show_title: bool = False) -> Markup:
     """Horizontal bars, one per row, segments stacked in `series` order.
 
     `normalize`: every row fills the width (shares of its own total), for rows whose
@@ -98,11 +109,11 @@ def hbar_chart(rows: list[Row], series: list[str], *, title: str, normalize: boo
             body.append(f'<text x="{_n(x + 4)}" y="{y + bar_height - 4}" font-size="10">'
                         f"{escape(row.total_text)}</text>")
     height = top + max(len(rows), 1) * (bar_height + 6)
-    return _svg(width, height, title, body)
+    return _svg(width, height, title, body, show_title)
 
 
 def column_chart(columns: list[Row], series: list[str], *, title: str, width: int = 640, height: int = 180,
-                 label_every: int = 5) -> Markup:
+                 label_every: int = 5, show_title: bool = False) -> Markup:
     """Vertical columns (e.g. one per day) stacked by series, on one scale; every
     `label_every`-th label and the last are written under the axis."""
     _check(columns)
@@ -131,4 +142,4 @@ def column_chart(columns: list[Row], series: list[str], *, title: str, width: in
         if i % label_every == 0 or i == len(columns) - 1:
             body.append(f'<text x="{_n(x + bar_w / 2)}" y="{height - 4}" font-size="8" text-anchor="middle">'
                         f"{escape(col.label)}</text>")
-    return _svg(width, height, title, body)
+    return _svg(width, height, title, body, show_title)

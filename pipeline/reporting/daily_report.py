@@ -3,7 +3,9 @@
 Everything is read through the analyst's macros (`pipeline.warehouse.analytics`) for the
 report's day, so a report for a past day shows that day, not today's state.
 Charts are inline SVG (`pipeline.reporting.charts`), money is exact Decimal
-formatted by Babel (English), and the PDF comes from the same HTML through
+formatted by Babel for the organization's locale (`organization.locale` in dunning.yaml:
+``63.124,87 DKK`` for a German company; English ``DKK 63,124.87`` with CLDR's currency spacing
+when none is known), the organization's name heads it, and the PDF comes from the same HTML through
 WeasyPrint with a fetcher confined to the report's template folder and fixed
 dates: the same database and day give byte-identical files.
 """
@@ -25,7 +27,7 @@ from pipeline.durable_files import atomic_write
 from pipeline.reporting.charts import Row, Segment, column_chart, hbar_chart
 from pipeline.warehouse.ledger_rules import aging_buckets
 
-LOCALE = "en"
+LOCALE = "en"  # when the report is gathered without an organization (its locale wins otherwise)
 BUCKETS = list(aging_buckets())  # sql/seeds/aging_buckets.csv, as the aging views bucket
 DOCUMENT_DAYS = 30
 TEMPLATE = "report.html"
@@ -37,8 +39,8 @@ def template_folder(settings: Settings) -> Path:
     return folder if (folder / TEMPLATE).is_file() else PROJECT_ROOT / "templates" / "report"
 
 
-def money(amount: Decimal, currency: str) -> str:
-    return format_money(amount, currency, LOCALE)
+def money(amount: Decimal, currency: str, locale: str = LOCALE) -> str:
+    return format_money(amount, currency, locale)
 
 
 @dataclass
@@ -49,6 +51,8 @@ class ReportData:
     aging: list[tuple[str, str, int, Decimal]]  # currency, bucket, receivables, amount
     outcomes: list[dict]
     documents: list[tuple[date, str, int]]  # day, channel, documents sent
+    company: str = ""  # the organization's name, in the title
+    locale: str = LOCALE  # money and percentages are formatted for it
 
 
 def _dicts(con, sql: str, params: list) -> list[dict]:
@@ -57,8 +61,9 @@ def _dicts(con, sql: str, params: list) -> list[dict]:
     return [dict(zip(names, row)) for row in cur.fetchall()]
 
 
-def gather(con, as_of: date) -> ReportData:
-    """The report's figures as of `as_of`, which must be a day the pipeline ran."""
+def gather(con, as_of: date, organization=None) -> ReportData:
+    """The report's figures as of `as_of`, which must be a day the pipeline ran; `organization`
+    (the settings' `Organization`) gives the report its company name and locale."""
     ran = con.execute("select min(as_of), max(as_of), count(*) filter (where as_of = ?) from run_log",
                       [as_of]).fetchall()[0]
     if not ran[2]:
@@ -84,12 +89,17 @@ def gather(con, as_of: date) -> ReportData:
                  and coalesce(status_changed_on, executed_on) between ? and ?
                group by all order by all""",
             [list(DOCUMENT_ACTIONS), first_day, as_of]).fetchall(),
+        company=organization.name if organization is not None else "",
+        locale=(organization.locale if organization is not None else None) or LOCALE,
     )
 
 
 def charts(data: ReportData) -> dict:
     """The four charts as SVG markup (recovered amounts: one chart per currency)."""
     currencies = sorted({c for c, *_ in data.aging})
+
+    def money(amount: Decimal, currency: str) -> str:
+        return format_money(amount, currency, data.locale)
     aging_rows = []
     for ccy in currencies:
         cells = {b: (n, amount) for c, b, n, amount in data.aging if c == ccy}
@@ -142,8 +152,8 @@ def charts(data: ReportData) -> dict:
 def render_html(data: ReportData, folder: Path) -> str:
     env = Environment(loader=FileSystemLoader(str(folder)), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters.update(money=money, percent=lambda r: "" if r is None else format_percent(
-        r, "#,##0.0%", locale=LOCALE))
+    env.filters.update(money=lambda amount, ccy: money(amount, ccy, data.locale),
+                       percent=lambda r: "" if r is None else format_percent(r, "#,##0.0%", locale=data.locale))
     aging_by_ccy: dict[str, dict[str, tuple[int, Decimal]]] = {}
     for ccy, bucket, n, amount in data.aging:
         aging_by_ccy.setdefault(ccy, {})[bucket] = (n, amount)
@@ -178,7 +188,7 @@ def render_pdf(html: str, folder: Path, as_of: date) -> bytes:
 def write_report(con, as_of: date, settings: Settings) -> tuple[Path, Path]:
     """Write `<reports_dir>/<as_of>/report.html` and `report.pdf`; returns both paths."""
     folder = template_folder(settings)
-    html = render_html(gather(con, as_of), folder)
+    html = render_html(gather(con, as_of, settings.organization), folder)
     out = Path(settings.reports_dir) / as_of.isoformat()
     out.mkdir(parents=True, exist_ok=True)
     html_path, pdf_path = out / "report.html", out / "report.pdf"

@@ -115,6 +115,8 @@ def _next_action(e: Explanation, o: dict) -> NextAction | None:
         held.append("pause flag on the followed invoice")
     if o["held_by_failed_collection"]:
         held.append("a failed collection being worked on for the contract")
+    if o["in_grace_until"]:
+        held.append(f"the grace period of the followed invoice, until {o['in_grace_until']}")
     if o["awaiting_confirmation_key"]:
         held.append(f"confirmation of the manual reminder {o['awaiting_confirmation_key']} "
                     "(later levels move by the days until it is confirmed)")

@@ -20,6 +20,25 @@ never break an analyst's query. So after each run:
 The stamp is `<as_of>-run<run number>` from the run log: deterministic, no clock.
 Analysts should open the file read-only (`duckdb -readonly`, `read_only=True`): their
 own tables would live in a file the next publish replaces.
+
+The file opens with stock tools, and the folder can be copied elsewhere:
+
+- It is written in DuckDB's storage version `v1.4.0` (STORAGE_VERSION), which
+  DuckDB 1.4 and every later release read (the pipeline's own DuckDB would
+  otherwise write its newest version, which older CLIs and drivers refuse).
+  Its SQL uses nothing newer either; tests open it with the pinned
+  `duckdb-cli` 1.4 (`make analyst`).
+- No absolute path is stored. Each view reads
+  `read_parquet(analyst_dir() || '/current/<name>.parquet')`, and the scalar
+  macro `analyst_dir()` is the folder of the database file itself: DuckDB's
+  default temp directory of a database file is `<file>.tmp`, beside it, so its
+  folder is the file's folder, whatever the working directory (the argument of
+  a table function must be a constant; a setting is one). A session that
+  attached the file to another database, or set its own temp_directory, names
+  the folder with `SET VARIABLE dunning_analyst_dir = '<folder>'` (DIR_VARIABLE),
+  which wins.
+- Aging buckets are of the ENUM type `aging_buckets` (the seed's order), in
+  `aging` as in `aging_as_of`: they sort naturally, not alphabetically.
 """
 
 from __future__ import annotations
@@ -39,6 +58,24 @@ from pipeline.warehouse.state import create_history_macros
 
 ANALYST_DB = "dunning_analyst.duckdb"
 CURRENT = "current"
+# The storage version of the analysts' file: DuckDB 1.4 (LTS) and every later release read it.
+STORAGE_VERSION = "v1.4.0"
+# A session variable that names the analyst folder where the file's own location cannot be known.
+DIR_VARIABLE = "dunning_analyst_dir"
+ANALYST_DIR_MACRO = f"""create or replace macro analyst_dir() as coalesce(
+    getvariable('{DIR_VARIABLE}'),
+    nullif(parse_dirpath(current_setting('temp_directory')), ''),
+    '.')"""
+_ANALYST_DIR_COMMENT = (
+    "The folder of this file, where `current/` with the Parquet files is: the folder of the database's "
+    "default temp directory (<file>.tmp, beside the file), or the variable " + DIR_VARIABLE + " when set "
+    "(SET VARIABLE " + DIR_VARIABLE + " = '<folder>', for a session that attached this file to another "
+    "database). Every view reads <analyst_dir()>/current/<name>.parquet, so the folder may be copied "
+    "anywhere.")
+# Views of the file whose columns differ from the Parquet's: (select list, order by).
+_VIEW_SHAPES = {
+    "aging": (f"* replace (cast(bucket as {analytics.BUCKET_TYPE}) as bucket)", "order by currency, bucket"),
+}
 _EXPORT = re.compile(r"^\d{4}-\d{2}-\d{2}-run\d+(-\d+)?$")
 _TMP_PREFIX = ".tmp-"
 
@@ -123,24 +160,36 @@ def _write_analyst_db(root: Path, names: list[str]) -> None:
     tmp = root / f"{_TMP_PREFIX}{ANALYST_DB}"
     for stale in (tmp, Path(f"{tmp}.wal")):
         stale.unlink(missing_ok=True)
-    current = (root / CURRENT).absolute()
-    acon = duckdb.connect(str(tmp))
+    acon = duckdb.connect()  # in memory; the file is attached in the storage version older readers know
     try:
+        acon.execute(f"attach {_literal(tmp)} as analyst (storage_version '{STORAGE_VERSION}')")
+        acon.execute("use analyst")
+        # a view is bound when it is created: here analyst_dir() must find the new export
+        acon.execute(f"set variable {DIR_VARIABLE} = {_literal(root.absolute())}")
         acon.execute("begin")  # one commit for a few hundred statements (views, macros, comments)
+        acon.execute(analytics.bucket_type_ddl())
+        acon.execute(ANALYST_DIR_MACRO)
+        acon.execute(f"comment on macro analyst_dir is {_literal(_ANALYST_DIR_COMMENT)}")
         for name in names:
-            # DDL takes no bound parameters: the path is quoted as a literal (it comes from the
-            # settings, the name from the catalog)
-            path = str(current / f"{name}.parquet").replace("'", "''")
-            acon.execute(f"create view \"{name}\" as select * from read_parquet('{path}')")
+            # DDL takes no bound parameters: the name comes from the catalog (a plain identifier)
+            columns, order = _VIEW_SHAPES.get(name, ("*", ""))
+            acon.execute(f"create view \"{name}\" as select {columns} "
+                         f"from read_parquet(analyst_dir() || '/{CURRENT}/{name}.parquet') {order}")
         create_history_macros(acon)  # the status rules and levels_done, which the analytics macros use
         analytics.ensure_analytics(acon, kinds=("macro",))
         catalog.apply_comments(acon)
         acon.execute("commit")
-        acon.execute("checkpoint")
+        acon.execute("use memory")
+        acon.execute("detach analyst")  # checkpoints: the file is complete, no WAL beside it
     finally:
         acon.close()
     fsync_path(tmp)
     os.replace(tmp, root / ANALYST_DB)
+
+
+def _literal(value) -> str:
+    """A SQL string literal (for DDL, which takes no bound parameters)."""
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _remove_old(root: Path, keep: set[str | None]) -> None:

@@ -32,9 +32,14 @@ def documents_per_kind(con) -> list[tuple[str, int]]:
     ).fetchall()
 
 
-def day_summary_markdown(con, as_of: date) -> str:
+def day_summary_markdown(con, as_of: date, locale: str = "en") -> str:
+    """Open cases per level and what is overdue per currency, money formatted for `locale` (Babel,
+    with CLDR's currency spacing: ``DKK 63,124.87`` in English, ``63.124,87 DKK`` in German)."""
+    from pipeline.delivery.render.formatting import format_money
+
     lines = ["| level | open cases |", "|---|---:|"]
     lines += [f"| {lv} {name} | {n} |" for lv, name, n in open_cases_per_level(con)]
     lines += ["", "| currency | contracts overdue | overdue | open |", "|---|---:|---:|---:|"]
-    lines += [f"| {c} | {n} | {o} | {t} |" for c, n, o, t in overdue_per_currency(con, as_of)]
+    lines += [f"| {c} | {n} | {format_money(o or 0, c, locale)} | {format_money(t or 0, c, locale)} |"
+              for c, n, o, t in overdue_per_currency(con, as_of)]
     return "\n".join(lines)

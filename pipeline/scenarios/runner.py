@@ -24,6 +24,7 @@ import json
 import re
 import shutil
 import tempfile
+import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -239,6 +240,7 @@ class CaseExpectation(_Strict):
     fees_total: Money | None = None
     failure_type: Literal["soft", "hard", "technical"] | None = None  # collection cases
     counting: Literal["per_transaction", "per_mandate"] | None = None  # collection cases
+    arm: Literal["champion", "challenger"] | None = None  # cases of a champion/challenger experiment
 
 
 class Expect(_Strict):
@@ -335,17 +337,6 @@ def _error_lines(where: str, exc: ValidationError, prefix: tuple = ()) -> list[s
         if line not in lines:  # a union reports the same problem once per member
             lines.append(line)
     return lines
-
-
-def _floats_in(value: Any, loc: tuple) -> list[tuple]:
-    """Paths of binary floats anywhere in `value`: the policy has no field that needs one."""
-    if isinstance(value, float):
-        return [loc]
-    if isinstance(value, dict):
-        return [p for k, v in value.items() for p in _floats_in(v, loc + (k,))]
-    if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in _floats_in(v, loc + (i,))]
-    return []
 
 
 def _resolve(base: Path, path: Path, kind: str, key: str, where: Path) -> Path:
@@ -488,12 +479,9 @@ def load_scenario(path: Path | str) -> Scenario:
         raise ScenarioError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: (top level): expected a mapping with run, expect, policy and inputs")
-    floats = _floats_in(data.get("policy"), ("policy",))
+    floats = policy_mod.binary_floats(data.get("policy"), ("policy",))  # the policy file's own money rule
     if floats:
-        raise ScenarioError("\n".join(
-            f"{path}: {_format_loc(loc)}: write this number as a quoted string such as \"5.00\": money and "
-            "rates are exact decimals, and YAML reads an unquoted number with a decimal point as a binary float"
-            for loc in floats))
+        raise ScenarioError("\n".join(f"{path}: {_format_loc(loc)}: {policy_mod.FLOAT_MONEY}" for loc in floats))
     try:
         spec = ScenarioFile.model_validate(data)
     except ValidationError as exc:
@@ -648,7 +636,7 @@ def run_scenario(scenario: Scenario, workdir: Path | str) -> ScenarioResult:
             a["details"] = json.loads(a["details"], parse_float=Decimal) if a["details"] else {}
         cases = _fetch(con, """
             select case_id as case, opened_on, closed_on, close_reason, policy_version as policy,
-                   current_level as level, fees_total, failure_type, counting
+                   current_level as level, fees_total, failure_type, counting, arm
             from cases order by opened_on, case_id""")
         versions = {r["policy_version"]: (r["policy_id"], r["effective_from"])
                     for r in _fetch(con, "select policy_id, policy_version, effective_from from policy_versions")}
@@ -809,17 +797,30 @@ def scenario_paths(paths: Iterable[Path | str]) -> list[Path]:
 
 
 def run_scenarios(paths: Iterable[Path | str]) -> list[ScenarioResult]:
-    """Load and run each scenario in its own temporary folder; a scenario that cannot be loaded
-    or whose inputs cannot be read fails with the message instead of stopping the others."""
+    """Load and run each scenario in its own temporary folder. A scenario that cannot be loaded,
+    whose inputs cannot be read, or whose run crashes fails with the message (a crash: its type,
+    message and where it happened) instead of stopping the others."""
     results = []
     for path in scenario_paths(paths):
+        name = path.stem
         try:
             scenario = load_scenario(path)
+            name = scenario.name
             with tempfile.TemporaryDirectory(prefix="dunning-scenario-") as workdir:
                 results.append(run_scenario(scenario, workdir))
         except (ScenarioError, policy_mod.PolicyError, IngestError) as exc:
-            results.append(ScenarioResult(path.stem, path, False, str(exc).splitlines()))
+            results.append(ScenarioResult(name, path, False, str(exc).splitlines()))
+        except Exception as exc:  # noqa: BLE001 - a crash is this scenario's failure, not everyone's
+            results.append(ScenarioResult(name, path, False, _crash_lines(exc)))
     return results
+
+
+def _crash_lines(exc: BaseException) -> list[str]:
+    """A crash in a few lines: what was raised, and the innermost frame of the product that raised it."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/pipeline/" in f.filename.replace("\\", "/")]
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
+    message = str(exc).splitlines() or [""]
+    return [f"crashed: {type(exc).__name__}: {message[0]}{where}", *message[1:]]
 
 
 def format_results(results: list[ScenarioResult]) -> str:

@@ -9,12 +9,20 @@ questions with plain SQL and nothing is stored twice:
 * `recovered_after_level(d, n)` is the one definition of cash recovered after a
   level (payments booked within n days after it); `level_outcomes_as_of` and
   `dunning simulate` read it, nothing computes recovery a second time;
+* `open_cases` is today's worklist: every open case with the customer's name,
+  its contract, the level reached and the amount owed on the latest day run;
 * `open_receivables_as_of(d)` and `aging_as_of(d)` need each invoice's open
   amount on day d, which only the inputs hold. They are the daily models
   `int_receivable_remainders`, `int_contract_credits` and
   `int_open_receivables` themselves, turned into table macros (`$as_of`
   becomes the macro's parameter, a reference to another model becomes a call
   of its macro): one implementation of the allocation rules, not two.
+
+An aging bucket is of the ENUM type `aging_buckets`, whose values are the
+buckets of `sql/seeds/aging_buckets.csv` in the seed's order, so ORDER BY, min()
+and max() take them in their natural order (not due, 1-30, ..., over 90), not
+alphabetically. `state_as_of` refuses a day after the last day computed
+(run_log) with an error that says so: that day's state is not known yet.
 
 DuckDB binds a view or macro when it is created, so an object is only created
 once the tables it reads exist; on a fresh database `ensure_state` runs before
@@ -27,6 +35,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pipeline.warehouse.ledger_rules import aging_buckets
 from pipeline.warehouse.sql_runner import read_model
 
 # the macro parameter every `$as_of` becomes; no input column has this name (a macro parameter
@@ -60,7 +69,7 @@ OBJECTS: tuple[AnalyticsObject, ...] = (
     AnalyticsObject("contract_credits_as_of", "macro", "intermediate/int_contract_credits", _INPUTS),
     AnalyticsObject("open_receivables_as_of", "macro", "intermediate/int_open_receivables", _INPUTS),
     AnalyticsObject("aging_as_of", "macro", "analytics/aging_as_of", _INPUTS),
-    AnalyticsObject("state_as_of", "macro", "analytics/state_as_of", _HISTORY),
+    AnalyticsObject("state_as_of", "macro", "analytics/state_as_of", (*_HISTORY, "run_log")),
     AnalyticsObject("key_figures_as_of", "macro", "analytics/key_figures_as_of", _HISTORY),
     AnalyticsObject("recovered_after_level", "macro", "analytics/recovered_after_level",
                     (*_HISTORY, "stg_payments", "stg_contracts"), params=("paid_within_days",)),
@@ -71,7 +80,13 @@ OBJECTS: tuple[AnalyticsObject, ...] = (
                     (*_HISTORY, "run_log", "stg_payments", "stg_contracts")),
     AnalyticsObject("ledger_with_provenance", "view", "analytics/ledger_with_provenance",
                     (*_HISTORY, "policy_versions", "policy_levels")),
+    AnalyticsObject("open_cases", "view", "analytics/open_cases",
+                    (*_HISTORY, "cases", "run_log", "open_receivables", "stg_customers")),
 )
+
+# The ENUM type of an aging bucket: the seed's buckets in the seed's order.
+BUCKET_TYPE = "aging_buckets"
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9 -]{0,30}")
 
 _COMMENT = re.compile(r"--[^\n]*")
 _MODEL_REF = re.compile(r"\b(" + "|".join(MODEL_MACROS) + r")\b")
@@ -91,6 +106,22 @@ def definition(obj: AnalyticsObject) -> str:
         sql = re.sub(rf"\${name}\b", name, sql)
     sql = _MODEL_REF.sub(lambda m: f"{MODEL_MACROS[m.group(1)]}({PARAM})", sql)
     return f"create or replace macro {obj.name}({', '.join((PARAM, *obj.params))}) as table\n{sql}"
+
+
+def bucket_type_ddl(*, replace: bool = True) -> str:
+    """CREATE TYPE of the aging buckets, in the order of sql/seeds/aging_buckets.csv.
+
+    `replace` (every run) makes a changed seed take effect; DuckDB records no dependency of a
+    macro or view on a type it casts to, so the type can be replaced under them.
+    """
+    buckets = aging_buckets()
+    bad = [b for b in buckets if not _BUCKET.fullmatch(b)]
+    if bad or len(set(buckets)) != len(buckets):
+        raise ValueError(f"sql/seeds/aging_buckets.csv: bucket names must be distinct letters, digits, spaces "
+                         f"and -: {bad or buckets}")
+    values = ", ".join(f"'{b}'" for b in buckets)  # checked above: no quote can occur
+    create = "create or replace type" if replace else "create type if not exists"
+    return f"{create} {BUCKET_TYPE} as enum ({values})"
 
 
 def _existing(con) -> set[str]:
@@ -115,6 +146,7 @@ def ensure_analytics(con, *, replace: bool = True, kinds: tuple[str, ...] = ("ma
     caller's job: `catalog.apply_comments(con, names)`). `kinds=("macro",)` is for
     the analyst's file, whose views are the published Parquet files.
     """
+    con.execute(bucket_type_ddl(replace=replace))  # aging_as_of casts to it (the analysts' copy: aging too)
     existing = _existing(con)
     if "view" in kinds and "policy_versions" not in existing:
         # The provenance view reads the policy tables, which the policy loader creates with this

@@ -317,6 +317,7 @@ GUARDS = {
     "collections": "select exists (select 1 from policy_collections) "
                    "or exists (select 1 from case_register where scope = 'collection')",
     "int_catch_up_actions": "select exists (select 1 from backfill_runs where catch_up <> 'none')",
+    "int_waiting_contracts": "select exists (select 1 from stg_contracts where policy is not null)",
 }
 
 

@@ -157,7 +157,7 @@ def apply_day(con, as_of: date, dispatch_mode: str, *, held: bool = False,
     opened = con.execute(
         """insert into case_register by name
            select case_id, scope, target_id, contract_id, customer_id, currency, policy_id,
-                  policy_version, opened_on, routed_by
+                  policy_version, opened_on, routed_by, experiment, arm
            from int_case_openings
            on conflict do nothing"""
     ).fetchall()[0][0]

@@ -3,23 +3,24 @@
 -- reads int_open_receivables: the daily model itself, turned into a table macro over today's
 -- typed inputs (rows dated after $as_of are invisible to it, as in the run). One
 -- implementation of the allocation rules; on the latest day this equals the `aging` view.
+-- A bucket is of the ENUM type aging_buckets (sql/seeds/aging_buckets.csv, in its order): sorted
+-- by it, the buckets come in their natural order, not alphabetically.
 with receivables as (
     select * from int_open_receivables
 ),
 
 bucketed as (
     select as_of, currency, open_amount, days_overdue,
-           aging_bucket(is_overdue, days_overdue) as bucket
+           cast(aging_bucket(is_overdue, days_overdue) as aging_buckets) as bucket
     from receivables
 ),
 
 final as (
     select as_of, currency, bucket,
            count(*) as receivables,
-           cast(sum(open_amount) as decimal(18, 2)) as open_amount,
-           min(days_overdue) as first_day
+           cast(sum(open_amount) as decimal(18, 2)) as open_amount
     from bucketed
     group by as_of, currency, bucket
 )
 
-select as_of, currency, bucket, receivables, open_amount from final order by currency, first_day
+select as_of, currency, bucket, receivables, open_amount from final order by currency, bucket

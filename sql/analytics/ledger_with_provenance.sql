@@ -8,6 +8,7 @@ with final as (
            v.effective_to as version_effective_to,
            v.in_file as version_in_file,
            coalesce(l.routed_by, c.routed_by) as routed_by,
+           c.experiment, c.arm,
            c.opened_on as case_opened_on,
            l.level_no, l.level_name,
            pl.anchor as level_anchor,
@@ -17,7 +18,8 @@ with final as (
            l.followed_invoice_id, l.days_overdue,
            l.principal, l.fee, l.fees_total, l.interest, l.amount_demanded,
            l.status, l.dispatch_mode, l.status_changed_on, l.confirmed_on,
-           l.document_path, l.provider_message_id, l.details
+           l.document_path, l.provider_message_id, l.details,
+           payment_reference(l.case_id) as payment_reference
     from action_ledger l
     left join case_register c on c.case_id = l.case_id
     left join policy_versions v on v.policy_version = l.policy_version

@@ -1,9 +1,9 @@
 -- Cases that open on $as_of: a target routed to a policy of its scope, with no open
 -- case, whose followed receivable is more days overdue than the grace period, whose
 -- overdue amount reaches the currency's threshold, and which is not suspended.
--- A courtesy level (the policy's first level, timed on or before the due date) opens the
--- case on its day when the receivable is unpaid, measured on the open amount.
--- The case remembers the policy version in force today.
+-- A courtesy level (the policy's first level, on or before the due date: is_courtesy_level)
+-- opens the case on its day when what it demands, the receivables due by its own due date,
+-- reaches the threshold. The case remembers the policy version in force today.
 with open_case_contracts as (
     select contract_id, scope, target_id
     from int_case_progress
@@ -11,13 +11,17 @@ with open_case_contracts as (
 ),
 
 routed_targets as (
-    select t.*, r.policy_id, r.policy_version, r.grace_days, r.routed_by,
+    select t.*, r.policy_id, r.policy_version, r.grace_days, r.routed_by, r.experiment, r.arm,
            coalesce(th.threshold, 0) as threshold,
-           -- a first level timed after a previous level is no courtesy level
-           case when f.anchor <> 'previous_level'
-                then level_anchor_date(f.anchor, t.followed_invoice_date, t.followed_due_date,
-                                       t.followed_scheduled_payment_on, null) + f.offset_days
-           end as first_level_on
+           f.payment_term_days as first_level_payment_term_days,
+           -- a first level timed after the "previous level" counts from the due date (SPEC 4)
+           is_courtesy_level(f.anchor, true,
+                             level_anchor_date(f.anchor, t.followed_invoice_date, t.followed_due_date,
+                                               t.followed_scheduled_payment_on, null) + f.offset_days,
+                             t.followed_due_date)
+           and level_anchor_date(f.anchor, t.followed_invoice_date, t.followed_due_date,
+                                 t.followed_scheduled_payment_on, null) + f.offset_days <= $as_of
+               as courtesy_due
     from int_dunning_targets t
     join int_routed_contracts r
       on r.contract_id = t.contract_id and r.invoice_id = t.followed_invoice_id and r.scope = t.scope
@@ -25,14 +29,27 @@ routed_targets as (
     left join int_first_levels f on f.policy_version = r.policy_version
 ),
 
+-- what a courtesy first level would demand today: the target's receivables due by its own due date
+courtesy_demands as (
+    select t.scope, t.target_id, sum(o.open_amount) as due_by_amount
+    from routed_targets t
+    join int_open_receivables o
+      on o.customer_id = t.customer_id
+     and case_covers(t.scope, t.target_id, t.contract_id, t.customer_id, t.currency, t.followed_invoice_id,
+                     o.invoice_id, o.contract_id, o.customer_id, o.currency)
+    where t.courtesy_due
+      and o.due_date <= demands_due_by(true, cast($as_of as date), t.first_level_payment_term_days, t.followed_due_date)
+    group by t.scope, t.target_id
+),
+
 candidates as (
-    select *
-    from routed_targets
-    where not suspended
-      and not dunning_disabled
-      and ((days_overdue > grace_days and overdue_amount > 0 and overdue_amount >= threshold)
-           or (first_level_on <= followed_due_date and first_level_on <= $as_of
-               and open_amount > 0 and open_amount >= threshold))
+    select t.*
+    from routed_targets t
+    left join courtesy_demands d on d.scope = t.scope and d.target_id = t.target_id
+    where not t.suspended
+      and not t.dunning_disabled
+      and ((t.days_overdue > t.grace_days and threshold_reached(t.overdue_amount, t.threshold))
+           or (t.courtesy_due and threshold_reached(d.due_by_amount, t.threshold)))
 ),
 
 -- one dunning process per contract: an invoice case never runs beside a contract case
@@ -41,7 +58,7 @@ final as (
     select (case c.scope when 'contract' then 'ct-' when 'customer' then 'cu-' else 'in-' end)
                || c.target_id || '-' || strftime(cast($as_of as date), '%Y%m%d') as case_id,
            c.scope, c.target_id, c.contract_id, c.customer_id, c.currency,
-           c.policy_id, c.policy_version, cast($as_of as date) as opened_on, c.routed_by
+           c.policy_id, c.policy_version, cast($as_of as date) as opened_on, c.routed_by, c.experiment, c.arm
     from candidates c
     where not exists (select 1 from open_case_contracts o
                       where o.scope = c.scope and o.target_id = c.target_id)

@@ -5,7 +5,8 @@
 -- ($live) catches up; a backfill's or a simulation's schema has no backfill runs anyway.
 -- The levels go through the gates of levels_due and the amounts of int_level_amounts like any
 -- level, so the document demands what is owed on the day it is sent; a case that reaches a
--- higher level (today: levels_due) needs no reminder of a lower one.
+-- higher level (today: levels_due) needs no reminder of a lower one. A level whose catch-up a failed
+-- run started is completed by the next run, whichever command recovers.
 with latest_backfill as (
     select first_day, last_day, catch_up
     from backfill_runs
@@ -15,7 +16,7 @@ with latest_backfill as (
 ),
 
 caught_up as (
-    select case_id, action_key, executed_on
+    select case_id, level_no, action_key, executed_on
     from action_ledger
     where action_key like '%+catch_up'
 ),
@@ -36,14 +37,17 @@ missed as (
             and status_is_done(h.status) and h.action_key not like '%+catch_up')
 ),
 
--- `highest`: once per case; `each`: one level a day (a re-run of a day that already sent one
--- sends no second)
+-- `highest`: one level per case; `each`: one level a day. Per action, not per case: a level whose
+-- catch-up started (one action went out, another was only rendered when the run failed and was
+-- rewound by the next run) keeps its remaining actions eligible, so a re-run or a recovery sends
+-- them; it never starts a second level
 eligible as (
     select *
     from missed m
     where not exists (
         select 1 from caught_up c
-        where c.case_id = m.case_id and (m.catch_up = 'highest' or c.executed_on = $as_of)
+        where c.case_id = m.case_id and c.level_no <> m.level_no
+          and (m.catch_up = 'highest' or c.executed_on = $as_of)
     )
 ),
 

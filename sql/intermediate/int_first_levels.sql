@@ -4,7 +4,8 @@
 with final as (
     select policy_version,
            arg_min(anchor, level_no) as anchor,
-           arg_min(offset_days, level_no) as offset_days
+           arg_min(offset_days, level_no) as offset_days,
+           arg_min(payment_term_days, level_no) as payment_term_days
     from policy_levels
     where enabled
     group by policy_version

@@ -23,16 +23,15 @@ case_interest as (
                * cast(v.interest_rate_percent * 10000 as hugeint)
                * (cast($as_of as date) - o.due_date)) as numerator
     -- once per case: a catch-up can execute beside the case's scheduled level
-    from (select distinct case_id, scope, target_id, contract_id, customer_id, currency, policy_version
+    from (select distinct case_id, scope, target_id, contract_id, customer_id, currency, followed_invoice_id,
+                          policy_version
           from levels_due where executed) d
     join policy_versions v on v.policy_version = d.policy_version and v.interest_rate_percent is not null
     join int_open_receivables o
       on o.is_overdue
-     and case d.scope
-             when 'contract' then o.contract_id = d.contract_id
-             when 'invoice' then o.invoice_id = d.target_id
-             else o.customer_id = d.customer_id and o.currency = d.currency
-         end
+     and o.customer_id = d.customer_id
+     and case_covers(d.scope, d.target_id, d.contract_id, d.customer_id, d.currency, d.followed_invoice_id,
+                     o.invoice_id, o.contract_id, o.customer_id, o.currency)
     group by d.case_id
 ),
 
@@ -50,6 +49,7 @@ final as (
     select case_id, scope, target_id, contract_id, customer_id, currency, policy_id, policy_version, routed_by,
            level_no, level_name, scheduled_on, payment_term_days, followed_invoice_id, days_overdue,
            executed, catch_up,
+           case when executed then demands_due_by end as demands_due_by,
            cast(case when executed then demanded_principal else 0 end as decimal(18, 2)) as principal,
            cast(fee as decimal(18, 2)) as fee,
            cast(case when executed then fees_before + fee else 0 end as decimal(18, 2)) as fees_total,

@@ -3,8 +3,10 @@
 -- forward in contract scope as older receivables are paid) or from the previous level's
 -- own due date (the receivable's due date for level 1). A reminder sent by hand delays
 -- every later level by the days between its creation and its confirmed dispatch.
+-- `courtesy`: the level would run on or before the followed receivable's due date
+-- (is_courtesy_level, sql/schema/025_level_rules_macro.sql).
 with pending_levels as (
-    select a.case_id, a.followed_due_date, l.level_no, l.level_name, l.anchor, l.payment_term_days,
+    select a.case_id, a.followed_due_date, a.last_level_no = 0 as first_level, l.level_no, l.level_name, l.anchor, l.payment_term_days,
            l.channel, l.template,
            level_anchor_date(l.anchor, a.followed_invoice_date, a.followed_due_date,
                              a.followed_scheduled_payment_on, a.last_level_due_date)
@@ -19,6 +21,7 @@ with pending_levels as (
 -- absolute levels, because a relative level waits for the one before it
 final as (
     select *,
+           is_courtesy_level(anchor, first_level, scheduled_on, followed_due_date) as courtesy,
            bool_and(anchor <> 'previous_level' or pending_rank = 1) over (
                partition by case_id order by pending_rank
                rows between unbounded preceding and current row

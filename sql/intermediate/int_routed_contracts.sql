@@ -2,9 +2,12 @@
 -- force that day. Only used when a case opens; an open case keeps the version it opened
 -- under (even one since edited or removed from the policy file: versions are never deleted).
 -- Precedence: a move_to_policy action of the contract's last case (until the next case
--- has opened under the new policy); the contract's explicit policy handle; else the
+-- has opened under the new policy); the contract's explicit policy handle (a contract whose
+-- policy has no version in force is routed nowhere: int_waiting_contracts); else the
 -- policies whose routing rules match (int_routing_matches), the one whose next action
 -- comes earliest winning, ties by priority; else the default policy.
+-- A version running a champion/challenger experiment sends a stable, hashed share of the items it
+-- takes by rule or default to the challenger policy (`experiment`, `arm`).
 -- A backfill may name the version to use (forced_policy_versions, empty otherwise): it
 -- replaces its policy's version in force on every day of the backfill.
 with forced as (
@@ -67,7 +70,9 @@ rule_matches as (
     join versions_in_force v using (policy_version)
     join policy_routing r using (policy_version)
     left join int_first_levels f using (policy_version)
-    where m.contract_id not in (select contract_id from explicit)
+    -- an explicit handle is never routed by rules, also while its policy has no version in force
+    -- (int_waiting_contracts)
+    where m.contract_id not in (select contract_id from stg_contracts where policy is not null)
       and m.contract_id not in (select contract_id from pending_moves)
 ),
 
@@ -90,11 +95,45 @@ by_default as (
       and not exists (select 1 from by_rule b where b.contract_id = t.contract_id and b.invoice_id = t.invoice_id)
 ),
 
-final as (
+routed as (
     select * from moved
     union all select * from explicit
     union all select * from by_rule
     union all select * from by_default
+),
+
+-- champion/challenger (policy_experiments): of the items a version running an experiment takes by
+-- rule or default, a stable share goes to the challenger's version in force. The bucket is the MD5
+-- of `<experiment>/<case target>` (the target of the champion's scope) modulo 100: the same case
+-- falls in the same arm on every run, re-run and backfill
+experiments as (
+    select r.contract_id, r.invoice_id, e.experiment,
+           cast(md5_number(e.experiment || '/' || case r.scope
+                                                    when 'contract' then r.contract_id
+                                                    when 'invoice' then r.invoice_id
+                                                    else c.customer_id || '-' || c.currency
+                                                end) % 100 as integer) < e.share_percent as to_challenger,
+           e.challenger_policy_id
+    from routed r
+    join policy_experiments e on e.policy_version = r.policy_version
+    join stg_contracts c on c.contract_id = r.contract_id
+    where r.routed_by in ('rule', 'default')
+),
+
+final as (
+    select r.contract_id, r.invoice_id,
+           coalesce(v.policy_id, r.policy_id) as policy_id,
+           coalesce(v.policy_version, r.policy_version) as policy_version,
+           coalesce(v.scope, r.scope) as scope,
+           coalesce(v.grace_days, r.grace_days) as grace_days,
+           r.routed_by,
+           x.experiment,
+           case when x.experiment is null then null when v.policy_id is not null then 'challenger'
+                else 'champion' end as arm
+    from routed r
+    left join experiments x using (contract_id, invoice_id)
+    -- a challenger with no version in force takes nobody: the case stays with the champion
+    left join versions_in_force v on x.to_challenger and v.policy_id = x.challenger_policy_id
 )
 
 select * from final

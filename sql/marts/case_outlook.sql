@@ -8,7 +8,9 @@
 -- Which level runs, courtesy, the threshold and the holds are levels_due's own rules, the
 -- macros of sql/schema/025_level_rules_macro.sql (anchors: 015_timing_macro.sql). Holds stand
 -- as on $as_of: a suspension in force holds until the day dunning resumes (NULL: open-ended);
--- on resumption the highest level whose time has come runs at once. Amounts do not move.
+-- on resumption the highest level whose time has come runs at once. A level that is not a
+-- courtesy level waits until the followed receivable is past the grace period. Amounts do not
+-- move: a courtesy level demands the receivables due by its own due date as they stand today.
 with done_today as (
     select p.case_id, max(p.level_no) as level_no, arg_max(p.level_due_date, p.level_no) as level_due_date
     from planned_actions p
@@ -39,9 +41,9 @@ manual_today as (
 ),
 
 after_day as (
-    select a.case_id, a.customer_id, a.currency, a.followed_invoice_id, a.followed_invoice_date,
-           a.followed_due_date, a.followed_scheduled_payment_on, a.last_level_due_date,
-           a.open_amount, a.overdue_amount, a.threshold, a.dunning_disabled,
+    select a.case_id, a.scope, a.target_id, a.contract_id, a.customer_id, a.currency, a.followed_invoice_id,
+           a.followed_invoice_date, a.followed_due_date, a.followed_scheduled_payment_on, a.last_level_due_date,
+           a.open_amount, a.overdue_amount, a.threshold, a.grace_days, a.days_overdue, a.dunning_disabled,
            t.contract_id as followed_contract_id, t.followed_paused,
            greatest(a.last_level_no, coalesce(d.level_no, 0)) as done_level_no,
            case when d.level_no >= a.last_level_no then d.level_due_date else a.last_level_due_date end
@@ -62,7 +64,8 @@ after_day as (
 
 -- the pending levels after the day's, a previous_level anchor moved to the level done today
 pending as (
-    select p.case_id, p.level_no, p.level_name, p.anchor,
+    select p.case_id, p.level_no, p.level_name, p.anchor, p.payment_term_days, c.done_level_no = 0 as first_level,
+           c.followed_due_date,
            p.scheduled_on
            + cast(level_anchor_date(p.anchor, c.followed_invoice_date, c.followed_due_date,
                                     c.followed_scheduled_payment_on, c.done_level_due_date)
@@ -78,6 +81,7 @@ pending as (
 -- as in int_pending_levels: the next level is in reach, a later one through absolute levels only
 reachable_levels as (
     select *,
+           is_courtesy_level(anchor, first_level, scheduled_on, followed_due_date) as courtesy,
            bool_and(anchor <> 'previous_level' or pending_rank = 1) over (
                partition by case_id order by pending_rank
                rows between unbounded preceding and current row
@@ -140,13 +144,38 @@ level_on_resume as (
     group by r.case_id
 ),
 
-gates as (
-    select r.*,
-           level_demand(is_courtesy_level(l.anchor, l.scheduled_on, r.followed_due_date),
-                        r.open_amount, r.overdue_amount) as demanded_amount
+-- a level that is not a courtesy level waits while the followed receivable is inside the grace period
+graced as (
+    select r.* exclude (resume_day),
+           coalesce(l.courtesy, false) as courtesy,
+           l.payment_term_days,
+           case when o.level_no is not null and not coalesce(l.courtesy, false)
+                     and r.followed_due_date + r.grace_days >= r.resume_day
+                then r.followed_due_date + r.grace_days end as in_grace_until,
+           case when coalesce(l.courtesy, false) then r.resume_day
+                else greatest(r.resume_day, r.followed_due_date + r.grace_days + 1) end as resume_day
     from resumes r
     left join level_on_resume o using (case_id)
     left join reachable_levels l on l.case_id = o.case_id and l.level_no = o.level_no
+),
+
+-- what a courtesy level demands: the case's open receivables due by its own due date
+courtesy_demands as (
+    select g.case_id, sum(o.open_amount) as due_by_amount
+    from graced g
+    join int_open_receivables o
+      on o.customer_id = g.customer_id
+     and case_covers(g.scope, g.target_id, g.contract_id, g.customer_id, g.currency, g.followed_invoice_id,
+                     o.invoice_id, o.contract_id, o.customer_id, o.currency)
+    where g.courtesy and o.due_date <= demands_due_by(true, g.resume_day, g.payment_term_days, g.followed_due_date)
+    group by g.case_id
+),
+
+gates as (
+    select g.*,
+           level_demand(g.courtesy, d.due_by_amount, g.overdue_amount) as demanded_amount
+    from graced g
+    left join courtesy_demands d using (case_id)
 ),
 
 holds as (
@@ -187,6 +216,7 @@ final as (
            r.held_by_open_suspension,
            r.held_by_pause_flag,
            r.held_by_failed_collection,
+           r.in_grace_until,
            r.awaiting_confirmation_key,
            r.nothing_overdue,
            r.below_threshold,
@@ -204,6 +234,8 @@ final as (
                          else 'runs on ' || r.runs_on end,
                     case when r.held_by_suspension_until is not null
                          then 'suspended until ' || r.held_by_suspension_until end,
+                    case when l.level_no is not null and r.in_grace_until is not null
+                         then 'in the grace period until ' || r.in_grace_until end,
                     case when r.held_by_open_suspension is not null
                          then 'suspended without end (' || r.held_by_open_suspension || ')' end,
                     case when r.held_by_pause_flag then 'followed invoice paused' end,

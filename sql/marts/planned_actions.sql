@@ -10,7 +10,7 @@ with rows as (
            l.policy_version, l.routed_by, l.level_no, l.level_name, a.action, a.channel, a.template,
            l.scheduled_on, l.payment_term_days, l.followed_invoice_id, l.days_overdue, l.principal,
            case when a.action_no = 1 then l.fee else 0 end as fee, l.fees_total, l.interest,
-           l.amount_demanded, a.details, true as executed, l.catch_up
+           l.amount_demanded, l.demands_due_by, a.details, true as executed, l.catch_up
     from int_level_amounts l
     join int_action_details a on a.case_id = l.case_id and a.level_no = l.level_no and a.catch_up = l.catch_up
     where l.executed
@@ -18,7 +18,7 @@ with rows as (
     select case_id, scope, target_id, contract_id, customer_id, currency, policy_id, policy_version, routed_by,
            level_no, level_name, 'level_skipped', null, null, scheduled_on,
            payment_term_days, followed_invoice_id, days_overdue, principal, fee, fees_total, interest,
-           amount_demanded, null, false, false
+           amount_demanded, null, null, false, false
     from int_level_amounts
     where not executed
 ),
@@ -37,6 +37,7 @@ final as (
            cast(fees_total as decimal(18, 2)) as fees_total,
            cast(interest as decimal(18, 2)) as interest,
            cast(amount_demanded as decimal(18, 2)) as amount_demanded,
+           demands_due_by,
            case when not executed then 'skipped'
                 when action_is_document(action) then 'planned'
                 else 'recorded' end as status,

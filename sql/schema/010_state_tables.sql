@@ -21,6 +21,9 @@ alter table case_register add column if not exists routed_by varchar;
 -- failed collections (scope 'collection'): the failure type and how its steps are counted
 alter table case_register add column if not exists failure_type varchar;
 alter table case_register add column if not exists counting varchar;
+-- champion/challenger: the experiment that chose the case's policy and the arm it fell in
+alter table case_register add column if not exists experiment varchar;
+alter table case_register add column if not exists arm varchar;
 create table if not exists action_ledger (
     action_key varchar primary key,
     case_id varchar not null,
@@ -61,6 +64,7 @@ alter table action_ledger add column if not exists routed_by varchar;
 alter table action_ledger add column if not exists attempts integer default 0;
 alter table action_ledger add column if not exists last_error varchar;
 alter table action_ledger add column if not exists review_reason varchar;
+alter table action_ledger add column if not exists demands_due_by date;
 
 create table if not exists contract_balances (
     as_of date not null,

@@ -9,14 +9,47 @@
 create or replace macro level_in_reach(reachable, scheduled_on, on_day) as
     reachable and scheduled_on <= on_day;
 
--- A courtesy level: timed from the receivable itself (not the previous level) on or before its due
--- date, so nothing is overdue yet and it is measured on the open amount.
-create or replace macro is_courtesy_level(anchor, scheduled_on, followed_due_date) as
-    anchor <> 'previous_level' and scheduled_on <= followed_due_date;
+-- A courtesy level: scheduled on or before the due date of the receivable the case follows, so
+-- nothing is overdue yet. It is timed from the receivable itself, or it is the case's first level
+-- timed after the "previous level", which for a first level is the receivable's due date (SPEC 4):
+-- `after: previous_level, days: 0` and `after: due_date, days: 0` are the same day. A later level
+-- timed after a previous one is never a courtesy level: it demands what is overdue.
+create or replace macro is_courtesy_level(anchor, first_level, scheduled_on, followed_due_date) as
+    (anchor <> 'previous_level' or first_level) and scheduled_on <= followed_due_date;
 
--- What a level demands: the overdue amount, or for a courtesy level the amount due.
-create or replace macro level_demand(courtesy, open_amount, overdue_amount) as
-    case when courtesy then open_amount else overdue_amount end;
+-- The last due date a level demands: the receivables of its case due on or before it. A level
+-- demands what is overdue on the day it runs. A courtesy level is about what falls due: the
+-- receivable it follows and whatever else is due by the level's own due date (the day it runs
+-- plus its payment term), not the invoices due weeks later. The ledger keeps it
+-- (action_ledger.demands_due_by); documents list exactly these receivables.
+create or replace macro demands_due_by(courtesy, on_day, payment_term_days, followed_due_date) as
+    cast(case when courtesy then greatest(on_day + payment_term_days, followed_due_date)
+              else on_day - 1 end as date);
+
+-- What a level demands: the overdue amount, or for a courtesy level the open receivables of the
+-- case due by demands_due_by.
+create or replace macro level_demand(courtesy, due_by_amount, overdue_amount) as
+    case when courtesy then coalesce(due_by_amount, 0) else overdue_amount end;
+
+-- Grace: a level that is not a courtesy level never runs while the receivable the case follows is
+-- no more days overdue than the policy's grace period, also after the followed receivable changed
+-- (contract scope: an older one was paid) or when a courtesy level opened the case early. It waits
+-- without moving its schedule, so it runs on the first day past grace.
+create or replace macro past_grace(courtesy, days_overdue, grace_days) as
+    courtesy or days_overdue > grace_days;
+
+-- The receivables a case covers: its invoice, its contract's, or the customer's in the case's
+-- currency; a failed-collection case covers the invoice its failed payment was for. Join on
+-- customer_id first (every scope is within one customer), then filter with this.
+create or replace macro case_covers(scope, target_id, contract_id, customer_id, currency, followed_invoice_id,
+                                    r_invoice_id, r_contract_id, r_customer_id, r_currency) as
+    case scope
+        when 'contract' then r_contract_id = contract_id
+        when 'invoice' then r_invoice_id = target_id
+        when 'customer' then r_customer_id = customer_id and r_currency = currency
+        when 'collection' then r_invoice_id = followed_invoice_id
+        else false
+    end;
 
 -- The threshold, checked again before each level: something is demanded and it reaches the threshold.
 create or replace macro threshold_reached(demanded, threshold) as

@@ -26,5 +26,10 @@ create table if not exists policy_thresholds (
 create table if not exists policy_level_fees (
     policy_version varchar not null, level_no integer not null, currency varchar not null,
     fee decimal(18,2) not null, primary key (policy_version, level_no, currency));
+-- champion/challenger (pipeline/config/policy.py Experiment): a share of the version's new cases
+-- goes to the challenger policy
+create table if not exists policy_experiments (
+    policy_version varchar not null primary key, experiment varchar not null,
+    challenger_policy_id varchar not null, share_percent integer not null);
 alter table policy_versions add column if not exists interest_rate_percent decimal(8,4);
 alter table policy_versions add column if not exists in_file boolean default true;

@@ -75,7 +75,7 @@ def test_keep_active_is_only_allowed_on_the_last_level(tmp_path):
 
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(doc))
-    with pytest.raises(PolicyError, match=r"levels\[0\] \(Keep\): keep_active is a final step"):
+    with pytest.raises(PolicyError, match=r"levels\[0\] \(L1 \"Keep\"\): keep_active is a final step"):
         load_policy_file(path)
 
 
@@ -117,5 +117,5 @@ def test_move_to_policy_must_name_another_policy_and_be_the_last_step(tmp_path):
                    "actions": [{"type": "move_to_policy", "policy": "other"}]},
                   {"name": "Later", "timing": {"after": "due_date", "days": 9}}])
     path.write_text(yaml.safe_dump(doc))
-    with pytest.raises(PolicyError, match=r"levels\[0\] \(Move\): move_to_policy is a final step"):
+    with pytest.raises(PolicyError, match=r"levels\[0\] \(L1 \"Move\"\): move_to_policy is a final step"):
         load_policy_file(path)

@@ -195,3 +195,56 @@ def test_a_fresh_database_gets_the_objects_once_their_inputs_exist(tmp_path):
     assert {"key_figures", "ledger_with_provenance"} <= names  # policy tables created for it
     # level_outcomes reads the payments (cash recovered): created with the first run's publish
     assert "aging_as_of" not in names and "level_outcomes" not in names
+
+
+def test_aging_buckets_are_of_the_seed_ordered_enum_type(settings):
+    assert query(settings, "select unnest(enum_range(null::aging_buckets))") == [
+        ("not due",), ("1-30",), ("31-60",), ("61-90",), ("over 90",)]
+    assert query(settings, "select column_type from (describe select * from aging_as_of('2026-04-20')) "
+                           "where column_name = 'bucket'") == [
+        ("ENUM('not due', '1-30', '31-60', '61-90', 'over 90')",)]
+    # ordered by bucket, "not due" comes first (alphabetically it sorted between 61-90 and over 90)
+    assert query(settings, "select bucket, sum(open_amount) from aging_as_of('2026-04-20') group by bucket "
+                           "order by bucket") == [
+        ("not due", D("110.00")), ("1-30", D("200.00")), ("31-60", D("150.00")), ("61-90", D("300.00"))]
+    assert query(settings, "select max(bucket), min(bucket) from aging_as_of(?)", [LAST_DAY]) == [
+        ("over 90", "not due")]
+
+
+def test_state_as_of_a_day_after_the_last_day_computed_is_an_error(settings):
+    assert query(settings, "select count(*) from state_as_of(?)", [LAST_DAY]) == [(5,)]
+    with pytest.raises(duckdb.InvalidInputException,
+                       match=r"^Invalid Input Error: state_as_of\(2026-05-06\): that day is after the last day "
+                             r"computed, 2026-05-05; its state is not known yet$"):
+        query(settings, "select * from state_as_of('2026-05-06')")
+
+
+def test_open_cases_with_name_contract_level_and_amount_owed_today(settings):
+    assert query(settings, "select * from open_cases") == [
+        # CT3: I3 300.00 and I5 70.00 overdue, I4 50.00 due on 05-20
+        (date(2026, 5, 5), "ct-CT3-20260410", "contract", "CU3", "Customer CU3", "CT3", "USD", "default", 2,
+         "Level 2", date(2026, 4, 24), D("374.00"), D("4.00"), 3, D("420.00"), D("370.00"), date(2026, 2, 1),
+         date(2026, 4, 10)),
+        (date(2026, 5, 5), "ct-CT4-20260410", "contract", "CU4", "Customer CU4", "CT4", "EUR", "default", 2,
+         "Level 2", date(2026, 4, 24), D("85.00"), D("5.00"), 1, D("80.00"), D("80.00"), date(2026, 2, 20),
+         date(2026, 4, 10)),
+        (date(2026, 5, 5), "ct-CT5-20260421", "contract", "CU5", "Customer CU5", "CT5", "EUR", "default", 1,
+         "Level 1", date(2026, 4, 27), D("60.00"), D("0.00"), 1, D("60.00"), D("60.00"), date(2026, 4, 20),
+         date(2026, 4, 21)),
+    ]
+    # the owed amounts are today's open receivables of the cases, nothing else
+    assert query(settings, "select sum(amount_owed), sum(overdue_amount) from open_cases") == \
+        query(settings, "select sum(open_amount), sum(open_amount) filter (where is_overdue) from open_receivables") == [
+            (D("560.00"), D("510.00"))]
+    assert query(settings, "select count(*) from open_cases") == query(settings, "select count(*) from cases "
+                                                                                 "where is_open") == [(3,)]
+
+
+def test_state_as_of_on_a_database_with_no_day_computed_says_so(tmp_path):
+    from pipeline.warehouse.state import ensure_state
+
+    with duckdb.connect(str(tmp_path / "fresh.duckdb")) as con:
+        ensure_state(con)
+        with pytest.raises(duckdb.InvalidInputException,
+                           match=r"^Invalid Input Error: state_as_of\(2026-05-01\): no day has been computed yet$"):
+            con.execute("select * from state_as_of('2026-05-01')").fetchall()

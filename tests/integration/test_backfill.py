@@ -162,3 +162,47 @@ def test_a_case_reaching_its_next_level_needs_no_catch_up_of_a_lower_one(tmp_pat
     assert query(s, "select action_key, executed_on::varchar, status from action_ledger "
                     "where executed_on >= '2026-04-01' order by action_key") == [
         ("ct-CT1-20260316/L3/reminder", "2026-04-01", "sent")]
+
+
+LETTER_AND_SMS = [{"name": f"Level {n}", "timing": {"after": anchor, "days": days}, "payment_term_days": 7,
+                   "channel": "letter", "actions": [{"type": "reminder"}, {"type": "sms"}]}
+                  for n, (anchor, days) in enumerate([("due_date", 7), ("previous_level", 0)], start=1)]
+
+
+@pytest.mark.parametrize("recover_with", ["run", "dispatch"])
+def test_catch_up_letters_survive_a_live_day_that_failed_while_sending(tmp_path, monkeypatch, recover_with):
+    # issue 13, defect 1: the catch-up SMS went out (no SMS gateway configured: the outbox is the
+    # delivery), the catch-up letter was rendered, then the day failed before the print batch. A
+    # second `dunning run` rewound the rendered letter and never planned it again (the case
+    # already had a +catch_up row): 34 of 34 letters lost. Both ways of recovering must deliver it.
+    from pipeline.delivery import dispatch as dispatch_mod
+    from pipeline.delivery.channels.print_batch import keys_in_batches
+
+    doc = policy([])
+    doc["policies"][0]["versions"][0]["levels"] = LETTER_AND_SMS
+    w = World(tmp_path, doc)
+    w.customer(phone="+4915112345678").contract().invoice("I1", "100.00", "2026-03-01", "2026-03-15")
+    s = w.write()
+    _backfill(s, "2026-03-16", "2026-03-31", catch_up="highest")
+    real_send = dispatch_mod.send_rendered
+
+    def crash_before_sending(con, as_of, settings):
+        raise RuntimeError("killed while sending")
+
+    monkeypatch.setattr(dispatch_mod, "send_rendered", crash_before_sending)
+    with pytest.raises(RuntimeError, match="killed while sending"):
+        _live(s, "2026-04-01")
+    assert query(s, "select action_key, status from action_ledger where action_key like '%+catch_up' "
+                    "order by 1") == [("ct-CT1-20260316/L2/reminder+catch_up", "rendered"),
+                                      ("ct-CT1-20260316/L2/sms+catch_up", "sent")]
+    monkeypatch.setattr(dispatch_mod, "send_rendered", real_send)
+    if recover_with == "run":
+        _live(s, "2026-04-01")
+    else:
+        with run_mod.connect(s.database) as con:
+            run_mod.load_inputs(con, s)
+            run_mod.dispatch_day(con, date(2026, 4, 1), s)
+    assert query(s, "select action_key, status from action_ledger where action_key like '%+catch_up' "
+                    "order by 1") == [("ct-CT1-20260316/L2/reminder+catch_up", "sent"),
+                                      ("ct-CT1-20260316/L2/sms+catch_up", "sent")]
+    assert sorted(keys_in_batches(s.print_folder, date(2026, 4, 1))) == ["ct-CT1-20260316/L2/reminder+catch_up"]

@@ -41,8 +41,15 @@ def _snapshot(settings):
 
 def test_definitions_load_with_daily_partitions_and_schedule():
     d = defs()
+    # every table a user reads is an asset; the three steps (billing_inputs, dunning_state,
+    # outbox_documents) and the report make them; billing_files is the input folder (external)
     assert {k.to_user_string() for k in d.resolve_asset_graph().get_all_asset_keys()} == {
-        "billing_inputs", "dunning_state", "outbox_documents"}
+        "billing_files", "stg_customers", "stg_contracts", "stg_invoices", "stg_payments", "stg_suspensions",
+        "quarantine", "open_receivables", "contract_balances", "cases", "action_ledger",
+        "documents/outbox", "documents/email", "documents/letter", "documents/sms", "documents/webhook",
+        "documents/manual", "analyst_copy", "daily_report"}
+    assert {n.name for n in d.resolve_job_def("daily_dunning").all_node_defs} == {
+        "billing_inputs", "dunning_state", "outbox_documents", "daily_report"}
     assert [s.name for s in d.schedules] == ["daily_dunning_schedule"]
     assert d.resolve_job_def("daily_dunning").partitions_def.get_partition_keys()[0] == "2025-01-01"
 
@@ -60,8 +67,16 @@ def test_two_consecutive_partitions_then_rematerializing_changes_nothing(tmp_pat
                            "level_due_date::varchar from action_ledger order by action_key") == [
         ("2026-05-24", "ct-CT1-20260524", 1, "sent", Decimal("100.00"), "2026-05-31"),
         ("2026-05-25", "ct-CT2-20260524", 1, "sent", Decimal("250.50"), "2026-06-01")]
-    checks = {c.check_name: c.passed for c in first.get_asset_check_evaluations()}
-    assert checks == {"rows_accounted_for": True, "no_quarantined_rows": True}
+    checks = {(c.asset_key.to_user_string(), c.check_name): c.passed for c in first.get_asset_check_evaluations()}
+    documents = ("outbox", "email", "letter", "sms", "webhook", "manual")
+    assert checks == {
+        **{(f"stg_{t}", name): True for t in ("customers", "contracts", "invoices", "payments", "suspensions")
+           for name in ("rows_accounted_for", "no_quarantined_rows")},
+        ("contract_balances", "balances_reconcile"): True,
+        **{("action_ledger", name): True
+           for name in ("action_keys_unique", "nothing_sent_twice", "dispatched_rows_unchanged")},
+        **{(f"documents/{d}", name): True for d in documents
+           for name in ("nothing_sent_twice", "sent_actions_have_documents")}}
     before = _snapshot(settings)
     assert len(before[2]) == 2 * 2 + 2 * 2   # two documents (pdf + eml) and two manifests (csv + json)
 

@@ -48,21 +48,25 @@ def test_report_files_and_charts_carry_the_figures(world):
         ("default · L1 Level 1", "recovered", "0.00"), ("default · L2 Level 2", "recovered", "0.00")}
     assert {b for b in bars if b[1] == "outbox"} == {
         ("04-10", "outbox", "3"), ("04-12", "outbox", "1"), ("04-24", "outbox", "3"), ("04-27", "outbox", "1")}
-    # money exact, in Babel's English format
-    for text in ("€10.00", "$4.00", "€205.00", "€100.00", "€60.00 (1)", "$300.00 (1)", "€140.00", "$420.00",
-                 "25.0%", "50.0%", "<td>outbox</td><td>8</td>"):
+    # money exact, formatted for the organization's locale (de_DE: the country of its account)
+    for text in ("10,00\xa0€", "4,00\xa0$", "205,00\xa0€", "100,00\xa0€", "60,00\xa0€ (1)", "300,00\xa0$ (1)",
+                 "140,00\xa0€", "420,00\xa0$", "25,0%", "50,0%", "<td>outbox</td><td>8</td>"):
         assert text in html, text
+    # the company's name heads it, and the outcome table says what "paid after" counts
+    assert "<title>Test GmbH · Dunning report 2026-05-05</title>" in html
+    assert '<p class="company">Test GmbH</p>' in html
+    assert "<tr><th>paid after</th><td>cases that then paid in full" in html
 
 
 def test_pdf_text_holds_the_figures(world):
     _, _, _, pdf_path = world
     reader = PdfReader(str(pdf_path))
     text = " ".join(page.extract_text() for page in reader.pages).replace("\xa0", " ")
-    for figure in ("Dunning report 2026-05-05", "Key figures", "€10.00", "$4.00", "€205.00", "$300.00 (1)",
-                   "25.0%", "Documents sent by channel", "default · L2 Level 2"):
+    for figure in ("Test GmbH", "Dunning report 2026-05-05", "Key figures", "10,00 €", "4,00 $", "205,00 €",
+                   "300,00 $ (1)", "25,0%", "Documents sent by channel", "default · L2 Level 2", "paid after"):
         assert figure in text, figure
     assert reader.metadata["/CreationDate"] == reader.metadata["/ModDate"] == "D:20260505000000Z"
-    assert reader.metadata["/Title"] == "Dunning report 2026-05-05"
+    assert reader.metadata["/Title"] == "Test GmbH · Dunning report 2026-05-05"
 
 
 def test_same_database_and_day_give_byte_identical_files_and_a_past_day_shows_that_day(world, tmp_path):

@@ -142,6 +142,17 @@ def test_manual_reminder_awaiting_confirmation_holds_the_next_level(tmp_path):
     assert (e.next_action.level_no, e.next_action.scheduled_on, e.next_action.runs_on) == (2, D("2026-05-31"), None)
 
 
+
+def test_a_level_inside_the_grace_period_runs_the_day_after_it_and_says_why(tmp_path):
+    # issue 12, item 3: a courtesy level opened the case; the next level waits for the grace period
+    w = World(tmp_path, policy([("due_date", -3, 0), ("due_date", 1, 0)], scope="invoice", grace_days=5))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    s = w.run("2026-03-07", "2026-03-12")
+    n = explain(s, "in-I1-20260307").next_action
+    assert (n.level_no, n.scheduled_on, n.runs_on) == (2, D("2026-03-11"), D("2026-03-16"))
+    assert n.held_by == ["the grace period of the followed invoice, until 2026-03-15"]
+    assert query(s, "select action_key from action_ledger") == [("in-I1-20260307/L1/reminder",)]
+
 def test_unknown_case_and_days_without_state(tmp_path, capsys):
     w = World(tmp_path, policy([("due_date", 5, 0)]))
     w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")

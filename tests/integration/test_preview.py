@@ -12,6 +12,7 @@ from pypdf import PdfReader
 from typer.testing import CliRunner
 
 from pipeline.cli import app
+from pipeline.delivery.payment import creditor_reference, format_reference
 from pipeline.delivery.preview import preview
 from pipeline.delivery.render.samples import sample_context
 from pipeline.delivery.render.formatting import format_money
@@ -148,7 +149,9 @@ def test_preview_of_a_collection_step_has_its_link_charges_so_far_and_pay_by_dat
     total = outstanding + Decimal("7.50")
     assert f"Administration charges {format_money(Decimal('7.50'), 'EUR', 'en_GB')}" in text
     assert f"pay {format_money(total, 'EUR', 'en_GB')} within 14 days, by 24 May 2026" in text
-    assert "IBAN DE02120300000000202051" in text and "Reference cc-P000000" in text and "pay.example.com" not in text
+    reference = format_reference(creditor_reference("cc-P000000"))  # the collection case's, in groups of four
+    assert "IBAN DE02 1203 0000 0000 2020 51" in text and f"Reference {reference}" in text
+    assert "pay.example.com" not in text
 
 
 @pytest.mark.parametrize("failure_type, step, message", [

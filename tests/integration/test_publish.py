@@ -106,3 +106,28 @@ def test_parquet_files_hold_every_documented_table_and_view_row_for_row(world):
     # the analytics macros, and levels_done which state_as_of reads (sql/schema/020_levels_done_macro.sql)
     assert macros == sorted([(o.name, catalog.CATALOG[o.name][1]) for o in analytics.OBJECTS if o.kind == "macro"]
                             + [("levels_done", catalog.CATALOG["levels_done"][1])])
+
+
+def test_the_analyst_file_stores_no_path_and_is_written_in_storage_version_1_4(world, monkeypatch):
+    settings = world.run("2026-05-15", "2026-05-17", dispatch=True)
+    analyst_db = settings.analyst_dir / ANALYST_DB
+    # no absolute path anywhere in the file (the views used to name <analyst_dir>/current/... in full)
+    assert str(settings.analyst_dir).encode() not in analyst_db.read_bytes()
+    assert sorted(p.name for p in settings.analyst_dir.iterdir()) == ["2026-05-17-run1", "current", ANALYST_DB]
+    with duckdb.connect(str(analyst_db), read_only=True) as analyst:
+        assert analyst.execute("select tags from duckdb_databases() where database_name = current_database()"
+                               ).fetchall() == [({"storage_version": "v1.4.0+"},)]
+        views = dict(analyst.execute("select view_name, sql from duckdb_views() where not internal").fetchall())
+        assert views["run_log"] == ("CREATE VIEW run_log AS SELECT * FROM "
+                                    "read_parquet((analyst_dir() || '/current/run_log.parquet'));")
+        assert views["aging"] == ("CREATE VIEW aging AS SELECT * REPLACE (CAST(bucket AS aging_buckets) AS bucket) "
+                                  "FROM read_parquet((analyst_dir() || '/current/aging.parquet')) "
+                                  "ORDER BY currency, bucket;")
+        assert all(f"read_parquet((analyst_dir() || '/current/{name}.parquet'))" in sql
+                   for name, sql in views.items()) and len(views) == 43  # every table and view of the catalog
+        # the folder of the file itself, as the client was given the file
+        assert analyst.execute("select analyst_dir()").fetchall() == [(str(settings.analyst_dir),)]
+    monkeypatch.chdir(settings.analyst_dir)  # opened by its bare name (this client makes the path absolute)
+    with duckdb.connect(ANALYST_DB, read_only=True) as analyst:
+        assert analyst.execute("select analyst_dir(), count(*) from run_log").fetchall() == [
+            (str(settings.analyst_dir), 3)]

@@ -86,3 +86,34 @@ def test_an_unknown_field_is_an_error_naming_policy_and_field(tmp_path):
     with pytest.raises(RoutingError, match=r"policy version gold@\w+: routing field contract.colour is not a column "
                                            r"of the contract input \(columns: billed_until, contract_id"):
         _world(tmp_path, _doc(bad, STRICT)).run("2026-03-11", "2026-03-11")
+
+
+def test_an_explicit_policy_without_a_version_in_force_waits_and_every_day_warns(tmp_path, caplog):
+    # issue 12, item 4: before g1's first version the contract used to fall through to g2's rule
+    from datetime import date
+
+    from pipeline.engine import run as run_mod
+
+    g1 = {"handle": "g1", "versions": [dict(_version(3), effective_from="2026-04-01")]}
+    doc = _doc(GOLD, STRICT)
+    doc["policies"].append(g1)
+    w = World(tmp_path, doc)
+    w.customer("DE1", country="DE")
+    for contract_id in ("C-G1", "C-G1B"):
+        w.contract(contract_id, "DE1", policy="g1", segment="smb")
+        w.invoice(f"I-{contract_id}", "100.00", "2026-03-01", "2026-03-10", contract_id=contract_id,
+                  customer_id="DE1")
+    settings = w.write()
+    with run_mod.connect(settings.database) as con:
+        run_mod.load_inputs(con, settings)
+        march = run_mod.plan_day(con, date(2026, 3, 20), run_mod.RunMode.SIMULATE)
+        april = run_mod.plan_day(con, date(2026, 4, 1), run_mod.RunMode.SIMULATE)
+    expected = ("2 contract(s) name policy g1, which has no version in force on 2026-03-20: not dunned until its "
+                "first version takes effect on 2026-04-01 (C-G1, C-G1B); an explicit policy never falls back "
+                "to routing rules or the default")
+    assert march.warnings == [expected]
+    assert expected in caplog.text
+    assert april.warnings == []
+    assert query(settings, "select case_id, policy_id, routed_by, opened_on::varchar from case_register "
+                           "order by case_id") == [
+        ("ct-C-G1-20260401", "g1", "explicit", "2026-04-01"), ("ct-C-G1B-20260401", "g1", "explicit", "2026-04-01")]

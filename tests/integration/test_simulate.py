@@ -71,6 +71,10 @@ def test_a_candidate_is_compared_side_by_side_and_the_live_tables_stay_untouched
     assert "| fees charged (EUR) | 5.00 | 15.00 |" in md
     assert "| contracts ended | 0 | 1 |" in md
     assert "| paid within 14 days after level 2 (EUR) | 0.00 | 40.00 |" in md
+    # with the difference, and the totals per currency of the same figures
+    assert "| fees charged (EUR) | 5.00 | 15.00 | +10.00 |" in md
+    assert "| EUR | fees | 5.00 | 15.00 | +10.00 |" in md
+    assert "| EUR | postage | 0.00 | 7.38 | +7.38 |" in md
     html = write_html(sim, tmp_path / "reports").read_text()
     assert html.count("<svg") == 2
     assert 'data-label="L2 actual" data-series="actual" data-value="1"' in html

@@ -3,6 +3,7 @@ itself reports exactly what differs, rejects what it cannot read and names the f
 
 from __future__ import annotations
 
+import re
 import textwrap
 from datetime import date
 from decimal import Decimal
@@ -12,6 +13,7 @@ import duckdb
 import pytest
 import yaml
 
+from pipeline.engine import run as run_mod
 from pipeline.scenarios import runner as scn
 
 SCENARIO_DIR = Path(__file__).parent
@@ -301,3 +303,35 @@ expect: {actions: []}
 def test_main_fails_when_there_is_nothing_to_run(tmp_path, capsys):
     assert scn.main([tmp_path]) == 1
     assert capsys.readouterr().out == f"no scenario files found in: {tmp_path}\n"
+
+
+def test_a_crashing_scenario_fails_and_the_others_still_run(tmp_path, monkeypatch, capsys):
+    # issue 12: a crash inside the pipeline used to abort `dunning test-policy` with a traceback
+    # that hid every other scenario's result
+    crashing = write(tmp_path, POLICY + INPUTS + """
+name: crashes on its first day
+run: {from: 2026-03-11, to: 2026-03-11}
+expect: {actions: []}
+""", "a_crash.yaml")
+    passing = write(tmp_path, POLICY + INPUTS + """
+name: passes
+run: {from: 2026-03-12, to: 2026-03-12}
+expect:
+  actions:
+    - {on: 2026-03-12, case: in-I1-20260312, level: 1, action: reminder, amount_demanded: "100.00"}
+""", "b_pass.yaml")
+    real_apply_day = run_mod.apply_day
+
+    def apply_day(con, as_of, *args, **kwargs):
+        if as_of == date(2026, 3, 11):
+            raise RuntimeError("disk on fire\nsecond line of the message")
+        return real_apply_day(con, as_of, *args, **kwargs)
+
+    monkeypatch.setattr(run_mod, "apply_day", apply_day)
+    assert scn.main([crashing, passing]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"FAIL  {crashing}  crashes on its first day"
+    assert re.fullmatch(r"      crashed: RuntimeError: disk on fire \(at run\.py:\d+ in plan_day\)", out[1])
+    assert out[2:] == ["      second line of the message",
+                       f"PASS  {passing}  passes",
+                       "2 scenario(s): 1 passed, 1 failed"]

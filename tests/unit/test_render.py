@@ -17,7 +17,7 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from pypdf import PdfReader
 
 from pipeline.delivery.render import LetterRenderer, TemplateSet, format_date, format_money, format_number, render_many
-from pipeline.delivery.render.samples import TEMPLATE_ROOT, sample_context
+from pipeline.delivery.render.samples import TEMPLATE_ROOT, sample_context, with_document_parts
 
 AMOUNT = Decimal("1234.56")
 DAY = date(2026, 5, 10)
@@ -112,6 +112,7 @@ def test_language_fallback_to_english(default_set):
 def test_html_is_escaped_text_is_not(default_set):
     ctx = german_reminder()
     ctx["customer"]["name"] = "<script>x</script>"
+    with_document_parts(ctx)  # a person's name now: greeted by name, and on the letter's address block
     mail = default_set.render_email(ctx)
     assert "&lt;script&gt;x&lt;/script&gt;" in mail.html and "<script>" not in mail.html
     assert "<script>x</script>" in mail.text

@@ -89,21 +89,21 @@ def test_clean_copy_has_no_problems(root):
 
 
 def test_undefined_variable_names_file_line_and_variable(root):
-    edit(root / "custom" / "de" / "reminder.txt", "Guten Tag {{ customer.name }}", "Guten Tag {{ customer.nmae }}")
+    edit(root / "custom" / "de" / "reminder.txt", "{{ parts.salutation() }}", "{{ parts.salutation() }} {{ customer.nmae }}")
     assert check_templates(root) == [
         Problem("custom", "de/reminder.txt", "de_DE", "undefined variable: 'dict object' has no attribute 'nmae'",
                 "error", 2)]
 
 
 def test_syntax_error_names_file_and_line(root):
-    edit(root / "custom" / "de" / "notice.subject.txt", "{{ invoice.invoice_number }}", "{{ invoice.invoice_number }")
+    edit(root / "custom" / "de" / "notice.subject.txt", "{{ t.zur_rechnung() }}", "{{ t.zur_rechnung() }")
     [problem] = check_templates(root)
-    assert (problem.file, problem.line, problem.severity) == ("de/notice.subject.txt", 1, "error")
+    assert (problem.file, problem.line, problem.severity) == ("de/notice.subject.txt", 2, "error")
     assert problem.message.startswith("syntax error: unexpected '}'")
 
 
 def test_error_in_a_shared_part_is_reported_where_it_is(root):
-    edit(root / "custom" / "en" / "_parts.html", "{{ organization.bank }}", "{{ organization.bnak }}")
+    edit(root / "custom" / "en" / "_parts.html", "{{ account.bank }}", "{{ account.bnak }}")
     problems = check_templates(root)
     # Emails and letters of every template in English use it; one problem, in the part itself.
     assert [(p.file, p.severity, p.locale) for p in problems] == [("en/_parts.html", "error", "en_GB")]
@@ -159,7 +159,7 @@ def test_cli_exit_codes(root):
     assert warned.exit_code == 0, warned.output
     assert "6 templates checked, no errors (1 warning)" in warned.output
 
-    edit(root / "custom" / "de" / "reminder.txt", "{{ customer.name }}", "{{ customer.nmae }}")
+    edit(root / "custom" / "de" / "reminder.txt", "{{ parts.salutation() }}", "{{ customer.nmae }}")
     failed = runner.invoke(app, ["templates", "check", "--root", str(root)])
     assert failed.exit_code == 1, failed.output
     assert "nmae" in failed.output and "6 templates checked, 1 error" in failed.output

@@ -1,55 +1,77 @@
-"""Ingest the billing files of the day into typed tables, with the quarantine as a check.
+"""Ingest the billing files of the day into the typed input tables, with the quarantine beside them.
 
-Bad rows never stop the run: they are quarantined. The checks make them visible
-in the UI (a warning per quarantined row count, an error if any row went missing).
+One step (`billing_inputs`) reads every input file once and materializes one
+asset per typed table (`stg_customers`, ... `stg_suspensions`) and the
+`quarantine`. Bad rows never stop the run: they are quarantined (unless the
+share is above the stop threshold, which the state step refuses). The checks
+state the ingestion's promise per table: rows read = rows loaded + rows
+quarantined (blocking: state is never computed, nor anything sent, from inputs
+that lost rows), and a warning when rows were quarantined.
 """
-
 
 import dagster as dg
 
-from dagster_project.code_versions import ingest_version
+from dagster_project.checks import check_result, check_spec
 from dagster_project.partitions import DUCKDB_POOL, daily_partitions
 from dagster_project.resources import DunningResource
+from dagster_project.tables import billing_files_spec, spec
+from pipeline.config.input_tables import INPUT_TABLES
+from pipeline.engine import checks as promises
 from pipeline.engine import run as pipeline_run
 from pipeline.warehouse.ingest import quarantine_messages
 
+STG = [f"stg_{t.name}" for t in INPUT_TABLES]
 
-@dg.asset(
-    partitions_def=daily_partitions,
-    group_name="ingest",
-    kinds={"duckdb", "csv", "parquet"},
-    pool=DUCKDB_POOL,
-    code_version=ingest_version(),
-    backfill_policy=dg.BackfillPolicy.single_run(),
+billing_files = billing_files_spec()
+
+
+@dg.multi_asset(
+    name="billing_inputs",
+    specs=[spec(name) for name in STG] + [spec("quarantine")],
     check_specs=[
-        # blocking: state is never computed, nor anything sent, from inputs that lost rows
-        dg.AssetCheckSpec("rows_accounted_for", asset="billing_inputs", blocking=True,
-                          description="For every table, rows read = rows loaded + rows quarantined."),
-        dg.AssetCheckSpec("no_quarantined_rows", asset="billing_inputs",
-                          description="Warns when input rows were quarantined."),
+        *(check_spec("rows_accounted_for", name, blocking=True,
+                     description=f"Rows read from the {name[4:]} files = rows loaded + rows quarantined.")
+          for name in STG),
+        *(check_spec("no_quarantined_rows", name, blocking=False,
+                     description=f"Warns when rows of the {name[4:]} files were quarantined "
+                                 "(the quarantine table names file, row, column and rule).")
+          for name in STG),
     ],
+    partitions_def=daily_partitions,
+    pool=DUCKDB_POOL,
+    backfill_policy=dg.BackfillPolicy.single_run(),
 )
-def billing_inputs(context: dg.AssetExecutionContext, dunning: DunningResource) -> dg.MaterializeResult:
-    """Customers, contracts, invoices, payments and suspensions loaded into stg_* tables."""
+def billing_inputs(context: dg.AssetExecutionContext, dunning: DunningResource):
+    """Customers, contracts, invoices, payments and suspensions loaded into the stg_* tables."""
     settings = dunning.settings()
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
         _, reports = pipeline_run.load_inputs(con, settings)
         messages = quarantine_messages(con)
+        promises.record_rows_read(con, [(r.table, r.rows_read) for r in reports])
+        accounted = {name: check_result(con, "rows_accounted_for", name, table_name=name[4:]) for name in STG}
+        per_rule = con.execute("""select table_name, rule, count(*) from quarantine
+                                  group by all order by all""").fetchall()
     for line in messages:
         context.log.warning(line)
+    as_of = context.partition_key_range.end
+    for r in reports:
+        yield dg.MaterializeResult(asset_key=f"stg_{r.table}", metadata={
+            "as_of": as_of, "dagster/row_count": r.rows_loaded, "rows_read": r.rows_read,
+            "rows_quarantined": r.rows_quarantined, "files": "\n".join(r.files), "database": str(settings.database)})
+    quarantined = sum(r.rows_quarantined for r in reports)
     table = "| table | read | loaded | quarantined |\n|---|---:|---:|---:|\n" + "\n".join(
         f"| {r.table} | {r.rows_read} | {r.rows_loaded} | {r.rows_quarantined} |" for r in reports)
-    quarantined = sum(r.rows_quarantined for r in reports)
-    return dg.MaterializeResult(
-        metadata={"as_of": context.partition_key_range.end,
-                  "rows_loaded": sum(r.rows_loaded for r in reports),
-                  "rows_quarantined": quarantined,
-                  "tables": dg.MetadataValue.md(table)},
-        check_results=[
-            dg.AssetCheckResult(check_name="rows_accounted_for", passed=all(r.balanced for r in reports)),
-            dg.AssetCheckResult(check_name="no_quarantined_rows", passed=quarantined == 0,
-                                severity=dg.AssetCheckSeverity.WARN,
-                                metadata={"rows_quarantined": quarantined,
-                                          "first_rows": dg.MetadataValue.md("\n".join(f"- {m}" for m in messages))}),
-        ],
-    )
+    rules = "| table | rule | rows |\n|---|---|---:|\n" + "\n".join(f"| {t} | {rule} | {n} |" for t, rule, n in per_rule)
+    yield dg.MaterializeResult(asset_key="quarantine", metadata={
+        "as_of": as_of, "dagster/row_count": quarantined, "tables": dg.MetadataValue.md(table),
+        "rules": dg.MetadataValue.md(rules),
+        "first_rows": dg.MetadataValue.md("\n".join(f"- {m}" for m in messages) or "none")})
+    yield from accounted.values()
+    for r in reports:
+        lines = [m for m in messages if m.endswith(f"quarantined from {r.table}")]
+        yield dg.AssetCheckResult(
+            asset_key=f"stg_{r.table}", check_name="no_quarantined_rows", passed=r.rows_quarantined == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=(f"{r.rows_quarantined} of {r.rows_read} rows quarantined" if r.rows_quarantined else None),
+            metadata={"rows_quarantined": r.rows_quarantined,
+                      "first_rows": dg.MetadataValue.md("\n".join(f"- {m}" for m in lines) or "none")})

@@ -11,21 +11,34 @@ after a timeout or a crash is therefore harmless at a receiver that
 de-duplicates by webhook-id: it answers 200 again without acting twice. That is
 what makes webhooks and SMS exactly-once from the receiver's point of view, and
 why a lost answer can be retried here instead of being reported as ambiguous.
+
+Secrets are Standard Webhooks secrets: `whsec_` and the base64 of the key,
+padded or not (`secret_key`). A secret without the prefix is used as it is
+(its UTF-8 bytes), for gateways that share a plain password; a Standard
+Webhooks receiver needs the `whsec_` form.
+
+A header carries only visible ASCII: an action key with anything else (a
+space, a non-ASCII letter, a control character) is sent as
+`webhook-id: msg_<SHA-256 of the key>` (`header_message_id`), deterministic,
+so de-duplication still works; the JSON body keeps the key as it is.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import ipaddress
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 import httpx
 
+from pipeline.config.settings import redact_url
 from pipeline.delivery.channels.base import PermanentError, SendResult, TransientError
 
 USER_AGENT = "dunning-pipeline"
@@ -42,7 +55,7 @@ def validate_url(url: str) -> None:
     if scheme == "http" and _is_loopback(host):
         return
     raise ValueError(
-        f"refusing to send to {url!r}: the URL must be https://, or http:// to a "
+        f"refusing to send to {redact_url(url)!r}: the URL must be https://, or http:// to a "
         "loopback host (127.0.0.0/8, ::1, localhost)"
     )
 
@@ -56,19 +69,42 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _secret_bytes(secret: str) -> bytes:
-    # Standard Webhooks secrets are "whsec_" + base64 of the key; anything else is
-    # taken literally, so a plain shared password works too.
-    key = base64.b64decode(secret[6:], validate=True) if secret.startswith("whsec_") else secret.encode()
+SECRET_PREFIX = "whsec_"
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]{1,255}")  # fullmatch: '$' would let a final newline through
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a signing secret; ValueError (never quoting the secret) if it is not usable.
+
+    `whsec_<base64>`: the Standard Webhooks form, padding optional (the standard's libraries
+    accept both); anything else is taken literally, so a plain shared password works too.
+    """
+    if secret.startswith(SECRET_PREFIX):
+        body = secret[len(SECRET_PREFIX):]
+        try:
+            key = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("the part after whsec_ is not base64 (A-Z, a-z, 0-9, + and /, "
+                             "optionally padded with =)") from None
+    else:
+        key = secret.encode("utf-8")
     if not key:
         raise ValueError("the signing secret is empty")
     return key
 
 
+def header_message_id(message_id: str) -> str:
+    """The webhook-id / Idempotency-Key for a message id: itself if it is visible ASCII (up to
+    255 characters), else `msg_` and 40 hex digits of its SHA-256 (deterministic, header-safe)."""
+    if _HEADER_SAFE.fullmatch(message_id):
+        return message_id
+    return "msg_" + hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     """The `webhook-signature` value for one request: `v1,<base64 HMAC-SHA256>`."""
     signed = f"{message_id}.{timestamp}.".encode() + body
-    digest = hmac.new(_secret_bytes(secret), signed, hashlib.sha256).digest()
+    digest = hmac.new(secret_key(secret), signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
 
 
@@ -103,7 +139,10 @@ def verify(
 
 def _display_url(url: str) -> str:
     # Gateway URLs sometimes carry credentials in the query or userinfo; keep them out of errors.
-    p = urlsplit(url)
+    try:
+        p = urlsplit(url)
+    except ValueError:
+        return redact_url(url)
     return f"{p.scheme}://{p.netloc.rpartition('@')[2]}{p.path}"
 
 
@@ -144,7 +183,7 @@ class SignedHttpSender:
         clock: Callable[[], float] = time.time,
     ) -> None:
         validate_url(url)
-        _secret_bytes(secret)  # fail at construction, not on the first send
+        secret_key(secret)  # fail at construction, not on the first send
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.url, self._secret = url, secret
@@ -156,6 +195,7 @@ class SignedHttpSender:
         self._client = client if client is not None else httpx.Client(timeout=self._timeout)
 
     def post(self, message_id: str, payload: Mapping) -> SendResult:
+        message_id = header_message_id(message_id)
         # Canonical bytes: the same payload always gives the same body (and signature input).
         body = json.dumps(
             payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str

@@ -1,7 +1,7 @@
 """The daily print batch for a print-and-mail partner.
 
 ``write_print_batch`` puts the day's letters into ``<root>/<day>/batch-NN/``:
-``letters/<safe key>.pdf`` (one file per letter), ``batch.pdf`` (all letters
+``letters/<folder name of the key>.pdf`` (one file per letter), ``batch.pdf`` (all letters
 merged in action-key order, so the partner prints one file) and
 ``manifest.csv``/``manifest.json`` (one row per letter: address, registered
 or not, pages, the page in batch.pdf where it starts, checksums).
@@ -42,7 +42,7 @@ from pathlib import Path
 
 from pypdf import PdfReader, PdfWriter
 
-from pipeline.delivery.outbox import safe_action_key
+from pipeline.delivery.outbox import folder_name
 from pipeline.durable_files import fsync_path, write_file
 
 MANIFEST_FIELDS = [
@@ -158,7 +158,7 @@ def write_print_batch(root: Path, day: date, letters: list[LetterItem], *, fsync
             "currency": it.currency,
             "pages": pages,
             "first_page": first_page,
-            "file": f"letters/{safe_action_key(it.action_key)}.pdf",
+            "file": f"letters/{folder_name(it.action_key)}.pdf",
             "sha256": _sha256(it.pdf),
         })
         first_page += pages

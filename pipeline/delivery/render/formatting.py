@@ -9,13 +9,14 @@ U+202F in French), which keep an amount and its currency sign on one line.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 
 from babel import Locale
 from babel.dates import format_date as _babel_format_date
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_currency, format_decimal, get_currency_symbol
 
 DEFAULT_LOCALE = "en_GB"
 
@@ -53,7 +54,28 @@ def format_money(amount: Decimal | int | str, currency: str, locale: str | None)
     _require(amount, "money")
     if not isinstance(amount, Decimal):
         amount = Decimal(str(amount))
-    return format_currency(amount, _require(currency, "currency"), locale=parse_locale(locale))
+    loc = parse_locale(locale)
+    return _currency_spacing(format_currency(amount, _require(currency, "currency"), locale=loc),
+                             get_currency_symbol(currency, locale=loc))
+
+
+def _is_symbol_or_space(char: str) -> bool:
+    return unicodedata.category(char)[0] in "SZ"
+
+
+def _currency_spacing(text: str, symbol: str) -> str:
+    """CLDR's currency spacing, which Babel leaves out: a currency sign that ends (or starts) with a
+    letter, next to a digit, gets a no-break space between them (``DKK 63,124.87``, not
+    ``DKK63,124.87``); a sign such as ``€`` or ``US$`` stays where the locale puts it."""
+    at = text.find(symbol) if symbol else -1
+    if at < 0:
+        return text
+    end = at + len(symbol)
+    if end < len(text) and text[end].isdigit() and not _is_symbol_or_space(symbol[-1]):
+        text = text[:end] + "\xa0" + text[end:]
+    if at > 0 and text[at - 1].isdigit() and not _is_symbol_or_space(symbol[0]):
+        text = text[:at] + "\xa0" + text[at:]
+    return text
 
 
 def format_date(d: date | datetime, locale: str | None, fmt: str = "medium") -> str:

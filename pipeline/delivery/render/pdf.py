@@ -137,9 +137,11 @@ class LetterRenderer:
         workers: int = 1,
         chunk_size: int | None = None,
         stats: dict[int, dict[str, float]] | None = None,
-    ) -> Iterator[tuple[str, bytes]]:
+        *,
+        errors: str = "raise",
+    ) -> Iterator[tuple[str, bytes | RenderError]]:
         """Yield ``(action_key, pdf_bytes)`` in input order; see module ``render_many``."""
-        return render_many(ctxs, workers, self.template_root, chunk_size, stats, renderer=self)
+        return render_many(ctxs, workers, self.template_root, chunk_size, stats, renderer=self, errors=errors)
 
 
 def _pdf_string(text: str):
@@ -164,11 +166,21 @@ def _usage() -> dict[str, float]:
     return {"peak_rss_mib": ru.ru_maxrss / 1024, "cpu_s": ru.ru_utime + ru.ru_stime}  # Linux: KiB
 
 
-def _render_chunk(chunk: list[Mapping[str, Any]]) -> tuple[int, dict[str, float], list[tuple[str, bytes]]]:
+def _render_chunk(chunk: list[Mapping[str, Any]], errors: str = "raise") -> tuple[
+        int, dict[str, float], list[tuple[str, bytes | RenderError]]]:
     out = []
     for ctx in chunk:
-        out.append((ctx["action_key"], _render_one(_WORKER_RENDERER, ctx)))
+        out.append((ctx["action_key"], _render_or_error(_WORKER_RENDERER, ctx, errors)))
     return os.getpid(), _usage(), out
+
+
+def _render_or_error(renderer: LetterRenderer, ctx: Mapping[str, Any], errors: str) -> bytes | RenderError:
+    try:
+        return _render_one(renderer, ctx)
+    except RenderError as exc:
+        if errors == "raise":
+            raise
+        return RenderError(exc.action_key, exc.args[1])  # without the traceback: it pickles small
 
 
 def _render_one(renderer: LetterRenderer, ctx: Mapping[str, Any]) -> bytes:
@@ -186,7 +198,9 @@ def render_many(
     chunk_size: int | None = None,
     stats: dict[int, dict[str, float]] | None = None,
     renderer: LetterRenderer | None = None,
-) -> Iterator[tuple[str, bytes]]:
+    *,
+    errors: str = "raise",
+) -> Iterator[tuple[str, bytes | RenderError]]:
     """Render many letters, yielding ``(action_key, pdf_bytes)`` in input order.
 
     ``workers <= 1`` renders in this process. Otherwise a pool of ``workers``
@@ -195,14 +209,18 @@ def render_many(
     contexts travel in chunks to cut pickling round-trips, and at most two
     chunks per worker are in flight so memory stays bounded for big batches.
     ``stats``, if given, receives ``{worker_pid: {"peak_rss_mib", "cpu_s"}}``
-    (workers=1: this process). The first failing letter raises RenderError
-    (the batch stops).
+    (workers=1: this process). ``errors="raise"``: the first failing letter
+    raises RenderError (the batch stops); ``errors="return"``: a failing letter
+    yields ``(action_key, RenderError)`` in its place and the others go on
+    (what dispatch does: one bad document must not stop the day).
     """
+    if errors not in ("raise", "return"):
+        raise ValueError(f"errors must be raise or return, not {errors!r}")
     ctxs = list(ctxs)
     if workers <= 1 or len(ctxs) <= 1:
         renderer = renderer or LetterRenderer(template_root)
         for ctx in ctxs:
-            yield ctx["action_key"], _render_one(renderer, ctx)
+            yield ctx["action_key"], _render_or_error(renderer, ctx, errors)
         if stats is not None:
             stats[os.getpid()] = _usage()
         return
@@ -220,13 +238,13 @@ def render_many(
         pending: deque = deque()
         next_chunk = iter(chunks)
         for chunk in next_chunk:
-            pending.append(pool.submit(_render_chunk, chunk))
+            pending.append(pool.submit(_render_chunk, chunk, errors))
             if len(pending) >= workers * 2:
                 break
         while pending:
             pid, usage, results = pending.popleft().result()
             for chunk in next_chunk:
-                pending.append(pool.submit(_render_chunk, chunk))
+                pending.append(pool.submit(_render_chunk, chunk, errors))
                 break
             if stats is not None:  # both figures only grow: keep the latest per worker
                 old = stats.get(pid, usage)

@@ -62,6 +62,19 @@ class SmsTooLong(ValueError):
     """An SMS template rendered to more than SMS_MAX characters."""
 
 
+class DocumentRefused(ValueError):
+    """A context that must not become a document; `refused` in the context says why (no creditor
+    account for its currency, a letter to an address the post cannot deliver)."""
+
+
+def check_not_refused(ctx: Mapping[str, Any]) -> None:
+    """Raise DocumentRefused when `build_contexts` marked the context as refused: one check for the
+    email, the letter and the SMS, before any template runs."""
+    reason = ctx.get("refused")
+    if reason:
+        raise DocumentRefused(reason)
+
+
 def one_line(text: str) -> str:
     """Line breaks (and the spaces around them) become one space: subjects and SMS are one line.
 
@@ -213,6 +226,7 @@ class TemplateSet:
         return f"{self.name}/{found[0]} line {found[1]}" if found else None
 
     def render_email(self, ctx: Mapping[str, Any]) -> RenderedEmail:
+        check_not_refused(ctx)
         template, locale = ctx["template"], ctx.get("locale")
         subject = self.render(self.template_name(template, "subject.txt", locale), ctx)
         return RenderedEmail(
@@ -223,10 +237,12 @@ class TemplateSet:
         )
 
     def render_letter_html(self, ctx: Mapping[str, Any]) -> str:
+        check_not_refused(ctx)
         return self.render(self.template_name(ctx["template"], "letter.html", ctx.get("locale")), ctx)
 
     def render_sms(self, ctx: Mapping[str, Any]) -> str:
         """The SMS text: one line, runs of spaces collapsed, at most SMS_MAX characters."""
+        check_not_refused(ctx)
         name = self.template_name(ctx["template"], "sms.txt", ctx.get("locale"))
         text = sms_text(self.render(name, ctx))
         if len(text) > SMS_MAX:

@@ -1,0 +1,572 @@
+"""What one policy does differently from another over the same days, read from two ledgers.
+
+`dunning simulate` compares what actually happened (`main`) with a candidate run in
+`sim_<name>`; `dunning policy diff` compares the old and the new file, each run in its own
+work schema from the same state. Both read the figures here, so they are defined once:
+
+* per policy, level and currency: documents (the level's own document, action `reminder`),
+  letters (documents on the `letter` and `registered_letter` channels), postage (letters times
+  the `postage` setting of their channel and currency), fees charged, contracts ended (an
+  `end_contract` exported, as the view `contract_terminations` counts it) and the cases open
+  on the last day at that level (level 0: opened, no level yet); with the difference and the
+  totals per currency;
+* every action that differs (by its deterministic key: added, removed, or changed in day,
+  channel, principal, fee, fees, interest or amount demanded), the cases they belong to and
+  cases whose state on the last day differs, and the customers of those cases.
+
+All of these are mechanical consequences: the same inputs (invoices, payments, suspensions)
+through the same daily models under another policy. Money is Decimal throughout and every
+list is sorted, so the same ledgers give the same report, byte for byte.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field, fields
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from pipeline.durable_files import atomic_write
+from pipeline.warehouse import work_schemas as schemas
+
+ZERO = Decimal("0.00")
+LETTER_CHANNELS = ("letter", "registered_letter")
+
+# (attribute, label in reports, is money)
+FIGURES = (
+    ("documents", "documents", False),
+    ("letters", "letters", False),
+    ("postage", "postage", True),
+    ("fees", "fees", True),
+    ("terminations", "contracts ended", False),
+    ("open_cases", "open cases on the last day", False),
+)
+# the figures a case or a customer shows (its state on the last day is shown as text)
+CASE_FIGURES = FIGURES[:5]
+
+
+@dataclass(frozen=True)
+class Counts:
+    documents: int = 0
+    letters: int = 0
+    registered: int = 0  # of the letters; priced as registered letters
+    postage: Decimal = ZERO
+    fees: Decimal = ZERO
+    terminations: int = 0
+    open_cases: int = 0
+
+    def __add__(self, other: "Counts") -> "Counts":
+        return Counts(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+
+@dataclass(frozen=True)
+class LevelRow:
+    policy_id: str
+    step: bool  # a failed-collection step (S1) rather than a dunning level (L1)
+    level_no: int
+    currency: str
+    names_before: tuple[str, ...]
+    names_after: tuple[str, ...]
+    before: Counts
+    after: Counts
+
+    @property
+    def level(self) -> str:
+        return f"{'S' if self.step else 'L'}{self.level_no}"
+
+    @property
+    def label(self) -> str:
+        """`L2 "First dunning notice"`, or `L2 "Old name" -> "New name"` when the two sides differ."""
+        if self.level_no == 0:
+            return "L0 (opened, no level yet)"
+
+        def names(n: tuple[str, ...]) -> str:
+            return " / ".join(f'"{x}"' for x in n)
+
+        if not self.names_before or not self.names_after or self.names_before == self.names_after:
+            return f"{self.level} {names(self.names_after or self.names_before)}".rstrip()
+        return f"{self.level} {names(self.names_before)} -> {names(self.names_after)}"
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    customer_id: str
+    customer_name: str
+    contract_id: str
+    case_id: str
+    currency: str
+    policy_before: str
+    policy_after: str
+    levels_before: str  # the levels done in the range, e.g. "L1 2026-03-18, L2 2026-03-25"
+    levels_after: str
+    end_before: str  # the case on the last day: "open at L2", "closed on 2026-04-02 (balance_cleared)", ""
+    end_after: str
+    before: Counts
+    after: Counts
+
+
+@dataclass(frozen=True)
+class CustomerRow:
+    customer_id: str
+    customer_name: str
+    currency: str
+    cases: int
+    before: Counts
+    after: Counts
+
+
+@dataclass(frozen=True)
+class ActionRow:
+    kind: str  # added (only after), removed (only before), changed
+    action_key: str
+    case_id: str
+    customer_id: str
+    contract_id: str
+    currency: str
+    level_no: int
+    action: str
+    channel_before: str | None
+    channel_after: str | None
+    executed_before: date | None
+    executed_after: date | None
+    fee_before: Decimal | None
+    fee_after: Decimal | None
+    amount_before: Decimal | None
+    amount_after: Decimal | None
+
+
+@dataclass
+class Impact:
+    start: date
+    end: date
+    before: str  # how the two sides are named in reports: "actual"/"candidate", "old"/"new"
+    after: str
+    levels: list[LevelRow] = field(default_factory=list)
+    cases: list[CaseRow] = field(default_factory=list)
+    customers: list[CustomerRow] = field(default_factory=list)
+    actions: list[ActionRow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. letters without a postage rate
+
+    def totals(self) -> dict[str, tuple[Counts, Counts]]:
+        out: dict[str, tuple[Counts, Counts]] = {}
+        for row in self.levels:
+            b, a = out.get(row.currency, (Counts(), Counts()))
+            out[row.currency] = (b + row.before, a + row.after)
+        return dict(sorted(out.items()))
+
+
+# ---------------------------------------------------------------------------------------------
+# reading the two ledgers
+
+
+def _qualified(schema: str) -> str:
+    return "main" if schema == "main" else schemas.checked(schema)
+
+
+_ACTIONS_SQL = """
+select action_key, case_id, scope, customer_id, contract_id, currency, policy_id, level_no, level_name,
+       action, channel, executed_on, principal, fee, fees_total, interest, amount_demanded,
+       action = 'reminder' as is_document,
+       action = 'reminder' and channel in ('letter', 'registered_letter') as is_letter,
+       action = 'reminder' and channel = 'registered_letter' as is_registered,
+       action = 'end_contract' and status_is_exported(status) as is_termination
+from {s}.action_ledger
+where executed_on between $start and $end and status_is_done(status)
+"""
+
+# the cases that can differ: open at some time in the range; their state on the last day
+_CASES_SQL = """
+with done as (
+    select case_id, max(level_no) as level_no, arg_max(level_name, level_no) as level_name
+    from {s}.action_ledger
+    where executed_on <= $end and status_is_done(status)
+    group by case_id
+)
+select c.case_id, c.scope, c.customer_id, c.contract_id, c.currency, c.policy_id,
+       coalesce(d.level_no, 0) as level_no, d.level_name,
+       case when c.closed_on <= $end then c.closed_on end as closed_on,
+       case when c.closed_on <= $end then c.close_reason end as close_reason
+from {s}.case_register c left join done d using (case_id)
+where c.opened_on <= $end and (c.closed_on is null or c.closed_on >= $start)
+"""
+
+_COMPARED = ("executed_on", "level_no", "action", "channel", "principal", "fee", "fees_total", "interest",
+             "amount_demanded")
+
+
+def _postage_rate(settings, channel: str, currency: str) -> Decimal | None:
+    rate = (settings.postage or {}).get(channel, {}).get(currency)
+    return None if rate is None else Decimal(rate)
+
+
+def compare(con, before: str, after: str, start: date, end: date, settings, *,
+            labels: tuple[str, str] = ("before", "after")) -> Impact:
+    """Compare the ledgers of schema `before` and schema `after` (either may be `main`) over start..end."""
+    sides = {"before": _qualified(before), "after": _qualified(after)}
+    params = {"start": start, "end": end}
+    for side, schema in sides.items():
+        con.execute(f"create or replace temp table impact_{side}_actions as {_ACTIONS_SQL.format(s=schema)}",
+                    params)
+        con.execute(f"create or replace temp table impact_{side}_cases as {_CASES_SQL.format(s=schema)}", params)
+    try:
+        return _read(con, start, end, settings, labels)
+    finally:
+        for side in sides:
+            con.execute(f"drop table if exists impact_{side}_actions")
+            con.execute(f"drop table if exists impact_{side}_cases")
+
+
+def _read(con, start: date, end: date, settings, labels: tuple[str, str]) -> Impact:
+    impact = Impact(start, end, *labels)
+    missing_rates: set[tuple[str, str]] = set()
+
+    def counts(documents, letters, registered, fees, terminations, open_cases, currency) -> Counts:
+        postage = ZERO
+        for channel, n in (("letter", letters - registered), ("registered_letter", registered)):
+            if n:
+                rate = _postage_rate(settings, channel, currency)
+                if rate is None:
+                    missing_rates.add((channel, currency))
+                else:
+                    postage += n * rate
+        return Counts(documents, letters, registered, postage, fees if fees is not None else ZERO,
+                      terminations, open_cases)
+
+    # per policy, level and currency
+    per_level: dict[tuple, dict[str, Counts]] = {}
+    names: dict[tuple, dict[str, set[str]]] = {}
+    for side in ("before", "after"):
+        rows = con.execute(f"""
+            select policy_id, scope = 'collection', level_no, currency, list(distinct level_name),
+                   count(*) filter (where is_document), count(*) filter (where is_letter),
+                   count(*) filter (where is_registered), sum(fee), count(*) filter (where is_termination)
+            from impact_{side}_actions group by all""").fetchall()
+        for policy_id, step, level_no, ccy, level_names, docs, letters, registered, fees, ended in rows:
+            key = (policy_id, step, level_no, ccy)
+            per_level.setdefault(key, {})[side] = counts(docs, letters, registered, fees, ended, 0, ccy)
+            names.setdefault(key, {}).setdefault(side, set()).update(level_names)
+        rows = con.execute(f"""
+            select policy_id, scope = 'collection', level_no, currency, list(distinct level_name), count(*)
+            from impact_{side}_cases where closed_on is null group by all""").fetchall()
+        for policy_id, step, level_no, ccy, level_names, n in rows:
+            key = (policy_id, step, level_no, ccy)
+            found = per_level.setdefault(key, {})
+            found[side] = found.get(side, Counts()) + Counts(open_cases=n)
+            names.setdefault(key, {}).setdefault(side, set()).update(x for x in level_names if x is not None)
+    impact.levels = [
+        LevelRow(*key, tuple(sorted(names.get(key, {}).get("before", ()))),
+                 tuple(sorted(names.get(key, {}).get("after", ()))),
+                 sides.get("before", Counts()), sides.get("after", Counts()))
+        for key, sides in sorted(per_level.items())]
+
+    # every action that differs, by its key
+    changed = " or ".join(f"b.{c} is distinct from a.{c}" for c in _COMPARED)  # fixed column names
+    rows = con.execute(f"""
+        select case when b.action_key is null then 'added' when a.action_key is null then 'removed'
+                    else 'changed' end,
+               action_key, coalesce(a.case_id, b.case_id), coalesce(a.customer_id, b.customer_id),
+               coalesce(a.contract_id, b.contract_id), coalesce(a.currency, b.currency),
+               coalesce(a.level_no, b.level_no), coalesce(a.action, b.action),
+               b.channel, a.channel, b.executed_on, a.executed_on, b.fee, a.fee,
+               b.amount_demanded, a.amount_demanded
+        from impact_before_actions b full join impact_after_actions a using (action_key)
+        where b.action_key is null or a.action_key is null or {changed}
+        order by action_key""").fetchall()
+    impact.actions = [ActionRow(*r) for r in rows]
+
+    # the cases: those with a differing action, and those whose state on the last day differs
+    state: dict[str, dict[str, tuple]] = {}
+    for side in ("before", "after"):
+        for row in con.execute(f"select * from impact_{side}_cases").fetchall():
+            state.setdefault(row[0], {})[side] = row
+    affected = {a.case_id for a in impact.actions}
+    affected |= {case_id for case_id, s in state.items()
+                 if _end_text(s.get("before")) != _end_text(s.get("after"))}
+    per_case: dict[str, dict[str, Counts]] = {}
+    levels_done: dict[str, dict[str, str]] = {}
+    info: dict[str, tuple] = {}
+    for side in ("before", "after") if affected else ():
+        rows = con.execute(f"""
+            select case_id, customer_id, contract_id, currency, scope = 'collection',
+                   count(*) filter (where is_document), count(*) filter (where is_letter),
+                   count(*) filter (where is_registered), sum(fee), count(*) filter (where is_termination),
+                   string_agg(level_no::varchar || ' ' || executed_on::varchar, ', '
+                              order by executed_on, level_no)
+                       filter (where level_first)
+            from (select *, row_number() over (partition by case_id, level_no order by executed_on, action_key) = 1
+                            as level_first
+                  from impact_{side}_actions)
+            where case_id in (select unnest($ids))
+            group by all""", {"ids": sorted(affected)}).fetchall()
+        for case_id, customer, contract, ccy, step, docs, letters, registered, fees, ended, done in rows:
+            per_case.setdefault(case_id, {})[side] = counts(docs, letters, registered, fees, ended, 0, ccy)
+            prefix = "S" if step else "L"
+            levels_done.setdefault(case_id, {})[side] = ", ".join(
+                f"{prefix}{item}" for item in (done or "").split(", ") if item)
+            info.setdefault(case_id, (customer, contract, ccy))
+    names_of = _customer_names(con)
+    cases = []
+    for case_id in sorted(affected):
+        s = state.get(case_id, {})
+        for side in ("after", "before"):
+            if side in s:
+                info.setdefault(case_id, (s[side][2], s[side][3], s[side][4]))
+        customer, contract, ccy = info[case_id]
+        c = per_case.get(case_id, {})
+        open_counts = {side: Counts(open_cases=1) if s.get(side) and s[side][8] is None else Counts()
+                       for side in ("before", "after")}
+        cases.append(CaseRow(
+            customer, names_of.get(customer, ""), contract, case_id, ccy,
+            s["before"][5] if "before" in s else "", s["after"][5] if "after" in s else "",
+            levels_done.get(case_id, {}).get("before", ""), levels_done.get(case_id, {}).get("after", ""),
+            _end_text(s.get("before")), _end_text(s.get("after")),
+            c.get("before", Counts()) + open_counts["before"], c.get("after", Counts()) + open_counts["after"]))
+    impact.cases = sorted(cases, key=lambda r: (r.customer_id, r.currency, r.contract_id, r.case_id))
+
+    per_customer: dict[tuple[str, str], list[CaseRow]] = {}
+    for case in impact.cases:
+        per_customer.setdefault((case.customer_id, case.currency), []).append(case)
+    impact.customers = [
+        CustomerRow(customer, names_of.get(customer, ""), ccy, len(rows),
+                    sum((r.before for r in rows), Counts()), sum((r.after for r in rows), Counts()))
+        for (customer, ccy), rows in sorted(per_customer.items())]
+    impact.notes = [f"no postage rate for {channel} in {ccy} (setting postage.{channel}.{ccy}): "
+                    "counted as 0.00" for channel, ccy in sorted(missing_rates)]
+    return impact
+
+
+def _end_text(row: tuple | None) -> str:
+    """A case's state on the last day, as reports show it; '' when the side has no such case."""
+    if row is None:
+        return ""
+    _, scope, *_rest = row
+    level_no, level_name, closed_on, close_reason = row[6], row[7], row[8], row[9]
+    if closed_on is not None:
+        return f"closed on {closed_on} ({close_reason})"
+    if not level_no:
+        return "open, no level yet"
+    return f'open at {"S" if scope == "collection" else "L"}{level_no} "{level_name}"'
+
+
+def _customer_names(con) -> dict[str, str]:
+    try:
+        return dict(con.execute("select customer_id, name from main.stg_customers").fetchall())
+    except Exception:  # noqa: BLE001 - a database without inputs loaded: the ids are enough
+        return {}
+
+
+# ---------------------------------------------------------------------------------------------
+# showing it
+
+
+def signed(value) -> str:
+    """A difference with its sign: +5.00, -1, 0 (money keeps its two decimals)."""
+    if isinstance(value, Decimal):
+        return f"+{value}" if value > 0 else str(value) if value < 0 else str(ZERO + value)
+    return f"+{value}" if value > 0 else str(value)
+
+
+def md_cell(value) -> str:
+    """A Markdown table cell: pipes escaped, line breaks flattened (names come from the data)."""
+    text = "" if value is None else str(value)
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _md_row(values) -> str:
+    return "| " + " | ".join(md_cell(v) for v in values) + " |"
+
+
+def change(before, after) -> str:
+    """`5.00` when equal, else `5.00 -> 15.00 (+10.00)`."""
+    if before == after:
+        return str(before)
+    return f"{before} -> {after} ({signed(after - before)})"
+
+
+def _more(lines: list[str], total: int, shown: int, where: str | None) -> None:
+    if total > shown:
+        lines.append("")
+        lines.append(f"... {total - shown} more" + (f": every one in {where}" if where else ""))
+
+
+def markdown_sections(impact: Impact, *, limit: int | None = None, where: str | None = None,
+                      heading: str = "###") -> list[str]:
+    """The impact as Markdown: per level and currency, totals, customers, cases, actions.
+
+    `limit` caps the customers, cases and actions listed (for a terminal); `where` names the
+    files that hold all of them.
+    """
+    b, a = impact.before, impact.after
+    lines = [f"{heading} Per level and currency", ""]
+    if impact.levels:
+        lines += [f"| policy | level | currency | figure | {b} | {a} | difference |",
+                  "|---|---|---|---|---:|---:|---:|"]
+        for row in impact.levels:
+            for attr, label, _ in FIGURES:
+                x, y = getattr(row.before, attr), getattr(row.after, attr)
+                if x or y:
+                    lines.append(_md_row((row.policy_id, row.label, row.currency, label, x, y, signed(y - x))))
+    else:
+        lines.append("No level was executed and no case was open in the range on either side.")
+    lines += ["", f"{heading} Totals per currency", ""]
+    totals = impact.totals()
+    if totals:
+        lines += [f"| currency | figure | {b} | {a} | difference |", "|---|---|---:|---:|---:|"]
+        for ccy, (x, y) in totals.items():
+            for attr, label, _ in FIGURES:
+                lines.append(_md_row((ccy, label, getattr(x, attr), getattr(y, attr),
+                                      signed(getattr(y, attr) - getattr(x, attr)))))
+    else:
+        lines.append("Nothing in either ledger.")
+    for note in impact.notes:
+        lines += ["", f"Note: {note}."]
+
+    lines += ["", f"{heading} Customers affected: {len(impact.customers)}", ""]
+    if impact.customers:
+        lines += ["| customer | name | currency | cases | " + " | ".join(lbl for _, lbl, _ in CASE_FIGURES) + " |",
+                  "|---|---|---|---:|" + "---:|" * len(CASE_FIGURES)]
+        shown = impact.customers[:limit] if limit is not None else impact.customers
+        for c in shown:
+            lines.append(_md_row((c.customer_id, c.customer_name, c.currency, c.cases,
+                                  *(change(getattr(c.before, attr), getattr(c.after, attr))
+                                    for attr, _, _ in CASE_FIGURES))))
+        _more(lines, len(impact.customers), len(shown), where)
+    else:
+        lines.append(f"No customer: {a} and {b} do the same to every case.")
+
+    lines += ["", f"{heading} Cases affected: {len(impact.cases)}", ""]
+    if impact.cases:
+        lines += [f"| case | customer | currency | levels ({b}) | levels ({a}) | on the last day | documents | "
+                  "fees | postage | contracts ended |", "|---|---|---|---|---|---|---:|---:|---:|---:|"]
+        shown = impact.cases[:limit] if limit is not None else impact.cases
+        for c in shown:
+            end = c.end_before if c.end_before == c.end_after else \
+                f"{c.end_before or '(no case)'} -> {c.end_after or '(no case)'}"
+            lines.append(_md_row((c.case_id, c.customer_id, c.currency, c.levels_before, c.levels_after, end,
+                                  *(change(getattr(c.before, attr), getattr(c.after, attr))
+                                    for attr in ("documents", "fees", "postage", "terminations")))))
+        _more(lines, len(impact.cases), len(shown), where)
+
+    lines += ["", f"{heading} Actions that differ: {len(impact.actions)}", ""]
+    if impact.actions:
+        lines += [f"| kind | action | on ({b}) | on ({a}) | channel | fee | amount demanded |",
+                  "|---|---|---|---|---|---:|---:|"]
+        shown = impact.actions[:limit] if limit is not None else impact.actions
+        for r in shown:
+            lines.append(_md_row((r.kind, r.action_key, r.executed_before or "", r.executed_after or "",
+                                  _pair(r.channel_before, r.channel_after), _pair(r.fee_before, r.fee_after),
+                                  _pair(r.amount_before, r.amount_after))))
+        _more(lines, len(impact.actions), len(shown), where)
+    return lines
+
+
+def _pair(before, after) -> str:
+    if before == after or after is None:
+        return "" if before is None else str(before)
+    if before is None:
+        return str(after)
+    return f"{before} -> {after}"
+
+
+# ---------------------------------------------------------------------------------------------
+# files beside the Markdown report: CSV (text, for a spreadsheet) and Parquet (typed)
+
+_MONEY = "decimal(18,2)"
+
+
+def _figure_columns(prefix_labels: tuple[str, str], figures=FIGURES) -> list[tuple[str, str]]:
+    b, a = prefix_labels
+    out = []
+    for attr, _, money in figures:
+        kind = _MONEY if money else "integer"
+        out += [(f"{attr}_{b}", kind), (f"{attr}_{a}", kind), (f"{attr}_difference", kind)]
+    return out
+
+
+def _figure_values(before: Counts, after: Counts, figures=FIGURES) -> list:
+    out = []
+    for attr, _, _ in figures:
+        x, y = getattr(before, attr), getattr(after, attr)
+        out += [x, y, y - x]
+    return out
+
+
+def tables(impact: Impact) -> dict[str, tuple[list[tuple[str, str]], list[list]]]:
+    """The impact as tables (columns with DuckDB types, rows), each sorted: levels, customers, cases, actions."""
+    b, a = impact.before, impact.after
+    levels_cols = [("policy_id", "varchar"), ("level", "varchar"), ("level_no", "integer"),
+                   (f"level_name_{b}", "varchar"), (f"level_name_{a}", "varchar"), ("currency", "varchar"),
+                   *_figure_columns((b, a))]
+    levels_rows = [[r.policy_id, r.level, r.level_no, " / ".join(r.names_before), " / ".join(r.names_after),
+                    r.currency, *_figure_values(r.before, r.after)] for r in impact.levels]
+    levels_rows += [["(total)", "", None, "", "", ccy, *_figure_values(x, y)]
+                    for ccy, (x, y) in impact.totals().items()]
+    case_figs = FIGURES[:5] + (("open_cases", "open on the last day", False),)
+    customers_cols = [("customer_id", "varchar"), ("customer_name", "varchar"), ("currency", "varchar"),
+                      ("cases", "integer"), *_figure_columns((b, a), case_figs)]
+    customers_rows = [[c.customer_id, c.customer_name, c.currency, c.cases, *_figure_values(c.before, c.after,
+                                                                                           case_figs)]
+                      for c in impact.customers]
+    cases_cols = [("customer_id", "varchar"), ("customer_name", "varchar"), ("contract_id", "varchar"),
+                  ("case_id", "varchar"), ("currency", "varchar"), (f"policy_{b}", "varchar"),
+                  (f"policy_{a}", "varchar"), (f"levels_{b}", "varchar"), (f"levels_{a}", "varchar"),
+                  (f"last_day_{b}", "varchar"), (f"last_day_{a}", "varchar"), *_figure_columns((b, a), case_figs)]
+    cases_rows = [[c.customer_id, c.customer_name, c.contract_id, c.case_id, c.currency, c.policy_before,
+                   c.policy_after, c.levels_before, c.levels_after, c.end_before, c.end_after,
+                   *_figure_values(c.before, c.after, case_figs)] for c in impact.cases]
+    actions_cols = [("kind", "varchar"), ("action_key", "varchar"), ("case_id", "varchar"),
+                    ("customer_id", "varchar"), ("contract_id", "varchar"), ("currency", "varchar"),
+                    ("level_no", "integer"), ("action", "varchar"), (f"channel_{b}", "varchar"),
+                    (f"channel_{a}", "varchar"), (f"executed_on_{b}", "date"), (f"executed_on_{a}", "date"),
+                    (f"fee_{b}", _MONEY), (f"fee_{a}", _MONEY), (f"amount_demanded_{b}", _MONEY),
+                    (f"amount_demanded_{a}", _MONEY)]
+    actions_rows = [[r.kind, r.action_key, r.case_id, r.customer_id, r.contract_id, r.currency, r.level_no,
+                     r.action, r.channel_before, r.channel_after, r.executed_before, r.executed_after,
+                     r.fee_before, r.fee_after, r.amount_before, r.amount_after] for r in impact.actions]
+    return {"levels": (levels_cols, levels_rows), "customers": (customers_cols, customers_rows),
+            "cases": (cases_cols, cases_rows), "actions": (actions_cols, actions_rows)}
+
+
+def csv_text(columns: list[tuple[str, str]], rows: list[list]) -> str:
+    """CSV with a header, `\\n` line ends, exact decimals, ISO dates, empty for missing."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([name for name, _ in columns])
+    for row in rows:
+        writer.writerow(["" if v is None else v.isoformat() if isinstance(v, date) else str(v) for v in row])
+    return buf.getvalue()
+
+
+def write_table(path_stem: Path, name: str, columns: list[tuple[str, str]], rows: list[list],
+                *, parquet: bool = True) -> list[Path]:
+    """`<stem>.<name>.csv` (and `.parquet`, typed) beside the report; returns the paths written."""
+    csv_path = path_stem.with_name(f"{path_stem.name}.{name}.csv")
+    atomic_write(csv_path, csv_text(columns, rows).encode("utf-8"), fsync=False)
+    written = [csv_path]
+    if parquet:
+        written.append(_write_parquet(path_stem.with_name(f"{path_stem.name}.{name}.parquet"), columns, rows))
+    return written
+
+
+def _write_parquet(path: Path, columns: list[tuple[str, str]], rows: list[list]) -> Path:
+    """Typed Parquet (money as DECIMAL(18,2), dates as DATE), written beside and renamed into place."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types = {"varchar": pa.string(), "integer": pa.int64(), "date": pa.date32(), _MONEY: pa.decimal128(18, 2)}
+    schema = pa.schema([(name, types[kind]) for name, kind in columns])
+    table = pa.table({name: pa.array([row[i] for row in rows], type=schema.field(name).type)
+                      for i, (name, _) in enumerate(columns)}, schema=schema)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
+    return path
+
+
+def write_tables(impact: Impact, path_stem: Path, *, parquet: bool = True) -> list[Path]:
+    written = []
+    for name, (columns, rows) in tables(impact).items():
+        written += write_table(path_stem, name, columns, rows, parquet=parquet)
+    return written

@@ -1,0 +1,125 @@
+"""`make dagster` as a user starts it: `python -m dagster_project.dev` serves the UI on 127.0.0.1 with
+the code location loaded, prints no warning, and stops on SIGTERM; the day's job runs with the
+multiprocess executor (one process per step) under the instance settings of dagster_project/dagster.yaml."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+from pipeline.config.settings import PROJECT_ROOT
+from world import World, policy, query
+
+
+def _world(tmp_path) -> World:
+    w = World(tmp_path, policy([("due_date", 14, 7)]))
+    w.customer("CU1").contract("CT1", "CU1")
+    w.invoice("I1", "100.00", "2026-04-26", "2026-05-10")
+    return w
+
+
+def _free_port() -> int:
+    try:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    except OSError as exc:
+        pytest.skip(f"cannot bind 127.0.0.1: {exc}")
+
+
+LOCATIONS = '{"query": "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"}'
+
+
+def _locations(port: int) -> list[tuple[str, str]]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=LOCATIONS.encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        entries = json.loads(response.read())["data"]["workspaceOrError"]["locationEntries"]
+    return [(e["name"], e["loadStatus"]) for e in entries]
+
+
+def test_dev_serves_the_code_location_and_stops_on_sigterm_without_warnings(tmp_path):
+    port = _free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "DUNNING_CONFIG": str(_world(tmp_path).write_config())}
+    env.pop("VIRTUAL_ENV", None)
+    out, err = open(tmp_path / "stdout", "wb"), open(tmp_path / "stderr", "wb")
+    # a new session: started in the background, as a service manager or `make dagster &` would
+    proc = subprocess.Popen([sys.executable, "-m", "dagster_project.dev", "-h", "127.0.0.1", "-p", str(port)],
+                            cwd=tmp_path, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline, locations = time.monotonic() + 180, []
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                locations = _locations(port)
+            except OSError:
+                locations = []
+            if locations and locations[0][1] == "LOADED":
+                break
+            time.sleep(1)
+        assert proc.poll() is None, (tmp_path / "stderr").read_text()
+        assert locations == [("dunning", "LOADED")]
+        while b"Instance is configured with the following daemons" not in (tmp_path / "stdout").read_bytes() \
+                and time.monotonic() < deadline:  # the daemon has loaded the code location too
+            time.sleep(0.5)
+        stopped_at = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        assert time.monotonic() - stopped_at < 20
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        try:  # anything of that session left behind (the code server, webserver, daemon)
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out.close()
+        err.close()
+    lines = [*(tmp_path / "stdout").read_text().splitlines(), *(tmp_path / "stderr").read_text().splitlines()]
+    assert [line for line in lines if "warn" in line.lower()] == []
+    assert any("Dagster services shut down" in line for line in lines)
+    assert (tmp_path / "home" / "dagster.yaml").read_text() == (PROJECT_ROOT / "dagster_project" / "dagster.yaml"
+                                                                ).read_text()
+
+
+def test_the_day_runs_with_the_multiprocess_executor(tmp_path):
+    w = _world(tmp_path)
+    config_file = str(w.write_config())
+    settings = w.write()
+    instance_settings = yaml.safe_load((PROJECT_ROOT / "dagster_project" / "dagster.yaml").read_text())
+    # forked from a server that imported Dagster's loading code once (spawning costs seconds a step); only
+    # modules that open no DuckDB connection when imported, so no database thread is forked with it
+    preload = ["dagster._utils.test", "dagster.components", "dagster_project.definitions", "pipeline.engine.run"]
+    # the settings travel in the run config: a step forked from a server started earlier in this process
+    # would see that server's environment, not a variable set now
+    run_config = {"execution": {"config": {"multiprocess": {"start_method": {
+        "forkserver": {"preload_modules": preload}}}}},
+        "resources": {"dunning": {"config": {"config_file": config_file}}}}
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(overrides=instance_settings, temp_dir=str(tmp_path / "home")) as instance:
+        # the code location's own pointer, as the UI's run launcher has it
+        job = ReconstructableRepository.for_module("dagster_project.definitions", "defs").get_reconstructable_job(
+            "daily_dunning")
+        result = dg.execute_job(job, instance=instance, run_config=run_config,
+                                tags={"dagster/partition": "2026-05-24"})
+        assert result.success
+        steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+        processes = {e.pid for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert steps == {"billing_inputs", "dunning_state", "outbox_documents", "daily_report"}
+    assert len(processes) == 4  # one process per step, each opening the database in turn
+    assert query(settings, "select action_key, status from action_ledger") == [
+        ("ct-CT1-20260524/L1/reminder", "sent")], query(settings, "select last_error from action_ledger")
+    assert (Path(settings.reports_dir) / "2026-05-24" / "report.pdf").is_file()
