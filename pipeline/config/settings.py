@@ -319,8 +319,11 @@ class DispatchSettings(BaseModel):
     # nothing is sent while the newest visible payment is older than this many days
     # (stale payment data would dun customers who have paid); null turns the gate off
     max_payment_age_days: int | None = Field(default=3, ge=0)
-    # ledger rows marked per transaction while sending
-    batch_size: int = Field(default=100, ge=1, le=10_000)
+    # messages handed over per durable (fsynced) journal line: one fsync per this many (journal.py)
+    batch_size: int = Field(default=64, ge=1, le=10_000)
+    # a day's documents are rendered and sent in this many shards, by a hash of the case; `dunning
+    # dispatch` runs them up to `render_workers` at a time, Dagster as one step each (docs/scaling.md)
+    shards: int = Field(default=1, ge=1, le=4096)
 
 
 class IngestionSettings(BaseModel):

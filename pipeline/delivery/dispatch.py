@@ -1,12 +1,17 @@
 """Dispatch: deliver planned live actions exactly once, and record every step.
 
-Dispatch never decides what is due; it reads the ledger. Three phases, each
-safe to interrupt and repeat:
-1. `recover` settles what a crashed earlier run left in `sending`;
-2. `render_planned` writes each planned document to the outbox (the delivery
-   itself on the embedded default, the audit copy on a real channel);
-3. `send_rendered` hands rendered documents to SMTP, the SMS gateway, the
-   webhook receiver and the print batch, and retries failed ones.
+Dispatch never decides what is due; it reads the ledger. Each phase is safe to
+interrupt and repeat:
+1. an open snapshot a crashed earlier run left is finished first (its shards
+   carry on from their journals, then it is collected), and `recover` settles
+   letters a crashed print batch left in `sending`;
+2. `take_snapshot` writes what is planned (and what waits for its channel) as
+   an immutable snapshot in shards (`pipeline.delivery.shards`);
+3. `run_shards` renders each shard into the outbox (the delivery itself on the
+   embedded default, the audit copy on a real channel) and hands its documents
+   to SMTP, the SMS gateway and the webhook receiver, journaling every outcome;
+4. `collect` applies all outcomes to the ledger in one transaction;
+5. `send_letters` puts the day's rendered letters into the print batch.
 Documents are dated by the day the action was executed, so a recovered action
 renders exactly as it would have.
 
@@ -26,8 +31,9 @@ from dataclasses import dataclass
 from datetime import date
 
 from pipeline.delivery.channels.setup import ChannelConfigError, check_channels  # noqa: F401  (for callers)
-from pipeline.delivery.documents import build_contexts, render_planned  # noqa: F401  (build_contexts: preview)
-from pipeline.delivery.sending import recover, send_rendered
+from pipeline.delivery.documents import build_contexts  # noqa: F401  (previews)
+from pipeline.delivery.sending import recover, send_letters
+from pipeline.delivery.shards import collect, open_snapshots, remove_collected_folders, run_shards, take_snapshot
 from pipeline.config.settings import Settings
 
 
@@ -57,14 +63,43 @@ class DispatchSummary:
                 f"recovered {self.recovered}")
 
 
-def dispatch(con, as_of: date, settings: Settings) -> DispatchSummary:
+def dispatch(con, as_of: date, settings: Settings, *, shards: int | None = None,
+             processes: int | None = None) -> DispatchSummary:
+    """Everything due up to `as_of`, in `shards` shards (default `dispatch.shards`) run by
+    `processes` processes (default: the shards in this process when there is one, else up to
+    `render_workers` at a time). The outcome does not depend on either."""
     check_channels(settings)  # before anything: nothing is marked sending with a channel that cannot work
-    recovered = recover(con, settings)
-    rendered = render_planned(con, as_of, settings)
-    counts = send_rendered(con, as_of, settings)
-    return DispatchSummary(rendered=rendered.rendered, sent=counts["sent"], letters=counts["letters"],
-                           failed=counts["failed"] + rendered.failed, needs_review=counts["needs_review"],
-                           recovered=recovered, not_rendered=rendered.failed)
+    summary = DispatchSummary(rendered=0, sent=0, letters=0, failed=0, needs_review=0, recovered={})
+    for snapshot in open_snapshots(con, settings):  # a crashed run's: its shards carry on, then collect
+        _finish(con, snapshot, settings, summary, processes)
+    remove_collected_folders(con, settings)
+    summary.recovered = recover(con, settings)
+    snapshot, not_rendered = take_snapshot(con, as_of, settings, shards or settings.dispatch.shards)
+    summary.failed += not_rendered
+    summary.not_rendered += not_rendered
+    if snapshot is not None:
+        _finish(con, snapshot, settings, summary, processes)
+    letters = send_letters(con, as_of, settings)
+    summary.letters, summary.failed = letters["sent"], summary.failed + letters["failed"]
+    return summary
+
+
+def _finish(con, snapshot, settings: Settings, summary: DispatchSummary, processes: int | None) -> None:
+    """Run the snapshot's unfinished shards, then collect it, even if a shard raised (what the
+    others did is applied; the failed shard's rows go back to what they were or to review)."""
+    error = None
+    try:
+        run_shards(snapshot, settings, processes=processes)
+    except Exception as exc:
+        error = exc
+    done = collect(con, snapshot, settings)
+    summary.rendered += done.rendered
+    summary.not_rendered += done.not_rendered
+    summary.sent += done.outcomes["sent"]
+    summary.failed += done.outcomes["failed"] + done.not_rendered
+    summary.needs_review += done.outcomes["needs_review"]
+    if error is not None:
+        raise error
 
 
 def retry_failed(con, as_of: date) -> list[str]:
@@ -84,8 +119,3 @@ def retry_failed(con, as_of: date) -> list[str]:
                       status_changed_on = ?
                where action_key in (select unnest(?)) and status = 'failed'""", [as_of, keys])
     return keys
-
-
-def dispatch_outbox(con, as_of: date, settings: Settings) -> int:
-    """Deliver everything due up to `as_of`; returns how many documents were rendered."""
-    return dispatch(con, as_of, settings).rendered

@@ -12,14 +12,17 @@ depends on the channel:
 Rendering is idempotent: a crash before the row is marked only means the same
 bytes are written again. Each document is rendered on its own: one that fails
 (its data, its template, its PDF, an email address that is not valid) is
-marked `failed` with the error, and the others go out (`render_planned`).
+marked `failed` with the error, and the others go out.
+
+Two halves, so rendering can run where the database is not (`pipeline.delivery.shards`):
+`render_inputs` reads what each document needs from the database (its context),
+`render_items` writes the files from that alone.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -29,7 +32,6 @@ from pipeline.delivery.outbox import Outbox, message_id, recipient
 from pipeline.config.policy import DOCUMENT_ACTIONS
 from pipeline.config.settings import Settings
 
-BATCH = 200  # ledger rows marked per transaction: progress survives a crash mid-day
 # Starting worker processes costs ~2-3 s (each imports WeasyPrint); below this many
 # letters one warm in-process renderer is faster than a pool.
 PARALLEL_FROM = 24
@@ -41,7 +43,7 @@ _PLANNED_SQL = """
 select l.action_key, l.case_id, l.scope, l.target_id, l.contract_id, l.customer_id, l.currency,
        l.policy_id, l.policy_version, l.level_no, l.level_name, l.action, l.channel, l.template,
        l.executed_on, l.level_due_date, l.followed_invoice_id, l.principal, l.fee, l.fees_total,
-       l.interest, l.amount_demanded, l.details, p.template_set
+       l.interest, l.amount_demanded, l.details, l.status, l.attempts, p.template_set
 from action_ledger l
 join policy_versions p on p.policy_version = l.policy_version
 where (l.status = 'planned' or (l.status = 'rendered' and l.document_path is null))
@@ -205,12 +207,6 @@ def _event_payload(row: dict) -> dict:
             "occurred_on": row["executed_on"].isoformat(), "data": data}
 
 
-@dataclass(frozen=True)
-class RenderResult:
-    rendered: int  # documents written to the outbox and marked (rendered, sent or prepared)
-    failed: int  # documents that could not be rendered or addressed: `failed`, with the reason
-
-
 # A render failure is not retried by later runs: the same data and templates fail the same way.
 # `dunning dispatch --retry-failed` (after fixing them) or `dunning resolve KEY --as resend` renders it again.
 RENDER_FAILED = "not rendered or addressed: not retried until `dunning dispatch --retry-failed`"
@@ -238,86 +234,55 @@ def _isolated(rows: list[dict], build, fail) -> list[dict]:
         return _isolated(rows[:mid], build, fail) + _isolated(rows[mid:], build, fail)
 
 
-def render_planned(con, as_of: date, settings: Settings) -> RenderResult:
-    """Render every planned live action up to `as_of` into the outbox, each on its own.
+def planned_rows(con, as_of: date) -> list[dict]:
+    """The live document actions up to `as_of` waiting to be rendered."""
+    return records(con, _PLANNED_SQL, [as_of])
 
-    A document that cannot be rendered (any exception from its data, template or PDF) or
-    addressed (an email whose address is not valid) is marked `failed` with the error and
-    RENDER_FAILED as its review reason; every other document goes on. Written files are marked
-    in batches after they are on disk (write, then mark), so a crash only means rewriting them.
-    """
-    rows = records(con, _PLANNED_SQL, [as_of])
-    if not rows:
-        return RenderResult(0, 0)
-    outbox = Outbox(settings.outbox)
-    done: list[list] = []
-    failed: list[list] = []
-    counts = {"rendered": 0, "failed": 0}
 
-    def mark() -> None:
-        if done:
-            con.executemany(
-                """update action_ledger set status = ?, document_path = ?, provider_message_id = ?,
-                          status_changed_on = ? where action_key = ? and status in ('planned', 'rendered')""",
-                done,
-            )
-        if failed:
-            con.executemany(
-                """update action_ledger set status = 'failed', document_path = null, last_error = ?,
-                          review_reason = ?, status_changed_on = ?
-                   where action_key = ? and status in ('planned', 'rendered')""",
-                failed,
-            )
-        done.clear()
-        failed.clear()
-        faults.checkpoint("render.marked")
-
-    def record(key: str, channel: str, folder: Path, provider_id: str | None) -> None:
-        done.append([status_after_render(channel, settings), str(folder.relative_to(outbox.root)),
-                     provider_id, as_of, key])
-        counts["rendered"] += 1
-        if len(done) + len(failed) >= BATCH:
-            mark()
-
-    def fail(key: str, exc: BaseException) -> None:
-        failed.append([describe_error(exc), RENDER_FAILED, as_of, key])
-        counts["failed"] += 1
-        log.warning("%r not rendered: %s", key, failed[-1][0])
-        if len(done) + len(failed) >= BATCH:
-            mark()
-
-    try:
-        days_touched = _render_rows(con, rows, settings, outbox, record, fail)
-    finally:
-        mark()  # what is on disk is marked even if something unforeseen stops the run
-    for day in sorted(days_touched):  # the manifest lists the marked documents of the day
-        outbox.write_manifest(day, manifest_rows(con, day))
-    return RenderResult(**counts)
+def render_inputs(con, rows: list[dict], settings: Settings, fail) -> list[dict]:
+    """What rendering needs of each planned row, read from the database once: the webhook event's
+    payload, or the document context (`build_contexts`). A row whose context cannot be built is
+    fail()ed alone; the others come back as {"action_key", "kind", "content"} in row order, kind
+    `webhook`, `sms` or `document` (email, letter, outbox, manual)."""
+    out: dict[str, dict] = {}
+    for row in (r for r in rows if r["action"] == "webhook"):
+        try:
+            out[row["action_key"]] = {"action_key": row["action_key"], "kind": "webhook",
+                                      "content": _event_payload(row)}
+        except Exception as exc:
+            fail(row["action_key"], exc)
+    text_rows = [r for r in rows if r["action"] in DOCUMENT_ACTIONS]  # rendered from templates
+    contexts = _isolated(text_rows, lambda part: build_contexts(con, part, settings), fail)
+    with_context = {c["action_key"]: c for c in contexts}
+    for row in text_rows:
+        ctx = with_context.get(row["action_key"])
+        if ctx is None:  # never silently left planned
+            fail(row["action_key"], LookupError("no document context (customer or contract not in the inputs)"))
+            continue
+        out[row["action_key"]] = {"action_key": row["action_key"],
+                                  "kind": "sms" if row["channel"] == "sms" else "document", "content": ctx}
+    return [out[r["action_key"]] for r in rows if r["action_key"] in out]
 
 
 class Unaddressable(ValueError):
     """A document whose recipient cannot be written into it (an email address that is not valid)."""
 
 
-def _render_rows(con, rows: list[dict], settings: Settings, outbox: Outbox, record, fail) -> set[date]:
-    """Render each row, calling record() or fail() for it; returns the days with emails or letters."""
-    for row in (r for r in rows if r["action"] == "webhook"):
+def render_items(items: list[dict], settings: Settings, outbox: Outbox, record, fail, *,
+                 workers: int = 1) -> None:
+    """Write each item (`render_inputs`, plus its `channel`) to the outbox, calling
+    record(key, folder, message_id) or fail(key, exc) for it. Reads no database: a dispatch shard
+    runs it on its share of the day. Rendering is idempotent: the same item gives the same bytes."""
+    if not items:
+        return  # nothing to render: not even the renderer is loaded (a shard that only sends)
+    channel_of = {it["action_key"]: it["channel"] for it in items}
+    for it in (i for i in items if i["kind"] == "webhook"):
         try:
-            folder = outbox.write_event(row["executed_on"], row["action_key"], _event_payload(row))
+            folder = outbox.write_event(it["executed_on"], it["action_key"], it["content"])
         except Exception as exc:
-            fail(row["action_key"], exc)
+            fail(it["action_key"], exc)
         else:
-            record(row["action_key"], "webhook", folder, None)
-    text_rows = [r for r in rows if r["action"] in DOCUMENT_ACTIONS]  # rendered from templates
-    contexts = _isolated(text_rows, lambda part: build_contexts(con, part, settings), fail)
-    channel_of = {r["action_key"]: r["channel"] for r in text_rows}
-    with_context = {c["action_key"] for c in contexts}
-    for row in text_rows:
-        if row["action_key"] not in with_context:  # never silently left planned
-            fail(row["action_key"], LookupError("no document context (customer or contract not in the inputs)"))
-    contexts = [c for c in contexts if c["action_key"] in channel_of]
-    sms = [c for c in contexts if channel_of[c["action_key"]] == "sms"]
-    letters = [c for c in contexts if channel_of[c["action_key"]] != "sms"]
+            record(it["action_key"], folder, None)
     template_sets: dict[str, object] = {}
 
     def template_set(name: str):
@@ -327,7 +292,7 @@ def _render_rows(con, rows: list[dict], settings: Settings, outbox: Outbox, reco
             template_sets[name] = TemplateSet(settings.templates, name)
         return template_sets[name]
 
-    for ctx in sms:
+    for ctx in (i["content"] for i in items if i["kind"] == "sms"):
         try:
             text = template_set(ctx["template_set"]).render_sms(ctx)
             payload = {"to": ctx["customer"].get("phone"), "text": text, "reference": ctx["action_key"],
@@ -336,13 +301,15 @@ def _render_rows(con, rows: list[dict], settings: Settings, outbox: Outbox, reco
         except Exception as exc:
             fail(ctx["action_key"], exc)
         else:
-            record(ctx["action_key"], "sms", folder, None)
+            record(ctx["action_key"], folder, None)
 
     from pipeline.delivery.render.pdf import RenderError
 
+    letters = [i["content"] for i in items if i["kind"] == "document"]
+    if not letters:
+        return
     by_key = {c["action_key"]: c for c in letters}
-    workers = settings.render_workers if len(letters) >= PARALLEL_FROM else 1
-    days_touched: set[date] = set()
+    workers = workers if len(letters) >= PARALLEL_FROM else 1
     email_configured = _configured("email", settings)
     for key, pdf in _renderer(settings.templates).render_many(letters, workers=workers, errors="return"):
         ctx = by_key[key]
@@ -358,9 +325,7 @@ def _render_rows(con, rows: list[dict], settings: Settings, outbox: Outbox, reco
         except Exception as exc:
             fail(key, exc)
             continue
-        record(key, channel_of[key], folder, message_id(ctx))
-        days_touched.add(ctx["as_of"])
-    return days_touched
+        record(key, folder, message_id(ctx))
 
 
 def _check_addressable(ctx: dict) -> None:

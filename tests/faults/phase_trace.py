@@ -58,7 +58,7 @@ def _traced(module, attr: str, phase: str) -> None:
 
 
 def install() -> None:
-    from pipeline.delivery import dispatch, sending
+    from pipeline.delivery import dispatch
     from pipeline.engine import run
 
     for module, attr, phase in (
@@ -70,9 +70,10 @@ def install() -> None:
         (run, "dispatch_day", "dispatch"),
         (dispatch, "dispatch", "dispatch"),
         (dispatch, "recover", "recover"),
-        (dispatch, "render_planned", "render"),
-        (dispatch, "send_rendered", "send"),
-        (sending, "send_letters", "letters"),
+        (dispatch, "take_snapshot", "snapshot"),
+        (dispatch, "run_shards", "shards"),
+        (dispatch, "collect", "collect"),
+        (dispatch, "send_letters", "letters"),
         (run, "publish_day", "publish"),
     ):
         _traced(module, attr, phase)

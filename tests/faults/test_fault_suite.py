@@ -378,7 +378,7 @@ def reference(backfilled, tmp_path_factory) -> Reference:
     points = folder / "points.log"
     ran, _ = _clean_run(backfilled, folder / "timed", DUNNING_CHECKPOINT_LOG=str(points))
     phases = _phase_durations(folder / "timed" / "run.phases")
-    dispatch = sum(phases.get(p, 0) for p in ("startup", "dispatch", "recover", "render", "send", "letters",
+    dispatch = sum(phases.get(p, 0) for p in ("startup", "dispatch", "recover", "snapshot", "shards", "collect", "letters",
                                               "publish", "cli"))
     return Reference(ran.seconds, dispatch, phases, points.read_text(encoding="utf-8").splitlines())
 
@@ -389,9 +389,10 @@ def _assert_the_day_as_designed(ref: Reference) -> None:
     assert Counter(EXPECTED.values()) == Counter({"email": 8, "sms": 8, "webhook": 8, "letter": 4})
     assert sum("+catch_up" in k for k in EXPECTED) == 14
     names = Counter(line.split()[1] for line in ref.checkpoints)
-    assert names == Counter({"render.document": 12, "render.marked": 1, "send.batch_marked": 6,
-                             "journal.begin": 24, "send.outcome": 24, "send.batch_committed": 6,
-                             "letters.marked": 1, "letters.batch_written": 1})
+    assert names == Counter({"snapshot.written": 1, "snapshot.committed": 1, "render.document": 12,
+                             "shard.rendered": 1, "send.reserved": 6, "journal.begin": 24, "send.outcome": 24,
+                             "shard.done": 1, "collect.committed": 1, "letters.marked": 1,
+                             "letters.batch_written": 1})
 
 
 def test_the_count_sees_duplicates_losses_strays_and_unfinished_rows():

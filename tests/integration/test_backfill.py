@@ -184,18 +184,18 @@ def test_catch_up_letters_survive_a_live_day_that_failed_while_sending(tmp_path,
     w.customer(phone="+4915112345678").contract().invoice("I1", "100.00", "2026-03-01", "2026-03-15")
     s = w.write()
     _backfill(s, "2026-03-16", "2026-03-31", catch_up="highest")
-    real_send = dispatch_mod.send_rendered
+    real_send = dispatch_mod.send_letters
 
     def crash_before_sending(con, as_of, settings):
         raise RuntimeError("killed while sending")
 
-    monkeypatch.setattr(dispatch_mod, "send_rendered", crash_before_sending)
+    monkeypatch.setattr(dispatch_mod, "send_letters", crash_before_sending)
     with pytest.raises(RuntimeError, match="killed while sending"):
         _live(s, "2026-04-01")
     assert query(s, "select action_key, status from action_ledger where action_key like '%+catch_up' "
                     "order by 1") == [("ct-CT1-20260316/L2/reminder+catch_up", "rendered"),
                                       ("ct-CT1-20260316/L2/sms+catch_up", "sent")]
-    monkeypatch.setattr(dispatch_mod, "send_rendered", real_send)
+    monkeypatch.setattr(dispatch_mod, "send_letters", real_send)
     if recover_with == "run":
         _live(s, "2026-04-01")
     else:

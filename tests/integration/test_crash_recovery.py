@@ -114,11 +114,12 @@ def test_a_clean_dispatch_delivers_everything_once(planned, tmp_path):
     assert out["delivered"] == Counter({k: 1 for k in EMAILS | HTTP | LETTERS})
     points = (tmp_path / "points.log").read_text().splitlines()
     assert Counter(p.split()[1] for p in points) == Counter({
-        "render.document": 5, "render.marked": 1, "send.batch_marked": 3, "journal.begin": 8,
-        "send.outcome": 8, "send.batch_committed": 3, "letters.marked": 1, "letters.batch_written": 1})
+        "snapshot.written": 1, "snapshot.committed": 1, "render.document": 5, "shard.rendered": 1,
+        "send.reserved": 3, "journal.begin": 8, "send.outcome": 8, "shard.done": 1, "collect.committed": 1,
+        "letters.marked": 1, "letters.batch_written": 1})
 
 
-POINTS = 30  # the clean run above passes 30 crash points
+POINTS = 31  # the clean run above passes 31 crash points
 
 
 @pytest.mark.parametrize("kill_at", range(1, POINTS + 1))
