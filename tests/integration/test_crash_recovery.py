@@ -146,3 +146,67 @@ def test_killed_at_any_point_the_next_run_delivers_exactly_once(planned, tmp_pat
     # never twice; never lost, except what is listed for review
     assert out["delivered"] == Counter({k: 1 for k in everything - in_doubt})
     assert set(out["batches"]) == LETTERS
+
+
+# -- a shard killed mid-send ------------------------------------------------------------------------
+# The day in four shards (pipeline/delivery/shards.py): CT1's case falls in shard 2, CT2's and CT3's
+# in shard 3, which has emails, an SMS, a webhook and the letter. Shard 3 runs in a subprocess that
+# kills itself at its k-th crash point, the other shards run cleanly, shard 3 is run again, then
+# the collect step and the print batch run: every document arrives exactly once.
+SHARDS = 4
+VICTIM = 3
+VICTIM_POINTS = 15  # render.document 3, shard.rendered 1, send.reserved 2, journal.begin 4, send.outcome 4, shard.done 1
+
+
+def _shard_subprocess(config: Path, folder: Path, shard: int, **env: str) -> subprocess.CompletedProcess:
+    code = ("import sys; from pipeline.config.settings import Settings; from pipeline.delivery.shards import run_shard; "
+            "run_shard(sys.argv[1], int(sys.argv[2]), Settings.load(sys.argv[3]))")
+    return subprocess.run([sys.executable, "-c", code, str(folder), str(shard), str(config)], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TEST_SIGNING_SECRET": SECRET, **env})
+
+
+@pytest.mark.parametrize("kill_at", [None, *range(1, VICTIM_POINTS + 1)])
+def test_a_shard_killed_mid_send_and_run_again_delivers_exactly_once(planned, tmp_path, kill_at, monkeypatch):
+    from pipeline.delivery.sending import send_letters
+    from pipeline.delivery.shards import collect, shard_of, take_snapshot
+
+    monkeypatch.setenv("TEST_SIGNING_SECRET", SECRET)
+    assert [shard_of(f"ct-CT{n}-20260316", SHARDS) for n in (1, 2, 3)] == [2, VICTIM, VICTIM]
+    with SmtpServer() as smtp, WebhookReceiver(SECRET) as rx:
+        config = _config(planned, tmp_path / "run", smtp, rx)
+        settings = Settings.load(config)
+        with run_mod.connect(settings.database) as con:
+            snapshot, not_rendered = take_snapshot(con, DAY, settings, SHARDS)
+        assert (not_rendered, snapshot.busy_shards()) == (0, [2, VICTIM])
+        trace = tmp_path / "points.log"
+        for shard in snapshot.busy_shards():
+            env = {"DUNNING_CHECKPOINT_LOG": str(trace)} if shard == VICTIM else {}
+            if shard == VICTIM and kill_at:
+                env["DUNNING_KILL_AT"] = str(kill_at)
+            done = _shard_subprocess(config, snapshot.folder, shard, **env)
+            assert done.returncode == (-9 if shard == VICTIM and kill_at else 0), done.stderr
+        points = trace.read_text().splitlines()
+        _, point, *detail = points[-1].split()
+        if kill_at is None:
+            assert len(points) == VICTIM_POINTS
+            assert Counter(p.split()[1] for p in points) == Counter({
+                "render.document": 3, "shard.rendered": 1, "send.reserved": 2, "journal.begin": 4,
+                "send.outcome": 4, "shard.done": 1})
+        else:
+            assert len(points) == kill_at
+            again = _shard_subprocess(config, snapshot.folder, VICTIM)
+            assert again.returncode == 0, again.stderr
+        with run_mod.connect(settings.database) as con:
+            collect(con, snapshot, settings)
+            send_letters(con, DAY, settings)
+            run_mod.dispatch_day(con, DAY, settings)  # and a whole dispatch after it: nothing changes
+        out = _outcome(config, smtp, rx)
+
+    everything = EMAILS | HTTP | LETTERS
+    in_doubt = set(detail) if kill_at and point == "journal.begin" and detail[0] in EMAILS else set()
+    assert out["review"] == sorted(in_doubt)
+    assert out["ledger"] == {k: "needs_review" if k in in_doubt else "sent" for k in everything}
+    assert out["delivered"] == Counter({k: 1 for k in everything - in_doubt})
+    assert set(out["batches"]) == LETTERS
+    assert not snapshot.folder.exists()  # collected: the ledger holds everything the journals said
