@@ -26,7 +26,7 @@ from __future__ import annotations
 import zlib
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import polars as pl
 
@@ -192,15 +192,16 @@ def _customers(n: int, rng: _Rng) -> pl.DataFrame:
     )
 
 
-def _contracts(n: int, customers: pl.DataFrame, ws: date, end: date, rng: _Rng) -> pl.DataFrame:
+def _contracts(n: int, customers: pl.DataFrame, ws: date, end: date, rng: _Rng, any_start_day: bool) -> pl.DataFrame:
     k = pl.col("k")
     n_cust = customers.height
     window = (end - ws).days
-    # 88% started before the window (up to 3 years), 12% inside it; day clamped to 1..28
-    # so monthly anniversaries never fall on a missing day.
+    # 88% started before the window (up to 3 years), 12% inside it; day clamped to 1..28 so
+    # monthly anniversaries never fall on a missing day, unless `any_start_day` (see generate_company).
     raw_start = pl.when(rng.u(k, 1) < 0.88).then(_days(ws, -rng.int(k, 2, 1, 3 * 365))) \
         .otherwise(_days(ws, rng.int(k, 3, 0, max(window - 14, 0))))
-    start = pl.date(raw_start.dt.year(), raw_start.dt.month(), raw_start.dt.day().clip(upper_bound=28))
+    start = raw_start if any_start_day else \
+        pl.date(raw_start.dt.year(), raw_start.dt.month(), raw_start.dt.day().clip(upper_bound=28))
     end_lo = pl.max_horizontal(_days(pl.col("started_on"), 30), pl.lit(ws))
     span = (pl.lit(end) - end_lo).dt.total_days()
     ended = (rng.u(k, 4) < 0.15) & (span >= 0)
@@ -231,22 +232,31 @@ def _contracts(n: int, customers: pl.DataFrame, ws: date, end: date, rng: _Rng) 
 
 
 def _periods(c: pl.DataFrame, ws: date, end: date, yearly: bool) -> pl.DataFrame:
-    """One row per billing period starting inside [ws, min(end, ended_on)]."""
-    s, step = pl.col("started_on"), ("1y" if yearly else "1mo")
+    """One row per billing period starting inside [ws, min(end, ended_on)].
+
+    Period j starts on the j-th anniversary of started_on (polars clamps the 31st to a shorter
+    month's last day) and ends the day before the next one, so periods always join up."""
+    s, unit = pl.col("started_on"), ("y" if yearly else "mo")
+    last = pl.min_horizontal(pl.lit(end), pl.col("ended_on"))
     if yearly:
         k0 = (ws.year - s.dt.year()) + ((s.dt.month() * 100 + s.dt.day()) < ws.month * 100 + ws.day).cast(pl.Int32)
-        first = s.dt.offset_by(pl.format("{}y", k0.clip(lower_bound=0)))
+        k1 = last.dt.year() - s.dt.year()  # the last anniversary that may be <= last
     else:
         k0 = (ws.year - s.dt.year()) * 12 + (ws.month - s.dt.month()) + (s.dt.day() < ws.day).cast(pl.Int32)
-        first = s.dt.offset_by(pl.format("{}mo", k0.clip(lower_bound=0)))
-    last = pl.min_horizontal(pl.lit(end), pl.col("ended_on"))
+        k1 = (last.dt.year() - s.dt.year()) * 12 + (last.dt.month() - s.dt.month())
+
+    def anniversary(j: pl.Expr) -> pl.Expr:
+        return s.dt.offset_by(pl.format("{}" + unit, j))
+
+    j = pl.col("j")
     return (
         c.filter(pl.col("yearly") == yearly)
-        .with_columns(invoice_date=pl.date_ranges(first, last, step))
-        .explode("invoice_date").filter(pl.col("invoice_date").is_not_null())
-        .with_columns(period_end=pl.min_horizontal(
-            pl.col("invoice_date").dt.offset_by(step) - pl.duration(days=1), pl.col("ended_on")))
-        .drop("started_on", "ended_on")
+        .with_columns(j=pl.int_ranges(k0.clip(lower_bound=0), (k1 + 1).clip(lower_bound=0), dtype=pl.Int64))
+        .explode("j").filter(j.is_not_null())
+        .with_columns(invoice_date=anniversary(j))
+        .filter(pl.col("invoice_date") <= last)
+        .with_columns(period_end=pl.min_horizontal(anniversary(j + 1) - pl.duration(days=1), pl.col("ended_on")))
+        .drop("started_on", "ended_on", "j")
     )
 
 
@@ -408,22 +418,33 @@ _BAD_ROWS = {"invoices": _bad_invoices, "payments": _bad_payments}
 
 def generate_company(out_dir: Path, *, end: date, contracts: int = 400, seed: int = 7,
                      fmt: Literal["csv", "parquet"] = "csv", history_days: int = 365,
-                     bad_rows: bool = False) -> dict[str, int]:
+                     bad_rows: bool = False, any_start_day: bool = False,
+                     progress: Callable[[str], None] | None = None) -> dict[str, int]:
     """Write customers/contracts/invoices/payments/suspensions.<fmt> into out_dir; return row counts.
 
     Ids: CU-00000001, CT-00000001, IN-00000001 (in issue order), PAY-00000001 (in booking
     order); invoice numbers INV-<year>-<seq>. With bad_rows=True, 3 broken invoices and
     3 broken payments are appended; in Parquet those two tables are then all-text columns,
     because an unparsable date or amount cannot be stored in a DATE/DECIMAL column.
+
+    Contracts start on days 1..28 of a month, so nothing is invoiced on the 29th-31st. With
+    any_start_day=True they start on any day (a monthly invoice of a contract started on the
+    31st falls on a shorter month's last day), so every day issues invoices; `dunning bench`
+    uses it, since its steady day (END, the 30th) must issue invoices like any other day. The
+    default keeps the files the tests know. `progress(text)`, if given, hears each step.
     """
+    say = progress or (lambda text: None)
     if contracts < 1 or history_days < 30:
         raise ValueError("need contracts >= 1 and history_days >= 30")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ws = end - timedelta(days=history_days - 1)  # first day of the window
+    say(f"customers and contracts ({contracts:,} contracts)")
     cust = _customers(max(1, round(contracts * 0.8)), _Rng(seed, "customers"))
-    con = _contracts(contracts, cust, ws, end, _Rng(seed, "contracts"))
+    con = _contracts(contracts, cust, ws, end, _Rng(seed, "contracts"), any_start_day)
+    say("invoices")
     inv = _invoices(con, ws, end, _Rng(seed, "invoices"))
+    say(f"payments (for {inv.height:,} invoices)")
     pay = _payments(inv, end, _Rng(seed, "payments"))
     # billed_until = end of the last billed period (ended contracts without one: ended_on).
     billed = inv.filter(~pl.col("credit")).group_by("k").agg(billed_until=pl.col("period_end").max())
@@ -436,6 +457,7 @@ def generate_company(out_dir: Path, *, end: date, contracts: int = 400, seed: in
     def emit(name: str, df: pl.DataFrame) -> None:
         if bad_rows and name in _BAD_ROWS:
             df = pl.concat([df.cast(pl.String), _BAD_ROWS[name](df, con, end)])
+        say(f"writing {name}.{fmt} ({df.height:,} rows)")
         write_table(df, out_dir / f"{name}.{fmt}", fmt)
         counts[name] = df.height
 

@@ -217,6 +217,9 @@ def dispatch(
     retry_failed: Annotated[bool, typer.Option(
         "--retry-failed", help="First send every failed document up to the day back to be rendered and sent "
                                "again (after fixing the data, template or channel that made it fail).")] = False,
+    shards: Annotated[Optional[int], typer.Option(
+        "--shards", min=1, max=4096, help="Render and send in this many shards (default: dispatch.shards); "
+                                          "the result is the same for any number (docs/scaling.md).")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Deliver what is due without recomputing: recover a crashed run, send rendered and retry failed actions.
@@ -237,7 +240,7 @@ def dispatch(
         if retry_failed:
             keys = send_back(con, as_of.date())
             console.print(f"{len(keys)} failed document(s) sent back to be rendered and sent again")
-        summary = dispatch_pending(con, as_of.date(), settings)
+        summary = dispatch_pending(con, as_of.date(), settings, shards=shards)
         pipeline_run.publish_day(con, settings, as_of.date())  # the analysts see the new statuses
     console.print(f"{as_of.date()}: {summary.line()}", soft_wrap=True, markup=False)
     _print_review(settings)
@@ -641,19 +644,65 @@ def docs(out: Path = PROJECT_ROOT / "docs") -> None:
 
 @app.command()
 def bench(
-    contracts: int = 1_000_000,
-    letters: int = 1000,
-    workers: int = 2,
+    contracts: Annotated[int, typer.Option(help="Contracts of the sample company (in WORKDIR/data).")] = 1_000_000,
+    letters: Annotated[int, typer.Option(help="Letters rendered each way (fast and naive).")] = 1000,
+    workers: Annotated[int, typer.Option(help="Render workers of the fast way.")] = 2,
     workdir: Path = Path("var/bench"),
-    messages: int = 1000,
-    stage: Annotated[Optional[list[str]], typer.Option("--stage", help="Only these stages (repeatable).")] = None,
+    messages: Annotated[int, typer.Option(help="Emails sent by the bare transport and by the dispatch.")] = 1000,
+    stage: Annotated[Optional[list[str]], typer.Option(
+        "--stage", help="Only these stages (repeatable): generate, ctas_baseline, ingest, baseline_query, "
+                        "sql_models, steady_day, render, email, scenario, simulate_small, simulate.")] = None,
+    warmup_days: Annotated[int, typer.Option(
+        help="Days of history backfilled (not measured) before the steady day.")] = 35,
+    sim_contracts: Annotated[int, typer.Option(
+        help="Contracts of the simulate_small stage (own data in WORKDIR/data-N); 0 leaves it out.")] = 100_000,
+    main_simulate: Annotated[bool, typer.Option(
+        "--main-simulate", help="Also simulate at --contracts (the 1M target; long, see above).")] = False,
+    days: Annotated[int, typer.Option(help="Days of each simulation.")] = 90,
+    separate_days: Annotated[int, typer.Option(
+        help="Separate daily runs measured next to each simulation (its baseline).")] = 3,
+    scenario_days: Annotated[int, typer.Option(help="Days of the one-invoice scenario.")] = 60,
 ) -> None:
-    """Time each stage of one daily run at scale (one JSON object per stage)."""
+    """Time each stage of a daily run at scale and check issue 17's targets, each against its baseline.
+
+    Each stage runs in its own process. stdout: one JSON object per stage, then one with the
+    summary rows; stderr: progress, then the summary table (measure, baseline, figure, ratio,
+    target, pass/MISS), also written to WORKDIR/summary.md and summary.json.
+
+    The default run (1M contracts): generate the sample company (about 1 min, once: the data is
+    kept), bare CTAS and ingestion, the bare query, the first day's SQL models, a steady day after a
+    35-day backfill (not measured), rendering, email, the one-invoice scenario, and a 90-day
+    simulation at 100k contracts: 15-30 minutes on 2 cores, most of it the steady day's warm-up
+    (--warmup-days) and the simulation; both shrink as ranges get faster. --main-simulate adds the
+    90-day simulation at 1M (10-25 minutes today, target 5).
+    Exit code 1 if a stage failed, 2 for an unknown stage.
+    """
+    import shlex
+    import sys
+
+    from bench import summary
     from bench.stages import run_benchmark
 
-    for line in run_benchmark(workdir, contracts=contracts, letters=letters, workers=workers, messages=messages,
-                              stages=stage):
-        print(json.dumps(line), flush=True)
+    err = Console(stderr=True)
+    results: dict[str, dict] = {}
+    try:
+        for line in run_benchmark(workdir, contracts=contracts, letters=letters, workers=workers,
+                                  messages=messages, stages=stage, main_simulate=main_simulate,
+                                  sim_contracts=sim_contracts, days=days, separate_days=separate_days,
+                                  warmup_days=warmup_days, scenario_days=scenario_days,
+                                  log=lambda text: err.print(Text(text, style="bold"), soft_wrap=True)):
+            results[line["stage"]] = line
+            print(json.dumps(line), flush=True)
+    except ValueError as exc:
+        err.print(Text(str(exc), style="bold red"))
+        raise typer.Exit(2) from None
+    rows = summary.build_summary(results)
+    print(json.dumps({"stage": "summary", "rows": summary.as_json(rows)}), flush=True)
+    err.print(summary.rich_table(rows))
+    written = summary.write(rows, workdir, command=shlex.join(["dunning", *sys.argv[1:]]), results=results)
+    err.print(f"summary: {written} (and summary.json)", soft_wrap=True)
+    if any("error" in line for line in results.values()):
+        raise typer.Exit(1)
 
 
 templates_app = typer.Typer(help="Work with template sets.", no_args_is_help=True)

@@ -33,7 +33,8 @@ from datetime import date
 from pipeline.delivery.channels.setup import ChannelConfigError, check_channels  # noqa: F401  (for callers)
 from pipeline.delivery.documents import build_contexts  # noqa: F401  (previews)
 from pipeline.delivery.sending import recover, send_letters
-from pipeline.delivery.shards import collect, open_snapshots, remove_collected_folders, run_shards, take_snapshot
+from pipeline.delivery.shards import (Snapshot, collect, open_snapshots, remove_collected_folders, run_shards,
+                                      take_snapshot)
 from pipeline.config.settings import Settings
 
 
@@ -68,38 +69,58 @@ def dispatch(con, as_of: date, settings: Settings, *, shards: int | None = None,
     """Everything due up to `as_of`, in `shards` shards (default `dispatch.shards`) run by
     `processes` processes (default: the shards in this process when there is one, else up to
     `render_workers` at a time). The outcome does not depend on either."""
+    snapshot, summary = prepare(con, as_of, settings, shards=shards, processes=processes)
+    error = None
+    if snapshot is not None:
+        try:
+            run_shards(snapshot, settings, processes=processes)
+        except Exception as exc:  # what the other shards did is collected; the error is raised after
+            error = exc
+    finish(con, as_of, settings, snapshot, summary)
+    if error is not None:
+        raise error
+    return summary
+
+
+def prepare(con, as_of: date, settings: Settings, *, shards: int | None = None,
+            processes: int | None = None) -> tuple[Snapshot | None, DispatchSummary]:
+    """Everything before the shards run, in the writer: channels checked, an open snapshot of a
+    crashed run finished (its shards carry on from their journals here, then it is collected),
+    stuck letters recovered, and the day's snapshot taken (None: nothing to render or send)."""
     check_channels(settings)  # before anything: nothing is marked sending with a channel that cannot work
     summary = DispatchSummary(rendered=0, sent=0, letters=0, failed=0, needs_review=0, recovered={})
-    for snapshot in open_snapshots(con, settings):  # a crashed run's: its shards carry on, then collect
-        _finish(con, snapshot, settings, summary, processes)
+    for snapshot in open_snapshots(con, settings):
+        error = None
+        try:
+            run_shards(snapshot, settings, processes=processes)
+        except Exception as exc:
+            error = exc
+        _add(summary, collect(con, snapshot, settings))
+        if error is not None:
+            raise error
     remove_collected_folders(con, settings)
     summary.recovered = recover(con, settings)
     snapshot, not_rendered = take_snapshot(con, as_of, settings, shards or settings.dispatch.shards)
     summary.failed += not_rendered
     summary.not_rendered += not_rendered
+    return snapshot, summary
+
+
+def finish(con, as_of: date, settings: Settings, snapshot: Snapshot | None, summary: DispatchSummary) -> None:
+    """Everything after the shards ran, in the writer: the snapshot collected (even if a shard
+    failed: what it did is applied, the rest goes back or to review), then the print batch."""
     if snapshot is not None:
-        _finish(con, snapshot, settings, summary, processes)
+        _add(summary, collect(con, snapshot, settings))
     letters = send_letters(con, as_of, settings)
     summary.letters, summary.failed = letters["sent"], summary.failed + letters["failed"]
-    return summary
 
 
-def _finish(con, snapshot, settings: Settings, summary: DispatchSummary, processes: int | None) -> None:
-    """Run the snapshot's unfinished shards, then collect it, even if a shard raised (what the
-    others did is applied; the failed shard's rows go back to what they were or to review)."""
-    error = None
-    try:
-        run_shards(snapshot, settings, processes=processes)
-    except Exception as exc:
-        error = exc
-    done = collect(con, snapshot, settings)
+def _add(summary: DispatchSummary, done) -> None:
     summary.rendered += done.rendered
     summary.not_rendered += done.not_rendered
     summary.sent += done.outcomes["sent"]
     summary.failed += done.outcomes["failed"] + done.not_rendered
     summary.needs_review += done.outcomes["needs_review"]
-    if error is not None:
-        raise error
 
 
 def retry_failed(con, as_of: date) -> list[str]:

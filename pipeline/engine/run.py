@@ -227,22 +227,32 @@ def dispatch_day(con, as_of: date, settings: Settings, result: DayResult | None 
     """
     from pipeline.delivery.dispatch import dispatch  # rendering libraries load only when used
 
+    blocked = dispatch_blocked(con, as_of)
+    if blocked:
+        log.warning("dispatch skipped: %s", blocked)
+        return 0
+    summary = dispatch(con, as_of, settings)
+    if result is not None:
+        result.dispatch = summary
+    record_documents(con, as_of, summary.rendered)
+    return summary.rendered
+
+
+def dispatch_blocked(con, as_of: date) -> str | None:
+    """Why the day's latest run may send nothing (the fresh-data gate), or None."""
     blocked = con.execute(
         "select dispatch_blocked from run_log where as_of = ? order by run_number desc limit 1", [as_of]
     ).fetchall()
-    if blocked and blocked[0][0]:
-        log.warning("dispatch skipped: %s", blocked[0][0])
-        return 0
-    summary = dispatch(con, as_of, settings)
-    written = summary.rendered
-    if result is not None:
-        result.dispatch = summary
+    return blocked[0][0] if blocked else None
+
+
+def record_documents(con, as_of: date, written: int) -> None:
+    """Count the documents a dispatch wrote on the day's latest run."""
     con.execute(
         """update run_log set documents_sent = documents_sent + ?
            where as_of = ? and run_number = (select max(run_number) from run_log where as_of = ?)""",
         [written, as_of, as_of],
     )
-    return written
 
 
 def publish_day(con, settings: Settings, as_of: date) -> Path | None:

@@ -123,3 +123,66 @@ def test_the_day_runs_with_the_multiprocess_executor(tmp_path):
     assert query(settings, "select action_key, status from action_ledger") == [
         ("ct-CT1-20260524/L1/reminder", "sent")], query(settings, "select last_error from action_ledger")
     assert (Path(settings.reports_dir) / "2026-05-24" / "report.pdf").is_file()
+
+
+def test_the_documents_fan_out_in_shards_on_the_multiprocess_executor(tmp_path):
+    """The sharded documents job (snapshot -> one step per shard -> collect), one process per step,
+    dispatches exactly what `dunning dispatch` does in one process: same ledger, same outbox bytes."""
+    import hashlib
+    import shutil
+    from datetime import date
+
+    from pipeline.delivery.dispatch import dispatch
+    from pipeline.engine import run as run_mod
+    from pipeline.delivery.shards import shard_of
+
+    w = World(tmp_path / "world", {"policies": [{"handle": "default", "default": True, "versions": [{
+        "effective_from": "2020-01-01", "levels": [{"name": "Reminder", "timing": {"after": "due_date", "days": 7},
+                                                    "channel": "email",
+                                                    "actions": [{"type": "reminder"}, {"type": "webhook"}]}]}]}]})
+    for n in range(1, 7):
+        w.customer(f"CU{n}").contract(f"CT{n}", f"CU{n}")
+        w.invoice(f"I{n}", f"{n}0.00", "2026-05-01", "2026-05-10", f"CT{n}", f"CU{n}")
+    config_file = w.write_config()
+    settings = w.write()
+    with run_mod.connect(settings.database) as con:
+        run_mod.load_inputs(con, settings)
+        run_mod.plan_day(con, date(2026, 5, 17), run_mod.RunMode.LIVE)
+    busy = sorted({shard_of(f"ct-CT{n}-20260517", 4) for n in range(1, 7)})
+    # the same day dispatched by the library in one process, on a copy
+    shutil.copytree(tmp_path / "world", tmp_path / "copy")
+    copy = World(tmp_path / "copy", {}).write().model_copy(update={"policy_file": settings.policy_file,
+                                                                   "data_dir": settings.data_dir})
+    with run_mod.connect(copy.database) as con:
+        dispatch(con, date(2026, 5, 17), copy)
+
+    instance_settings = yaml.safe_load((PROJECT_ROOT / "dagster_project" / "dagster.yaml").read_text())
+    preload = ["dagster._utils.test", "dagster.components", "dagster_project.definitions", "pipeline.engine.run"]
+    run_config = {"execution": {"config": {"start_method": {"forkserver": {"preload_modules": preload}}}},
+                  "ops": {"documents_snapshot": {"config": {"shards": 4}}},
+                  "resources": {"dunning": {"config": {"config_file": str(config_file)}}}}
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(overrides=instance_settings, temp_dir=str(tmp_path / "home")) as instance:
+        job = ReconstructableRepository.for_module("dagster_project.definitions", "defs").get_reconstructable_job(
+            "sharded_documents")
+        result = dg.execute_job(job, instance=instance, run_config=run_config,
+                                tags={"dagster/partition": "2026-05-17"})
+        assert result.success
+        steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+        processes = {e.pid for e in result.all_events if e.event_type_value == "STEP_START"}
+        materialized = {e.asset_key.to_user_string() for e in result.all_events
+                        if e.event_type_value == "ASSET_MATERIALIZATION"}
+    assert steps == {"documents_snapshot", "documents_collect",
+                     *(f"documents_shard[shard_{n:03d}]" for n in busy)}
+    assert len(busy) >= 3 and len(processes) == len(steps)  # one process per step
+    assert materialized == {"documents/outbox", "documents/email", "documents/letter", "documents/sms",
+                            "documents/webhook", "documents/manual", "analyst_copy"}
+
+    ledger = "select action_key, status, document_path, provider_message_id from action_ledger order by 1"
+    assert query(settings, ledger) == query(copy, ledger)
+    assert [r[1] for r in query(settings, ledger)] == ["sent"] * 12
+
+    def files(root):
+        return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in root.rglob("*") if p.is_file()}
+    assert files(settings.outbox) == files(copy.outbox)
