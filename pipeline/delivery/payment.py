@@ -127,7 +127,8 @@ def _qr(payload: str):
 
 def qr_data_uris(payload: str) -> tuple[str, str]:
     """(SVG, PNG) data URIs of one QR code, encoded once (choosing the mask is most of the ~7 ms):
-    SVG for letters (WeasyPrint draws it as vectors), PNG for emails (mail clients show PNG, not SVG)."""
+    the default letters and emails show the PNG (mail clients show PNG, not SVG, and WeasyPrint
+    draws it faster); the SVG is there for custom letter templates that want vectors."""
     qr = _qr(payload)
     return qr.svg_data_uri(scale=4, border=4, omitsize=True), qr.png_data_uri(scale=4, border=4)
 
