@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from pipeline.warehouse import catalog
-from pipeline.engine.run import DayResult, RunMode, RunRefused, days, plan_day, refuse_before_latest
+from pipeline.engine.run import DayResult, RunMode, RunRefused, refuse_before_latest, run_days
 from pipeline.config.settings import Settings
 
 CATCH_UP_MODES = ("none", "highest", "each")
@@ -111,11 +111,7 @@ def run_in_schema(con, schema: str, start: date, end: date, *, policy_version: s
         with narrowed_inputs(con, schema, start, end), in_schema(con, schema):
             if policy_version is not None:
                 con.execute("insert into forced_policy_versions values (?)", [policy_version])
-            for day in days(start, end):
-                result = plan_day(con, day, mode, open_receivables=day == end)
-                results.append(result)
-                if on_day:
-                    on_day(result)
+            results = run_days(con, start, end, mode, on_day=on_day)
     finally:
         con.execute("delete from forced_policy_versions")
         con.execute("reset checkpoint_threshold")

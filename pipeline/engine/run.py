@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import Enum
@@ -40,6 +40,7 @@ from pipeline.warehouse.analytics import ensure_analytics
 from pipeline.warehouse.ingest import TableReport, ingest, quarantine_stop
 from pipeline.reporting.publish import publish
 from pipeline.config.settings import Settings
+from pipeline.warehouse.range_days import Computed, RangeDays
 from pipeline.warehouse.sql_runner import run_daily_models
 from pipeline.warehouse.state import apply_day, ensure_state, rewind_to
 
@@ -98,6 +99,10 @@ class DayResult:
     dispatch: object | None = None
     # what a user should know about the day (also logged): e.g. contracts waiting for their policy
     warnings: list[str] = field(default_factory=list)
+    # whom the day's models ran for: every customer, or in a range (pipeline.warehouse.range_days) only
+    # the customers touched that day (`customers_computed` of them), or nobody (balances carried)
+    computed: Computed = Computed.ALL
+    customers_computed: int | None = None
 
 
 @contextmanager
@@ -158,7 +163,7 @@ def stale_payments(con, as_of: date, settings: Settings) -> str | None:
 
 
 def plan_day(con, as_of: date, mode: RunMode = RunMode.LIVE, *, settings: Settings | None = None,
-             open_receivables: bool = True) -> DayResult:
+             open_receivables: bool = True, range_days: RangeDays | None = None) -> DayResult:
     """Compute one day's state and record its actions in the ledger. Inputs must be loaded.
 
     A live day's actions are `planned` (to be dispatched); a backfill's or simulation's
@@ -166,6 +171,9 @@ def plan_day(con, as_of: date, mode: RunMode = RunMode.LIVE, *, settings: Settin
     day before the latest day computed is refused (`RunRefused`). With `settings`, a
     live day first checks that payment data is fresh; if not, its actions are `held`.
     `open_receivables=False`: leave that table (the latest day's) to a later day of a range.
+    `range_days`: a day of a range that is not live (`RangeDays`, its days in order): the same
+    models run only for the customers whose results can differ from the day before, and the
+    others' balances are carried (pipeline/warehouse/range_days.py).
     """
     mode = RunMode(mode)
     if mode is RunMode.LIVE:
@@ -180,12 +188,24 @@ def plan_day(con, as_of: date, mode: RunMode = RunMode.LIVE, *, settings: Settin
     # One transaction from the rewind to the run log: a crash (or kill) in between leaves the day as
     # the previous run recorded it, never rewound without its re-planned rows (which `dunning
     # dispatch` would then find nothing to send for).
+    if range_days is not None and mode is RunMode.LIVE:
+        raise ValueError("a live day is always computed whole: range_days is for backfills and simulations")
     con.execute("begin transaction")
     try:
-        rewind_to(con, as_of)
-        seconds = run_daily_models(con, as_of, live=mode.sends)
-        warnings = waiting_contract_warnings(con, as_of)
-        counts = apply_day(con, as_of, mode.value, held=blocked is not None, open_receivables=open_receivables)
+        if range_days is None or range_days.rewinds(as_of):
+            rewind_to(con, as_of)
+        computed = range_days.plan(con, as_of) if range_days is not None else Computed.ALL
+        seconds: dict[str, float] = {}
+        warnings: list[str] = []
+        if computed is Computed.NONE:  # nothing of anyone's can differ from the day before
+            counts = {"cases_opened": 0, "cases_closed": 0, "actions": 0, "levels_skipped": 0}
+        else:
+            with range_days.restricted(con, computed) if range_days is not None else nullcontext():
+                seconds = run_daily_models(con, as_of, live=mode.sends)
+                warnings = waiting_contract_warnings(con, as_of)
+            counts = apply_day(con, as_of, mode.value, held=blocked is not None, open_receivables=open_receivables)
+        if range_days is not None:
+            range_days.after_day(con, as_of, computed)
         run_number = con.execute(
             "select coalesce(max(run_number), 0) + 1 from run_log where as_of = ?", [as_of]
         ).fetchall()[0][0]
@@ -203,7 +223,8 @@ def plan_day(con, as_of: date, mode: RunMode = RunMode.LIVE, *, settings: Settin
     for warning in warnings:
         log.warning(warning)
     return DayResult(as_of, documents_written=0, model_seconds=seconds, dispatch_blocked=blocked,
-                     warnings=warnings, **counts)
+                     warnings=warnings, computed=computed,
+                     customers_computed=range_days.recomputed if range_days is not None else None, **counts)
 
 
 def waiting_contract_warnings(con, as_of: date) -> list[str]:
@@ -304,19 +325,42 @@ def run_range(
     A live range publishes the analysts' copy once, after its last day. `mode=SIMULATE`
     records the days without ever sending and publishes nothing (scenarios, test worlds);
     a backfill of past days is `pipeline.engine.backfill.backfill`, which also reports the differences.
+    A range that is not live computes each day from the day before and that day's changes
+    (`RangeDays`); `open_receivables` then holds the last day's.
     """
     mode = RunMode(mode)
     if publish_copy is None:
         publish_copy = mode is RunMode.LIVE
     results = []
-    for day in days(start, end):
-        if mode is RunMode.LIVE:
+    if mode is RunMode.LIVE:
+        for day in days(start, end):
             result = run_day(con, day, settings, send=send, publish_copy=False)
-        else:
-            result = plan_day(con, day, mode, settings=settings)
-        results.append(result)
-        if on_day:
-            on_day(result)
+            results.append(result)
+            if on_day:
+                on_day(result)
+    else:
+        results = run_days(con, start, end, mode, settings=settings, on_day=on_day)
     if publish_copy:
         publish_day(con, settings, end)
+    return results
+
+
+def run_days(con, start: date, end: date, mode: RunMode, *, settings: Settings | None = None,
+             on_day: Callable[[DayResult], None] | None = None) -> list[DayResult]:
+    """Plan the days of a range that is not live, in order, each from the day before plus its changes
+    (`RangeDays`, pipeline/warehouse/range_days.py). Inputs, schema and forced versions in place."""
+    mode = RunMode(mode)
+    if mode is RunMode.LIVE:
+        raise ValueError("live days are run one by one (run_day): each is computed whole and dispatched")
+    results = []
+    range_days = RangeDays.begin(con, start, end)
+    try:
+        for day in days(start, end):
+            result = plan_day(con, day, mode, settings=settings, open_receivables=day == end,
+                              range_days=range_days)
+            results.append(result)
+            if on_day:
+                on_day(result)
+    finally:
+        range_days.close(con)
     return results

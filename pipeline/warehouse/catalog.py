@@ -1,8 +1,9 @@
 """Documentation of every table, view and SQL model, read from YAML files beside the SQL.
 
 The texts live in dbt's shape, one file per folder: `sql/<folder>/_models.yml`
-beside the models (intermediate, collections, marts: one day's models;
-analytics: the analysts' views and table macros) and `sql/schema/_tables.yml`
+beside the models (intermediate, collections, marts: one day's models; range:
+the models a range of days runs around them; analytics: the analysts' views and
+table macros) and `sql/schema/_tables.yml`
 for the tables and views the pipeline keeps. The input tables (`stg_*`) are
 documented with their columns in `pipeline/config/input_tables.py`.
 
@@ -34,6 +35,9 @@ TABLES_FILE = "schema/_tables.yml"
 # Folders with a _models.yml: the analysts' objects (in the database), then one day's models (temp tables).
 ANALYTICS_FOLDER = "analytics"
 DAILY_FOLDERS = ("intermediate", "collections", "marts")
+# The models a backfill or simulation runs around the day's (pipeline/warehouse/range_inputs.py, range_days.py).
+RANGE_FOLDER = "range"
+_MODEL_FOLDERS = (*DAILY_FOLDERS, RANGE_FOLDER)
 KINDS = ("table", "view", "table macro")
 TESTS = ("not_null", "unique", "accepted_values")
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -98,8 +102,8 @@ def _read(path: Path, section: str, folder: str) -> list[dict]:
             raise CatalogError(f"{where}: unknown key(s) {', '.join(sorted(set(raw) - allowed))}")
         if not isinstance(raw.get("description"), str) or not raw["description"].strip():
             raise CatalogError(f"{where}: needs a description")
-        kind = raw.get("kind", "model" if folder in DAILY_FOLDERS else None)
-        if folder not in DAILY_FOLDERS and kind not in KINDS:
+        kind = raw.get("kind", "model" if folder in _MODEL_FOLDERS else None)
+        if folder not in _MODEL_FOLDERS and kind not in KINDS:
             raise CatalogError(f"{where}: kind must be one of {', '.join(KINDS)}")
         model = None if folder == "schema" else raw.get("from_model", f"{folder}/{name}")
         if not isinstance(raw.get("columns") or [], list):
@@ -139,7 +143,8 @@ def _input_entries() -> list[dict]:
 def doc_files(sql_root: Path = SQL_ROOT) -> list[tuple[Path, str, str]]:
     """(file, top-level key, folder) of every documentation file, in the order of docs/tables.md."""
     return [(sql_root / TABLES_FILE, "tables", "schema"),
-            *((sql_root / folder / "_models.yml", "models", folder) for folder in (ANALYTICS_FOLDER, *DAILY_FOLDERS))]
+            *((sql_root / folder / "_models.yml", "models", folder)
+              for folder in (ANALYTICS_FOLDER, *DAILY_FOLDERS, RANGE_FOLDER))]
 
 
 def load_docs(sql_root: Path = SQL_ROOT) -> dict[str, Doc]:
@@ -237,8 +242,20 @@ def markdown() -> str:
             "materializes as temp tables of its connection (not stored in the database) in the order of "
             "their references (`pipeline/warehouse/sql_runner.py`); `dunning explain` reads them. Their column tests "
             "are checked by `pipeline.warehouse.sql_runner.check_model_tests`.", ""]
+    daily = {name: d for name, d in MODEL_DOCS.items() if not d.model.startswith(f"{RANGE_FOLDER}/")}
+    for name, d in daily.items():
+        out += _model_markdown(name, d)
+    out += ["# Range models", "",
+            "The models a backfill, a simulation or a scenario runs around the daily models (`sql/range`): "
+            "which invoices a range can leave out (`pipeline/warehouse/range_inputs.py`), and which customers "
+            "each day recomputes and what it carries for the others (`pipeline/warehouse/range_days.py`). "
+            "Temp tables of the run's connection, like the daily models.", ""]
     for name, d in MODEL_DOCS.items():
-        out += [f"## `{name}` ({d.model})", "", d.description, "", "| column | description | tests |", "|---|---|---|"]
-        out += [f"| `{c.name}` | {c.description} | {_test_text(c.tests)} |" for c in d.columns]
-        out.append("")
+        if name not in daily:
+            out += _model_markdown(name, d)
     return "\n".join(out)
+
+
+def _model_markdown(name: str, d: Doc) -> list[str]:
+    return [f"## `{name}` ({d.model})", "", d.description, "", "| column | description | tests |", "|---|---|---|",
+            *(f"| `{c.name}` | {c.description} | {_test_text(c.tests)} |" for c in d.columns), ""]

@@ -36,7 +36,7 @@ final as (
            coalesce(t.overdue_receivables, 0) as overdue_receivables,
            t.oldest_invoice_id,
            o.due_date as oldest_due_date,
-           greatest(cast($as_of as date) - o.due_date, 0) as oldest_days_overdue
+           days_overdue($as_of, o.due_date) as oldest_days_overdue
     from stg_contracts k
     left join receivable_totals t using (contract_id)
     left join unapplied_credits u using (contract_id)

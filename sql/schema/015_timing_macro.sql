@@ -12,3 +12,9 @@ create or replace macro level_anchor_date(anchor, invoice_date, due_date, schedu
         when 'previous_level' then coalesce(previous_level_due_date, due_date)
         else due_date
     end;
+
+-- Days a receivable due on `due_date` is overdue on `on_day` (0 until the day after it falls due).
+-- int_contract_balances computes it for the oldest open receivable, and a range carries the
+-- balances of a contract nobody recomputed that day with it (sql/range/range_carried_balances.sql).
+create or replace macro days_overdue(on_day, due_date) as
+    greatest(cast(on_day as date) - due_date, 0);

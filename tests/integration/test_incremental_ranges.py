@@ -1,0 +1,173 @@
+"""A range computes each day from the day before plus that day's changes (pipeline/warehouse/range_days.py):
+a day recomputes exactly the customers something happened to, a day nothing happened runs no model,
+and either way the result is the one a whole day gives (the days one by one)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import duckdb
+import pytest
+
+from pipeline.engine import run as run_mod
+from pipeline.engine.simulate import simulate
+from pipeline.warehouse import catalog, range_days, sql_runner
+from pipeline.warehouse.range_days import Computed
+from world import World, policy, query
+
+START, END = date(2026, 3, 1), date(2026, 3, 21)
+BALANCES = "select * from contract_balances order by as_of, contract_id"
+LEDGER = "select * exclude (status_changed_on) from action_ledger order by action_key"
+
+
+def _day(n: int) -> str:
+    return (START + timedelta(days=n)).isoformat()
+
+
+def _quiet_world(root) -> tuple[World, dict[date, set[str]]]:
+    """Customers whose invoices fall due after the range: nothing of theirs changes by itself within it,
+    so a day's recomputed customers are exactly those with an invoice issued or a payment booked that day."""
+    w = World(root, policy([("due_date", 3, 7)], grace_days=2))
+    touched: dict[date, set[str]] = {}
+    for c in range(12):
+        customer = f"CU{c:02d}"
+        w.customer(customer).contract(f"CT{c:02d}", customer)
+        if c % 3 == 0:  # a second contract: the customer is recomputed whole
+            w.contract(f"CT{c:02d}b", customer)
+        issued = 1 + (c * 7) % 18
+        w.invoice(f"I{c:02d}", f"{100 + c}.00", _day(issued), "2026-05-01", f"CT{c:02d}", customer)
+        touched.setdefault(START + timedelta(days=issued), set()).add(customer)
+        if c % 2 == 0:  # paid (in part) some days later
+            paid = min(issued + 1 + c % 4, 19)
+            w.payment(f"P{c:02d}", "40.00", _day(paid), f"CT{c:02d}", invoice_id=f"I{c:02d}")
+            touched.setdefault(START + timedelta(days=paid), set()).add(customer)
+    w.invoice("I-old", "50.00", "2026-01-01", "2026-01-15", "CT00", "CU00")  # a case open through the range
+    w.payment("P-old", "50.00", "2026-03-18", "CT00", invoice_id="I-old")    # ... closed by this payment
+    touched.setdefault(date(2026, 3, 18), set()).add("CU00")
+    return w, touched
+
+
+def _simulated(settings, on_day=None):
+    results = []
+    with run_mod.connect(settings.database) as con:
+        run_mod.load_inputs(con, settings)
+        run_mod.run_range(con, START, END, settings, mode=run_mod.RunMode.SIMULATE,
+                          on_day=lambda r: (results.append(r), on_day and on_day(con, r)))
+    return results
+
+
+def _whole_days(settings):
+    """The same days, each computed whole (no RangeDays): what every range day must equal."""
+    with run_mod.connect(settings.database) as con:
+        run_mod.load_inputs(con, settings)
+        for day in run_mod.days(START, END):
+            run_mod.plan_day(con, day, run_mod.RunMode.SIMULATE)
+
+
+def test_a_day_recomputes_exactly_the_customers_touched_that_day(tmp_path):
+    w, touched = _quiet_world(tmp_path / "range")
+    recomputed = {}
+
+    def seen(con, result):
+        if result.computed is Computed.SOME:
+            recomputed[result.as_of] = {r[0] for r in con.execute(
+                "select customer_id from range_recomputed_customers").fetchall()}
+
+    results = _simulated(w.write(), seen)
+    by_day = {r.as_of: r for r in results}
+    assert by_day[START].computed is Computed.ALL and by_day[END].computed is Computed.ALL
+    # the case of CU00 opens and acts on the first day, so CU00 is looked at again the day after it;
+    # every other day is the customers touched that day, or nobody
+    acting = {START + timedelta(days=1)}
+    for day in run_mod.days(START + timedelta(days=1), END - timedelta(days=1)):
+        expected = set(touched.get(day, set()))
+        if day in acting:
+            expected.add("CU00")
+        result = by_day[day]
+        if not expected:
+            assert result.computed is Computed.NONE, day
+            assert result.model_seconds == {} and result.customers_computed == 0
+        else:
+            assert result.computed is Computed.SOME, day
+            assert recomputed[day] == expected, day
+            assert result.customers_computed == len(expected)
+    assert sum(r.computed is Computed.NONE for r in results) >= 3
+
+    whole = World(tmp_path / "whole", w.policy_doc)
+    whole.rows = w.rows
+    _whole_days(whole.write())
+    assert query(w.write(), BALANCES) == query(whole.write(), BALANCES)
+    assert query(w.write(), LEDGER) == query(whole.write(), LEDGER)
+
+
+def test_a_customer_is_recomputed_on_the_days_its_own_results_name(tmp_path):
+    """Nothing is booked in the range, yet the invoice falls due, grace ends, levels come due: each of
+    those days recomputes the customer (range_next_changes), and the ledger is the whole days' ledger."""
+    w = World(tmp_path / "range", policy([("due_date", 5, 3), ("previous_level", 4, 2, {"EUR": "5.00"})],
+                                         grace_days=2, thresholds={"EUR": "1.00"}))
+    w.customer("CU1").contract("CT1", "CU1").customer("CU2").contract("CT2", "CU2")
+    w.invoice("I1", "120.00", "2026-02-20", "2026-03-04", "CT1", "CU1")
+    w.invoice("I2", "80.00", "2026-02-20", "2026-04-30", "CT2", "CU2")  # due after the range: quiet
+    results = {r.as_of: r for r in _simulated(w.write())}
+    recomputed = sorted(d.day for d, r in results.items() if r.computed is Computed.SOME)
+    # due 4 March: overdue from the 5th, past grace on the 7th (the case opens; its levels are known),
+    # level 1 on the 9th,
+    # level 2 on 9 + 3 (term) + 4 = the 16th; each action also wakes the day after it
+    assert recomputed == [5, 7, 9, 10, 16, 17]
+    assert all(r.customers_computed == 1 for r in results.values() if r.computed is Computed.SOME)
+
+    whole = World(tmp_path / "whole", w.policy_doc)
+    whole.rows = w.rows
+    _whole_days(whole.write())
+    assert query(w.write(), LEDGER) == query(whole.write(), LEDGER)
+    assert query(w.write(), BALANCES) == query(whole.write(), BALANCES)
+
+
+def test_a_global_change_computes_the_day_whole_and_a_simulation_leaves_nothing_behind(tmp_path):
+    w, _ = _quiet_world(tmp_path)
+    w.suspension("global", "", "2026-03-05", "2026-03-09")
+    settings = w.write()
+    days = []
+    with run_mod.connect(settings.database) as con:
+        run_mod.load_inputs(con, settings)
+        simulate(con, settings, settings.policy_file, START, END, name="quiet",
+                 on_day=lambda r: days.append((r.as_of, r.computed)))
+        temp = {r[0] for r in con.execute("select table_name from duckdb_tables() where temporary "
+                                          "union all select view_name from duckdb_views() where temporary").fetchall()}
+    kinds = dict(days)
+    assert kinds[date(2026, 3, 9)] is Computed.ALL  # the end of a global suspension: everyone may act
+    assert kinds[date(2026, 3, 5)] is not Computed.ALL  # its start only holds back what would happen
+    narrowed = {t for t, _, _ in range_days.INPUTS} | {t for t, _ in range_days.STATE}
+    assert not temp & (narrowed | {"range_wake", "range_balances", "range_changes"})
+
+
+def test_a_failed_day_leaves_no_narrowed_relation_behind(tmp_path, monkeypatch):
+    w, _ = _quiet_world(tmp_path)
+    settings = w.write()
+
+    def boom(con, as_of, *a, **kw):
+        if as_of == date(2026, 3, 8):
+            con.execute("select * from no_such_table")  # fails inside the day's transaction
+        return real(con, as_of, *a, **kw)
+
+    real = run_mod.run_daily_models
+    monkeypatch.setattr(run_mod, "run_daily_models", boom)
+    with run_mod.connect(settings.database) as con:
+        run_mod.load_inputs(con, settings)
+        with pytest.raises(duckdb.CatalogException):
+            run_mod.run_range(con, START, END, settings, mode=run_mod.RunMode.SIMULATE)
+        shadows = con.execute("select count(*) from duckdb_views() where temporary and view_name in "
+                              "('stg_invoices', 'stg_payments', 'case_register', 'action_ledger')").fetchall()[0][0]
+        assert shadows == 0
+        # the schema's own tables are what is written, and the days before the failure are there
+        assert con.execute("select max(as_of) from run_log").fetchall()[0][0] == date(2026, 3, 7)
+
+
+def test_the_range_models_are_documented_and_end_in_final():
+    folder = sql_runner.SQL_ROOT / "range"
+    files = {p.stem for p in folder.glob("*.sql")}
+    documented = {d.name for d in catalog.MODEL_DOCS.values() if d.model.startswith("range/")}
+    assert files == documented
+    for name in files:
+        sql = (folder / f"{name}.sql").read_text(encoding="utf-8")
+        assert "final as (" in sql and sql.rstrip().endswith("select * from final"), name
