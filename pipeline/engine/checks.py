@@ -262,3 +262,19 @@ def failure_message(name: str, rows: list[dict], limit: int = 5) -> str | None:
     shown = "; ".join(promise.describe(r) for r in rows[:limit])
     more = f"; and {len(rows) - limit} more" if len(rows) > limit else ""
     return f"{len(rows)} {promise.noun}: {shown}{more}"
+
+
+# Re-evaluated before anything of a day is sent, by every path that sends (the daily documents
+# step and the sharded documents job): the state step's blocking promises, minus the one that needs
+# the state step's own snapshot (`dispatched_rows_unchanged`).
+SEND_GUARDS = ("balances_reconcile", "action_keys_unique", "nothing_sent_twice")
+
+
+def send_guard_failures(con, as_of: date) -> list[str]:
+    """What stops the sending of `as_of`'s documents: one message per broken promise (empty: send).
+
+    A day that was never planned has no balances of its own to reconcile, so only the ledger's
+    promises are evaluated for it (dispatch then sends what earlier days planned)."""
+    planned = con.execute("select count(*) from run_log where as_of = ?", [as_of]).fetchall()[0][0]
+    guards = SEND_GUARDS if planned else tuple(n for n in SEND_GUARDS if n != "balances_reconcile")
+    return [m for m in (failure_message(n, violations(con, n, as_of=as_of)) for n in guards) if m]

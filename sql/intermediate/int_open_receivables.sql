@@ -25,7 +25,7 @@ final as (
            amount,
            cast(least(remaining, cumulative_remaining - contract_credit) as decimal(18, 2)) as open_amount,
            due_date < $as_of as is_overdue,
-           greatest(cast($as_of as date) - due_date, 0) as days_overdue
+           days_overdue($as_of, due_date) as days_overdue
     from allocated
     where cumulative_remaining > contract_credit
 )

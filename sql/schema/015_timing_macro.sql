@@ -13,8 +13,8 @@ create or replace macro level_anchor_date(anchor, invoice_date, due_date, schedu
         else due_date
     end;
 
--- Days a receivable due on `due_date` is overdue on `on_day` (0 until the day after it falls due).
--- int_contract_balances computes it for the oldest open receivable, and a range carries the
+-- Days a receivable due on `due_date` is overdue on `on_day` (0 until the day after it falls due):
+-- int_open_receivables computes it for each open receivable, int_contract_balances for the oldest one, and a range carries the
 -- balances of a contract nobody recomputed that day with it (sql/range/range_carried_balances.sql).
 create or replace macro days_overdue(on_day, due_date) as
     greatest(cast(on_day as date) - due_date, 0);

@@ -12,6 +12,7 @@ import pytest
 
 from dagster_project.checks import check_result
 from dagster_project.defs.dunning.assets import dunning_state, outbox_documents
+from dagster_project.defs.dunning.sharded_documents import sharded_documents
 from dagster_project.defs.ingest.assets import billing_inputs
 from dagster_project.resources import DunningResource
 from pipeline.engine import checks as promises
@@ -156,3 +157,15 @@ def test_a_broken_blocking_promise_stops_the_day_before_anything_is_sent(sent_da
     error = _events(alone, "STEP_FAILURE")[0].step_failure_data.user_failure_data.description
     assert error == f"Nothing sent: the state breaks its promises: {message}"
     assert query(settings, "select status from action_ledger where executed_on = '2026-05-25'") == [("planned",)]
+
+    # so does the sharded documents job: its snapshot step fails before any snapshot or shard exists
+    sharded = sharded_documents.execute_in_process(partition_key="2026-05-25", resources=resources,
+                                                   instance=instance, raise_on_error=False)
+    assert not sharded.success
+    failure = [e for e in sharded.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert [e.step_key for e in failure] == ["documents_snapshot"]
+    assert failure[0].step_failure_data.user_failure_data.description == \
+        f"Nothing sent: the state breaks its promises: {message}"
+    assert query(settings, "select status from action_ledger where executed_on = '2026-05-25'") == [("planned",)]
+    assert query(settings, "select as_of, status from dispatch_snapshots") == [(date(2026, 5, 24), "collected")]
+    assert not (settings.outbox / "2026-05-25").exists()

@@ -175,9 +175,6 @@ def _state_metadata(con, as_of: date) -> dict[str, dict]:
 # -- documents -------------------------------------------------------------------------------------
 
 DOCUMENT_KEYS = {name: document_key(name) for name in DOCUMENT_CHANNELS}
-# re-evaluated by the documents step before it sends (the state step's blocking checks, minus the one
-# that needs the state step's own snapshot)
-GUARDS = ("balances_reconcile", "action_keys_unique", "nothing_sent_twice")
 
 
 def _document_checks() -> list[dg.AssetCheckSpec]:
@@ -207,11 +204,7 @@ def outbox_documents(context: dg.AssetExecutionContext, dunning: DunningResource
             context.log.info("a backfill range sends nothing: documents dated in the past are never dispatched")
             written: dict[str, int] = {}
         else:
-            planned = con.execute("select count(*) from run_log where as_of = ?", [end]).fetchall()[0][0]
-            # a day never planned has no balances to reconcile (dispatch then sends what earlier days planned)
-            guards = GUARDS if planned else tuple(n for n in GUARDS if n != "balances_reconcile")
-            broken = [m for m in (promises.failure_message(n, promises.violations(con, n, as_of=end))
-                                  for n in guards) if m]
+            broken = promises.send_guard_failures(con, end)
             if broken:
                 raise dg.Failure(description="Nothing sent: the state breaks its promises: " + " | ".join(broken),
                                  allow_retries=False)
