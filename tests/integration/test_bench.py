@@ -31,7 +31,10 @@ def test_a_tiny_bench_reports_every_target_against_its_baseline(tmp_path):
     first, steady = by_stage["sql_models"], by_stage["steady_day"]
     assert first["as_of"] == steady["as_of"] and steady["warmup_days"] == 3
     assert steady["cases_opened"] < first["cases_opened"]
-    assert first["ratio_to_baseline"] is not None and steady["ratio_to_baseline"] is not None
+    # each SQL day is compared with the bare query timed around it, in its own connection: the faster time
+    for day in (first, steady):
+        assert day["bare_query_seconds"] == min(day["bare_query_before_after"])
+        assert day["ratio_to_baseline"] == round(day["seconds"] / day["bare_query_seconds"], 2)
     # the small simulation has its own data; the main one the bench's
     assert by_stage["simulate_small"]["data"] == "data-200" and (tmp_path / "data-200").is_dir()
     assert by_stage["simulate"]["contracts"] == 300
@@ -39,6 +42,9 @@ def test_a_tiny_bench_reports_every_target_against_its_baseline(tmp_path):
 
     rows = by_stage["summary"]["rows"]
     assert [r["key"] for r in rows] == TARGETS
+    sql_rows = {r["key"]: r for r in rows if r["key"].startswith("sql_")}
+    assert [(r["baseline_value"], r["figure_value"]) for r in sql_rows.values()] == [
+        (first["bare_query_seconds"], first["seconds"]), (steady["bare_query_seconds"], steady["seconds"])]
     for row in rows:
         assert row["measure"] and row["baseline"] and row["target"], row
         assert row["baseline_value"] is not None and row["figure_value"] is not None, row
