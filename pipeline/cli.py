@@ -36,8 +36,9 @@ DateOpt = Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])]
 
 
 # Exit codes of `dunning run` and `dunning dispatch` (README, "Exit codes"): 0 done; 1 nothing sent
-# (`dispatch` on a day the fresh-data gate held); 2 refused, or settings that cannot work (nothing
-# sent); 3 done, but documents of this run failed or need review (listed, view dispatch_review).
+# (`dispatch` on a day the fresh-data gate held); 2 refused, settings that cannot work, or a state
+# that breaks a promise guarding sending (nothing sent); 3 done, but documents of this run failed or
+# need review (listed, view dispatch_review).
 EXIT_SETTINGS = 2
 EXIT_DOCUMENTS_FAILED = 3
 
@@ -133,6 +134,11 @@ def _run_days(settings: Settings, start: date, end: date, *, send: bool) -> list
                 progress.stop()
                 console.print(Text(str(exc), style="bold red"), soft_wrap=True)
                 raise typer.Exit(2) from None
+            except pipeline_run.SendRefused as exc:  # the day is planned; nothing of it is sent
+                progress.stop()
+                console.print(Text(str(exc).replace("Nothing sent", "NOTHING SENT", 1), style="bold red"),
+                              soft_wrap=True)
+                raise typer.Exit(2) from None
             except ChannelConfigError as exc:  # checked before anything is marked sending
                 progress.stop()
                 console.print(Text(f"NOTHING SENT: {exc}", style="bold red"), soft_wrap=True)
@@ -173,7 +179,8 @@ def run(
 
     The latest day may be run again (nothing already sent is sent twice); an earlier day is
     refused, naming the backfill that recomputes it and every later day. Exit codes: 0 done;
-    2 refused, or a channel's settings cannot work (nothing planned or sent); 3 done, but
+    2 refused, or a channel's settings cannot work (nothing planned or sent), or the planned
+    state breaks a promise that guards sending (planned, nothing sent); 3 done, but
     documents of this run failed or need review (every other document went out).
     """
     settings = _settings(config)
@@ -225,7 +232,8 @@ def dispatch(
     """Deliver what is due without recomputing: recover a crashed run, send rendered and retry failed actions.
 
     Exit codes: 0 done; 1 nothing sent (the fresh-data gate held the day); 2 a channel's settings cannot
-    work (nothing sent); 3 done, but documents of this run failed or need review.
+    work, or the state breaks its promises (nothing sent); 3 done, but documents of this run failed or
+    need review.
     """
     from pipeline.delivery.dispatch import dispatch as dispatch_pending, retry_failed as send_back
 
@@ -237,6 +245,12 @@ def dispatch(
         if blocked and blocked[0][0]:
             console.print(Text(f"NOTHING SENT: {blocked[0][0]}", style="bold red"))
             raise typer.Exit(1)
+        try:
+            pipeline_run.refuse_broken_state(con, as_of.date())
+        except pipeline_run.SendRefused as exc:
+            console.print(Text(str(exc).replace("Nothing sent", "NOTHING SENT", 1), style="bold red"),
+                          soft_wrap=True)
+            raise typer.Exit(2) from None
         if retry_failed:
             keys = send_back(con, as_of.date())
             console.print(f"{len(keys)} failed document(s) sent back to be rendered and sent again")

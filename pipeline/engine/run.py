@@ -33,6 +33,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.engine import checks
 from pipeline.warehouse import catalog
 from pipeline.config import policy as policy_mod
 from pipeline.failed_collections.reference import load_reference, report_unknown_codes
@@ -60,6 +61,19 @@ class RunMode(str, Enum):
 
 class RunRefused(ValueError):
     """A run that would lose state the user did not ask to lose; the message names what to run."""
+
+
+class SendRefused(RuntimeError):
+    """Nothing of the day is sent: the state breaks a promise; the message names the rows."""
+
+
+def refuse_broken_state(con, as_of: date) -> None:
+    """Raise `SendRefused` unless the state keeps the promises every sending path checks first
+    (`checks.send_guard_failures`): `dunning run`, `dunning dispatch`, the daily documents step
+    and the sharded documents job, before anything is recovered, snapshotted or sent."""
+    broken = checks.send_guard_failures(con, as_of)
+    if broken:
+        raise SendRefused("Nothing sent: the state breaks its promises: " + " | ".join(broken))
 
 
 def latest_day(con) -> date | None:
@@ -244,7 +258,8 @@ def waiting_contract_warnings(con, as_of: date) -> list[str]:
 def dispatch_day(con, as_of: date, settings: Settings, result: DayResult | None = None) -> int:
     """Render and deliver every live action still planned up to `as_of`; returns documents written.
 
-    Sends nothing while today's run was blocked by the fresh-data gate.
+    Sends nothing while today's run was blocked by the fresh-data gate, and refuses to send from a
+    state that breaks its promises (`SendRefused`, `refuse_broken_state`).
     """
     from pipeline.delivery.dispatch import dispatch  # rendering libraries load only when used
 
@@ -252,6 +267,7 @@ def dispatch_day(con, as_of: date, settings: Settings, result: DayResult | None 
     if blocked:
         log.warning("dispatch skipped: %s", blocked)
         return 0
+    refuse_broken_state(con, as_of)
     summary = dispatch(con, as_of, settings)
     if result is not None:
         result.dispatch = summary

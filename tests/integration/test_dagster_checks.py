@@ -1,6 +1,7 @@
 """The product's promises as asset checks: each passes on a good world (tests/integration/test_dagster.py)
 and fails with its exact message on a deliberately broken DuckDB state; a broken blocking promise on
-the state stops the day before anything is sent, and the documents step alone refuses to send."""
+the state stops the day before anything is sent, and every sending path alone refuses to send: the
+documents step, the sharded documents job, `dunning dispatch` and `dunning run`."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from datetime import date
 
 import dagster as dg
 import pytest
+from typer.testing import CliRunner
 
 from dagster_project.checks import check_result
 from dagster_project.defs.dunning.assets import dunning_state, outbox_documents
 from dagster_project.defs.dunning.sharded_documents import sharded_documents
 from dagster_project.defs.ingest.assets import billing_inputs
 from dagster_project.resources import DunningResource
+from pipeline.cli import app
 from pipeline.engine import checks as promises
 from pipeline.engine import run as run_mod
 from world import World, policy, query
@@ -169,3 +172,13 @@ def test_a_broken_blocking_promise_stops_the_day_before_anything_is_sent(sent_da
     assert query(settings, "select status from action_ledger where executed_on = '2026-05-25'") == [("planned",)]
     assert query(settings, "select as_of, status from dispatch_snapshots") == [(date(2026, 5, 24), "collected")]
     assert not (settings.outbox / "2026-05-25").exists()
+
+    # and so do the command line's sending paths: exit 2, the broken promise named, nothing sent
+    config = str(w.write_config())
+    for args in (["dispatch", "--as-of", "2026-05-25"], ["run", "--as-of", "2026-05-25"]):
+        cli = CliRunner().invoke(app, [*args, "--config", config])
+        assert cli.exit_code == 2, cli.output
+        assert " ".join(cli.output.split()).endswith(
+            f"NOTHING SENT: the state breaks its promises: {message}"), cli.output
+        assert query(settings, "select status from action_ledger where executed_on = '2026-05-25'") == [("planned",)]
+        assert not (settings.outbox / "2026-05-25").exists()

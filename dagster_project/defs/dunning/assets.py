@@ -204,15 +204,14 @@ def outbox_documents(context: dg.AssetExecutionContext, dunning: DunningResource
             context.log.info("a backfill range sends nothing: documents dated in the past are never dispatched")
             written: dict[str, int] = {}
         else:
-            broken = promises.send_guard_failures(con, end)
-            if broken:
-                raise dg.Failure(description="Nothing sent: the state breaks its promises: " + " | ".join(broken),
-                                 allow_retries=False)
             con.execute("""create or replace temp table pending_before as
                            select action_key from action_ledger
                            where status_is_pending_dispatch(status) and action_is_document(action)
                              and dispatch_mode = 'live'""")
-            pipeline_run.dispatch_day(con, start, settings)
+            try:  # it first evaluates the state's promises (run.refuse_broken_state), as every sending path
+                pipeline_run.dispatch_day(con, start, settings)
+            except pipeline_run.SendRefused as exc:
+                raise dg.Failure(description=str(exc), allow_retries=False) from None
             written = dict(con.execute(
                 """select l.channel, count(*) from action_ledger l join pending_before p using (action_key)
                    where not status_is_pending_dispatch(l.status) and l.document_path is not null

@@ -5,7 +5,7 @@ library calls as `dunning dispatch` (`pipeline.delivery.dispatch.prepare`,
 `pipeline.delivery.shards.run_shard`, `pipeline.delivery.dispatch.finish`), as steps:
 
 - `documents_snapshot` (the DuckDB pool: one writer) evaluates the state's
-  promises as the daily documents step does (`checks.send_guard_failures`:
+  promises as every sending path does (`run.refuse_broken_state`:
   nothing is sent from a state that breaks one), finishes what a crashed
   run left, takes the day's snapshot and yields one dynamic output per shard
   that has documents;
@@ -31,7 +31,6 @@ from pydantic import Field
 from dagster_project.partitions import DUCKDB_POOL, daily_partitions
 from dagster_project.resources import DunningResource
 from dagster_project.tables import DOCUMENT_CHANNELS, document_key
-from pipeline.engine import checks as promises
 from pipeline.engine import run as pipeline_run
 
 
@@ -50,10 +49,10 @@ def documents_snapshot(context: dg.OpExecutionContext, dunning: DunningResource,
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
         blocked = pipeline_run.dispatch_blocked(con, day)
         snapshot = None
-        broken = promises.send_guard_failures(con, day)  # the same guard as the daily documents step
-        if broken:
-            raise dg.Failure(description="Nothing sent: the state breaks its promises: " + " | ".join(broken),
-                             allow_retries=False)
+        try:  # the guard of every sending path (the daily documents step, dunning run and dispatch)
+            pipeline_run.refuse_broken_state(con, day)
+        except pipeline_run.SendRefused as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
         if blocked:
             context.log.warning(f"dispatch skipped: {blocked}")
         else:
