@@ -95,29 +95,38 @@ def test_dev_serves_the_code_location_and_stops_on_sigterm_without_warnings(tmp_
                                                                 ).read_text()
 
 
-def test_the_day_runs_with_the_multiprocess_executor(tmp_path):
-    w = _world(tmp_path)
-    config_file = str(w.write_config())
-    settings = w.write()
+def _run_in_processes(tmp_path, job_name: str, partition: str, config_file: str, executor, **run_config):
+    """Run a job of the code location on the multiprocess executor, one process per step, as the UI's
+    run launcher does; (steps that succeeded, process ids of the steps, all events). `executor` wraps
+    the start method in the job's executor config."""
     instance_settings = yaml.safe_load((PROJECT_ROOT / "dagster_project" / "dagster.yaml").read_text())
     # forked from a server that imported Dagster's loading code once (spawning costs seconds a step); only
     # modules that open no DuckDB connection when imported, so no database thread is forked with it
     preload = ["dagster._utils.test", "dagster.components", "dagster_project.definitions", "pipeline.engine.run"]
     # the settings travel in the run config: a step forked from a server started earlier in this process
     # would see that server's environment, not a variable set now
-    run_config = {"execution": {"config": {"multiprocess": {"start_method": {
-        "forkserver": {"preload_modules": preload}}}}},
-        "resources": {"dunning": {"config": {"config_file": config_file}}}}
+    run_config = {"execution": {"config": executor({"start_method": {"forkserver": {"preload_modules": preload}}})},
+                  "resources": {"dunning": {"config": {"config_file": config_file}}}, **run_config}
     (tmp_path / "home").mkdir()
     with dg.instance_for_test(overrides=instance_settings, temp_dir=str(tmp_path / "home")) as instance:
         # the code location's own pointer, as the UI's run launcher has it
         job = ReconstructableRepository.for_module("dagster_project.definitions", "defs").get_reconstructable_job(
-            "daily_dunning")
-        result = dg.execute_job(job, instance=instance, run_config=run_config,
-                                tags={"dagster/partition": "2026-05-24"})
+            job_name)
+        result = dg.execute_job(job, instance=instance, run_config=run_config, tags={"dagster/partition": partition})
         assert result.success
-        steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
-        processes = {e.pid for e in result.all_events if e.event_type_value == "STEP_START"}
+        events = list(result.all_events)
+    steps = {e.step_key for e in events if e.event_type_value == "STEP_SUCCESS"}
+    processes = {e.pid for e in events if e.event_type_value == "STEP_START"}
+    return steps, processes, events
+
+
+def test_the_day_runs_with_the_multiprocess_executor(tmp_path):
+    w = _world(tmp_path)
+    config_file = str(w.write_config())
+    settings = w.write()
+    # the daily job's executor is chosen in the run config (in process or multiprocess)
+    steps, processes, _ = _run_in_processes(tmp_path, "daily_dunning", "2026-05-24", config_file,
+                                            lambda start_method: {"multiprocess": start_method})
     assert steps == {"billing_inputs", "dunning_state", "outbox_documents", "daily_report"}
     assert len(processes) == 4  # one process per step, each opening the database in turn
     assert query(settings, "select action_key, status from action_ledger") == [
@@ -156,22 +165,11 @@ def test_the_documents_fan_out_in_shards_on_the_multiprocess_executor(tmp_path):
     with run_mod.connect(copy.database) as con:
         dispatch(con, date(2026, 5, 17), copy)
 
-    instance_settings = yaml.safe_load((PROJECT_ROOT / "dagster_project" / "dagster.yaml").read_text())
-    preload = ["dagster._utils.test", "dagster.components", "dagster_project.definitions", "pipeline.engine.run"]
-    run_config = {"execution": {"config": {"start_method": {"forkserver": {"preload_modules": preload}}}},
-                  "ops": {"documents_snapshot": {"config": {"shards": 4}}},
-                  "resources": {"dunning": {"config": {"config_file": str(config_file)}}}}
-    (tmp_path / "home").mkdir()
-    with dg.instance_for_test(overrides=instance_settings, temp_dir=str(tmp_path / "home")) as instance:
-        job = ReconstructableRepository.for_module("dagster_project.definitions", "defs").get_reconstructable_job(
-            "sharded_documents")
-        result = dg.execute_job(job, instance=instance, run_config=run_config,
-                                tags={"dagster/partition": "2026-05-17"})
-        assert result.success
-        steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
-        processes = {e.pid for e in result.all_events if e.event_type_value == "STEP_START"}
-        materialized = {e.asset_key.to_user_string() for e in result.all_events
-                        if e.event_type_value == "ASSET_MATERIALIZATION"}
+    # the sharded job is built on the multiprocess executor: its config is the executor's own
+    steps, processes, events = _run_in_processes(tmp_path, "sharded_documents", "2026-05-17", str(config_file),
+                                                 lambda start_method: start_method,
+                                                 ops={"documents_snapshot": {"config": {"shards": 4}}})
+    materialized = {e.asset_key.to_user_string() for e in events if e.event_type_value == "ASSET_MATERIALIZATION"}
     assert steps == {"documents_snapshot", "documents_collect",
                      *(f"documents_shard[shard_{n:03d}]" for n in busy)}
     assert len(busy) >= 3 and len(processes) == len(steps)  # one process per step

@@ -64,6 +64,15 @@ def _whole_days(settings):
             run_mod.plan_day(con, day, run_mod.RunMode.SIMULATE)
 
 
+def _assert_same_as_whole_days(w: World, root) -> None:
+    """The range's ledger and every day's balances equal those of the same world's days computed whole."""
+    whole = World(root, w.policy_doc)
+    whole.rows = w.rows
+    _whole_days(whole.write())
+    assert query(w.write(), LEDGER) == query(whole.write(), LEDGER)
+    assert query(w.write(), BALANCES) == query(whole.write(), BALANCES)
+
+
 def test_a_day_recomputes_exactly_the_customers_touched_that_day(tmp_path):
     w, touched = _quiet_world(tmp_path / "range")
     recomputed = {}
@@ -93,11 +102,7 @@ def test_a_day_recomputes_exactly_the_customers_touched_that_day(tmp_path):
             assert result.customers_computed == len(expected)
     assert sum(r.computed is Computed.NONE for r in results) >= 3
 
-    whole = World(tmp_path / "whole", w.policy_doc)
-    whole.rows = w.rows
-    _whole_days(whole.write())
-    assert query(w.write(), BALANCES) == query(whole.write(), BALANCES)
-    assert query(w.write(), LEDGER) == query(whole.write(), LEDGER)
+    _assert_same_as_whole_days(w, tmp_path / "whole")
 
 
 def test_a_customer_is_recomputed_on_the_days_its_own_results_name(tmp_path):
@@ -116,11 +121,7 @@ def test_a_customer_is_recomputed_on_the_days_its_own_results_name(tmp_path):
     assert recomputed == [5, 7, 9, 10, 16, 17]
     assert all(r.customers_computed == 1 for r in results.values() if r.computed is Computed.SOME)
 
-    whole = World(tmp_path / "whole", w.policy_doc)
-    whole.rows = w.rows
-    _whole_days(whole.write())
-    assert query(w.write(), LEDGER) == query(whole.write(), LEDGER)
-    assert query(w.write(), BALANCES) == query(whole.write(), BALANCES)
+    _assert_same_as_whole_days(w, tmp_path / "whole")
 
 
 def test_a_global_change_computes_the_day_whole_and_a_simulation_leaves_nothing_behind(tmp_path):
