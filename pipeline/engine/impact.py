@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -47,7 +47,9 @@ FIGURES = (
 CASE_FIGURES = FIGURES[:5]
 
 
-@dataclass(frozen=True)
+# The row classes below are plain slotted dataclasses, not frozen ones: a simulation at 1M contracts
+# builds millions of them, and a frozen dataclass takes five times as long to construct.
+@dataclass(slots=True)
 class Counts:
     documents: int = 0
     letters: int = 0
@@ -58,7 +60,10 @@ class Counts:
     open_cases: int = 0
 
     def __add__(self, other: "Counts") -> "Counts":
-        return Counts(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+        # field by field, without dataclasses.fields() per call: a simulation adds millions of these
+        return Counts(self.documents + other.documents, self.letters + other.letters,
+                      self.registered + other.registered, self.postage + other.postage, self.fees + other.fees,
+                      self.terminations + other.terminations, self.open_cases + other.open_cases)
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,7 @@ class LevelRow:
         return f"{self.level} {names(self.names_before)} -> {names(self.names_after)}"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CaseRow:
     customer_id: str
     customer_name: str
@@ -107,7 +112,7 @@ class CaseRow:
     after: Counts
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CustomerRow:
     customer_id: str
     customer_name: str
@@ -117,7 +122,7 @@ class CustomerRow:
     after: Counts
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ActionRow:
     kind: str  # added (only after), removed (only before), changed
     action_key: str
@@ -216,6 +221,8 @@ def compare(con, before: str, after: str, start: date, end: date, settings, *,
         for side in sides:
             con.execute(f"drop table if exists impact_{side}_actions")
             con.execute(f"drop table if exists impact_{side}_cases")
+        for table in ("impact_differing_actions", "impact_affected_cases", "impact_postage_rates"):
+            con.execute(f"drop table if exists {table}")  # fixed names
 
 
 def _read(con, start: date, end: date, settings, labels: tuple[str, str]) -> Impact:
@@ -263,98 +270,163 @@ def _read(con, start: date, end: date, settings, labels: tuple[str, str]) -> Imp
 
     # every action that differs, by its key
     changed = " or ".join(f"b.{c} is distinct from a.{c}" for c in _COMPARED)  # fixed column names
-    rows = con.execute(f"""
+    con.execute(f"""
+        create or replace temp table impact_differing_actions as
         select case when b.action_key is null then 'added' when a.action_key is null then 'removed'
-                    else 'changed' end,
-               action_key, coalesce(a.case_id, b.case_id), coalesce(a.customer_id, b.customer_id),
-               coalesce(a.contract_id, b.contract_id), coalesce(a.currency, b.currency),
-               coalesce(a.level_no, b.level_no), coalesce(a.action, b.action),
-               b.channel, a.channel, b.executed_on, a.executed_on, b.fee, a.fee,
-               b.amount_demanded, a.amount_demanded
+                    else 'changed' end as kind,
+               action_key, coalesce(a.case_id, b.case_id) as case_id,
+               coalesce(a.customer_id, b.customer_id) as customer_id,
+               coalesce(a.contract_id, b.contract_id) as contract_id, coalesce(a.currency, b.currency) as currency,
+               coalesce(a.level_no, b.level_no) as level_no, coalesce(a.action, b.action) as action,
+               b.channel as channel_before, a.channel as channel_after,
+               b.executed_on as executed_before, a.executed_on as executed_after,
+               b.fee as fee_before, a.fee as fee_after,
+               b.amount_demanded as amount_before, a.amount_demanded as amount_after
         from impact_before_actions b full join impact_after_actions a using (action_key)
-        where b.action_key is null or a.action_key is null or {changed}
-        order by action_key""").fetchall()
-    impact.actions = [ActionRow(*r) for r in rows]
+        where b.action_key is null or a.action_key is null or {changed}""")
+    impact.actions = [ActionRow(*r) for r in con.execute(
+        "select * from impact_differing_actions order by action_key").fetchall()]
 
-    # the cases: those with a differing action, and those whose state on the last day differs
-    state: dict[str, dict[str, tuple]] = {}
-    for side in ("before", "after"):
-        for row in con.execute(f"select * from impact_{side}_cases").fetchall():
-            state.setdefault(row[0], {})[side] = row
-    affected = {a.case_id for a in impact.actions}
-    affected |= {case_id for case_id, s in state.items()
-                 if _end_text(s.get("before")) != _end_text(s.get("after"))}
-    per_case: dict[str, dict[str, Counts]] = {}
-    levels_done: dict[str, dict[str, str]] = {}
-    info: dict[str, tuple] = {}
-    for side in ("before", "after") if affected else ():
-        rows = con.execute(f"""
-            select case_id, customer_id, contract_id, currency, scope = 'collection',
-                   count(*) filter (where is_document), count(*) filter (where is_letter),
-                   count(*) filter (where is_registered), sum(fee), count(*) filter (where is_termination),
-                   string_agg(level_no::varchar || ' ' || executed_on::varchar, ', '
-                              order by executed_on, level_no)
-                       filter (where level_first)
-            from (select *, row_number() over (partition by case_id, level_no order by executed_on, action_key) = 1
-                            as level_first
-                  from impact_{side}_actions)
-            where case_id in (select unnest($ids))
-            group by all""", {"ids": sorted(affected)}).fetchall()
-        for case_id, customer, contract, ccy, step, docs, letters, registered, fees, ended, done in rows:
-            per_case.setdefault(case_id, {})[side] = counts(docs, letters, registered, fees, ended, 0, ccy)
-            prefix = "S" if step else "L"
-            levels_done.setdefault(case_id, {})[side] = ", ".join(
-                f"{prefix}{item}" for item in (done or "").split(", ") if item)
-            info.setdefault(case_id, (customer, contract, ccy))
-    names_of = _customer_names(con)
-    cases = []
-    for case_id in sorted(affected):
-        s = state.get(case_id, {})
-        for side in ("after", "before"):
-            if side in s:
-                info.setdefault(case_id, (s[side][2], s[side][3], s[side][4]))
-        customer, contract, ccy = info[case_id]
-        c = per_case.get(case_id, {})
-        open_counts = {side: Counts(open_cases=1) if s.get(side) and s[side][8] is None else Counts()
-                       for side in ("before", "after")}
-        cases.append(CaseRow(
-            customer, names_of.get(customer, ""), contract, case_id, ccy,
-            s["before"][5] if "before" in s else "", s["after"][5] if "after" in s else "",
-            levels_done.get(case_id, {}).get("before", ""), levels_done.get(case_id, {}).get("after", ""),
-            _end_text(s.get("before")), _end_text(s.get("after")),
-            c.get("before", Counts()) + open_counts["before"], c.get("after", Counts()) + open_counts["after"]))
-    impact.cases = sorted(cases, key=lambda r: (r.customer_id, r.currency, r.contract_id, r.case_id))
-
-    per_customer: dict[tuple[str, str], list[CaseRow]] = {}
-    for case in impact.cases:
-        per_customer.setdefault((case.customer_id, case.currency), []).append(case)
+    # the cases and customers affected, their figures added up in DuckDB (hundreds of thousands of
+    # cases at 1M contracts): those with a differing action, and those whose state on the last day differs
+    _postage_rates(con, settings)
+    names = "main.stg_customers" if _has_customers(con) else "(select null::varchar as customer_id, null::varchar as name)"
+    con.execute(_AFFECTED_CASES_SQL.replace("{names}", names))  # a fixed relation name
+    impact.cases = [
+        CaseRow(*r[:11], Counts(*r[11:18]), Counts(*r[18:25]))
+        for r in con.execute("select * from impact_affected_cases "
+                             "order by customer_id, currency, contract_id, case_id").fetchall()]
     impact.customers = [
-        CustomerRow(customer, names_of.get(customer, ""), ccy, len(rows),
-                    sum((r.before for r in rows), Counts()), sum((r.after for r in rows), Counts()))
-        for (customer, ccy), rows in sorted(per_customer.items())]
+        CustomerRow(*r[:4], Counts(*r[4:11]), Counts(*r[11:18]))
+        for r in con.execute(_CUSTOMERS_SQL).fetchall()]
     impact.notes = [f"no postage rate for {channel} in {ccy} (setting postage.{channel}.{ccy}): "
                     "counted as 0.00" for channel, ccy in sorted(missing_rates)]
     return impact
 
 
-def _end_text(row: tuple | None) -> str:
-    """A case's state on the last day, as reports show it; '' when the side has no such case."""
-    if row is None:
-        return ""
-    _, scope, *_rest = row
-    level_no, level_name, closed_on, close_reason = row[6], row[7], row[8], row[9]
-    if closed_on is not None:
-        return f"closed on {closed_on} ({close_reason})"
-    if not level_no:
-        return "open, no level yet"
-    return f'open at {"S" if scope == "collection" else "L"}{level_no} "{level_name}"'
+# A case's state on the last day, as reports show it ('' when a side has no such case): closed on
+# <day> (<reason>), open with no level yet, or open at its last level done.
+_END_TEXT = """case when {t}.case_id is null then ''
+     when {t}.closed_on is not null then 'closed on ' || {t}.closed_on || ' (' || coalesce({t}.close_reason, 'None') || ')'
+     when coalesce({t}.level_no, 0) = 0 then 'open, no level yet'
+     else 'open at ' || case when {t}.scope = 'collection' then 'S' else 'L' end || {t}.level_no
+          || ' "' || coalesce({t}.level_name, 'None') || '"' end"""
+
+# per side, the figures of each affected case from its actions: documents, letters, registered
+# letters, postage (impact_postage_rates), fees, contracts ended, and the levels done in the range
+_CASE_FIGURES = """
+{side}_figures as (
+    select case_id, any_value(customer_id) as customer_id, any_value(contract_id) as contract_id,
+           any_value(currency) as currency,
+           count(*) filter (where is_document) as documents,
+           count(*) filter (where is_letter) as letters,
+           count(*) filter (where is_registered) as registered,
+           sum(fee) as fees,
+           count(*) filter (where is_termination) as terminations,
+           string_agg(case when scope = 'collection' then 'S' else 'L' end || level_no::varchar || ' '
+                      || executed_on::varchar, ', ' order by executed_on, level_no) filter (where level_first)
+               as levels_done
+    from (select *, row_number() over (partition by case_id, level_no order by executed_on, action_key) = 1
+                    as level_first
+          from impact_{side}_actions
+          where case_id in (select case_id from affected))
+    group by case_id
+),
+
+{side}_counts as (
+    select f.*,
+           coalesce((f.letters - f.registered) * lr.rate, 0) + coalesce(f.registered * rr.rate, 0)
+               + cast(0 as decimal(18, 2)) as postage
+    from {side}_figures f
+    left join impact_postage_rates lr on lr.channel = 'letter' and lr.currency = f.currency
+    left join impact_postage_rates rr on rr.channel = 'registered_letter' and rr.currency = f.currency
+)"""
+
+_AFFECTED_CASES_SQL = f"""
+create or replace temp table impact_affected_cases as
+with states as (
+    select coalesce(b.case_id, a.case_id) as case_id, b.case_id is not null as in_before,
+           a.case_id is not null as in_after,
+           b.customer_id as state_customer_before, b.contract_id as state_contract_before,
+           b.currency as state_currency_before, a.customer_id as state_customer_after,
+           a.contract_id as state_contract_after, a.currency as state_currency_after,
+           coalesce(b.policy_id, '') as policy_before, coalesce(a.policy_id, '') as policy_after,
+           b.case_id is not null and b.closed_on is null as open_before,
+           a.case_id is not null and a.closed_on is null as open_after,
+           {_END_TEXT.format(t="b")} as end_before,
+           {_END_TEXT.format(t="a")} as end_after
+    from impact_before_cases b full join impact_after_cases a using (case_id)
+),
+
+affected as (
+    select case_id from impact_differing_actions
+    union
+    select case_id from states where end_before <> end_after
+),
+{_CASE_FIGURES.format(side="before")},
+{_CASE_FIGURES.format(side="after")},
+
+final as (
+    select coalesce(b.customer_id, a.customer_id, s.state_customer_after, s.state_customer_before) as customer_id,
+           coalesce(n.name, '') as customer_name,
+           coalesce(b.contract_id, a.contract_id, s.state_contract_after, s.state_contract_before) as contract_id,
+           x.case_id,
+           coalesce(b.currency, a.currency, s.state_currency_after, s.state_currency_before) as currency,
+           coalesce(s.policy_before, '') as policy_before, coalesce(s.policy_after, '') as policy_after,
+           coalesce(b.levels_done, '') as levels_before, coalesce(a.levels_done, '') as levels_after,
+           coalesce(s.end_before, '') as end_before, coalesce(s.end_after, '') as end_after,
+           coalesce(b.documents, 0) as documents_before, coalesce(b.letters, 0) as letters_before,
+           coalesce(b.registered, 0) as registered_before,
+           coalesce(b.postage, cast(0 as decimal(18, 2))) as postage_before,
+           coalesce(b.fees, cast(0 as decimal(18, 2))) as fees_before,
+           coalesce(b.terminations, 0) as terminations_before,
+           case when coalesce(s.open_before, false) then 1 else 0 end as open_cases_before,
+           coalesce(a.documents, 0) as documents_after, coalesce(a.letters, 0) as letters_after,
+           coalesce(a.registered, 0) as registered_after,
+           coalesce(a.postage, cast(0 as decimal(18, 2))) as postage_after,
+           coalesce(a.fees, cast(0 as decimal(18, 2))) as fees_after,
+           coalesce(a.terminations, 0) as terminations_after,
+           case when coalesce(s.open_after, false) then 1 else 0 end as open_cases_after
+    from affected x
+    left join states s using (case_id)
+    left join before_counts b using (case_id)
+    left join after_counts a using (case_id)
+    left join {{names}} n
+      on n.customer_id = coalesce(b.customer_id, a.customer_id, s.state_customer_after, s.state_customer_before)
+)
+
+select * from final
+"""
+
+_CUSTOMERS_SQL = """
+select customer_id, any_value(customer_name), currency, count(*),
+       sum(documents_before), sum(letters_before), sum(registered_before), sum(postage_before),
+       sum(fees_before), sum(terminations_before), sum(open_cases_before),
+       sum(documents_after), sum(letters_after), sum(registered_after), sum(postage_after),
+       sum(fees_after), sum(terminations_after), sum(open_cases_after)
+from impact_affected_cases
+group by customer_id, currency
+order by customer_id, currency
+"""
 
 
-def _customer_names(con) -> dict[str, str]:
-    try:
-        return dict(con.execute("select customer_id, name from main.stg_customers").fetchall())
-    except Exception:  # noqa: BLE001 - a database without inputs loaded: the ids are enough
-        return {}
+def _postage_rates(con, settings) -> None:
+    """The postage setting as the temp table impact_postage_rates (channel, currency, rate), at the
+    scale of its most precise rate (two decimals at least, as money is shown)."""
+    rates = [(channel, ccy, Decimal(rate)) for channel in LETTER_CHANNELS
+             for ccy, rate in sorted(((settings.postage or {}).get(channel) or {}).items())]
+    scale = max([2, *(max(0, -r.as_tuple().exponent) for _, _, r in rates)])
+    if scale > 18:
+        raise ValueError(f"a postage rate has {scale} decimals: at most 18")
+    con.execute(f"create or replace temp table impact_postage_rates "  # scale: a checked integer
+                f"(channel varchar, currency varchar, rate decimal(38, {scale}))")
+    if rates:
+        con.executemany("insert into impact_postage_rates values (?, ?, ?)", rates)
+
+
+def _has_customers(con) -> bool:
+    return bool(con.execute("select count(*) from duckdb_tables() where database_name = current_database() "
+                            "and schema_name = 'main' and table_name = 'stg_customers'").fetchall()[0][0])
 
 
 # ---------------------------------------------------------------------------------------------
