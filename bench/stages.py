@@ -327,7 +327,8 @@ def _simulate(workdir: Path, data: str, database: str, days: int, separate_days:
         actions = con.execute("select count(*) from sim_bench.action_ledger").fetchall()[0][0]
     total = time.perf_counter() - started
     out = {"days": days, "ingest_seconds": round(ingest, 2), "simulation_seconds": round(sim.seconds, 2),
-           "total_seconds": round(total, 2), "ledger_rows": actions}
+           "comparison_seconds": round(sim.comparison_seconds, 2), "total_seconds": round(total, 2),
+           "ledger_rows": actions}
     separate = []
     for n in range(separate_days):
         P.say(f"separate daily run {n + 1}/{separate_days} (connect, ingest, one day)")

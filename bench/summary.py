@@ -88,8 +88,9 @@ def _simulate_row(key: str, stage: str, nominal: str, limit: float, results: dic
     r = results[stage]
     est = r.get("separate_runs_estimate_seconds")
     ratio = round(est / r["simulation_seconds"], 2) if est and r["simulation_seconds"] else None
-    note = (f"the range only (as issue 5 measured it); ingestion {r['ingest_seconds']} s, with the report's "
-            f"figures {r['total_seconds']} s in all; baseline: separate daily runs (connect, ingest, one day) "
+    compared = f", the comparison with what happened {r['comparison_seconds']} s" if "comparison_seconds" in r else ""
+    note = (f"the range only (as issue 5 measured it); ingestion {r['ingest_seconds']} s{compared}, with the "
+            f"report's figures {r['total_seconds']} s in all; baseline: separate daily runs (connect, ingest, one day) "
             f"scaled to the days")
     scale = int(nominal.replace(",", ""))
     if (r.get("contracts"), r.get("days")) != (scale, 90):

@@ -38,6 +38,11 @@ def test_a_tiny_bench_reports_every_target_against_its_baseline(tmp_path):
     # the small simulation has its own data; the main one the bench's
     assert by_stage["simulate_small"]["data"] == "data-200" and (tmp_path / "data-200").is_dir()
     assert by_stage["simulate"]["contracts"] == 300
+    # the range and the comparison after it are reported apart, and the summary names both
+    for stage in ("simulate_small", "simulate"):
+        line = by_stage[stage]
+        assert 0 < line["simulation_seconds"] + line["comparison_seconds"] + line["ingest_seconds"] \
+            <= line["total_seconds"] + 0.02, line
     assert by_stage["scenario"]["range"]["passed"] and by_stage["scenario"]["one_day"]["passed"]
 
     rows = by_stage["summary"]["rows"]
@@ -55,6 +60,7 @@ def test_a_tiny_bench_reports_every_target_against_its_baseline(tmp_path):
     assert (tmp_path / "summary.json").exists()
     md = (tmp_path / "summary.md").read_text(encoding="utf-8")
     assert all(r["measure"] in md for r in rows)
+    assert f"the comparison with what happened {by_stage['simulate']['comparison_seconds']} s" in md
 
 
 def test_a_partial_bench_keeps_every_target_row(tmp_path):
