@@ -50,7 +50,8 @@ def test_definitions_load_with_daily_partitions_and_schedule():
         "documents/manual", "analyst_copy", "daily_report"}
     assert {n.name for n in d.resolve_job_def("daily_dunning").all_node_defs} == {
         "billing_inputs", "dunning_state", "outbox_documents", "daily_report"}
-    assert [s.name for s in d.schedules] == ["daily_dunning_schedule"]
+    assert [s.name for s in d.schedules] == ["daily_dunning_schedule", "daily_state_schedule"]
+    assert {n.name for n in d.resolve_job_def("daily_state").all_node_defs} == {"billing_inputs", "dunning_state"}
     assert d.resolve_job_def("daily_dunning").partitions_def.get_partition_keys()[0] == "2025-01-01"
 
 

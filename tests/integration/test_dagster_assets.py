@@ -15,7 +15,7 @@ import pytest
 from dagster_project import code_versions
 from dagster_project.definitions import defs
 from dagster_project.defs.dunning.assets import dunning_state
-from dagster_project.defs.dunning.schedules import daily_dunning_schedule
+from dagster_project.defs.dunning.schedules import daily_dunning_schedule, daily_state_schedule
 from dagster_project.tables import table_assets
 from pipeline.config.settings import PROJECT_ROOT
 from pipeline.warehouse import catalog
@@ -128,11 +128,18 @@ def test_the_schedule_runs_today_at_six_and_what_is_on_by_default():
     schedule = d.resolve_schedule_def("daily_dunning_schedule")
     at = datetime(2026, 6, 30, 6, 0, tzinfo=ZoneInfo("Europe/Berlin"))
     request = daily_dunning_schedule(dg.build_schedule_context(scheduled_execution_time=at))
-    assert (request.partition_key, schedule.cron_schedule, schedule.execution_timezone) == (
-        "2026-06-30", "0 6 * * *", "Europe/Berlin")
+    assert (request.partition_key, request.run_key, schedule.cron_schedule, schedule.execution_timezone) == (
+        "2026-06-30", "schedule-2026-06-30", "0 6 * * *", "Europe/Berlin")
+    # a cluster's day: the state at six, its documents fanned out after it (documents_fan_out_sensor)
+    state = d.resolve_schedule_def("daily_state_schedule")
+    request = daily_state_schedule(dg.build_schedule_context(scheduled_execution_time=at))
+    assert (request.partition_key, request.run_key, state.job_name, state.cron_schedule) == (
+        "2026-06-30", "state-schedule-2026-06-30", "daily_state", "0 6 * * *")
     statuses = {s.name: s.default_status for s in [*d.sensors, *d.schedules]}
     assert statuses == {
         "daily_dunning_schedule": dg.DefaultScheduleStatus.STOPPED,  # it sends: turned on deliberately
+        "daily_state_schedule": dg.DefaultScheduleStatus.STOPPED,  # with the fan-out sensor, instead of it
+        "documents_fan_out_sensor": dg.DefaultSensorStatus.STOPPED,
         "input_files_sensor": dg.DefaultSensorStatus.STOPPED,
         "run_failure_email": dg.DefaultSensorStatus.RUNNING,
         "days_run_outside_dagster": dg.DefaultSensorStatus.RUNNING,

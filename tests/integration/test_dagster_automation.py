@@ -1,5 +1,6 @@
 """Automation a Dagster user expects: the input-folder sensor, the failure notice by the configured email
-channel, and the days run outside Dagster (the demo) in its history."""
+channel, the days run outside Dagster (the demo) in its history, and a cluster's day: the state, then its
+documents fanned out."""
 
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from dagster_project.definitions import defs
 from dagster_project.defs.alerts.sensors import run_failure_email
+from dagster_project.defs.dunning.sharded_documents import documents_fan_out_sensor, sharded_documents
 from dagster_project.defs.ingest.assets import billing_inputs
 from dagster_project.defs.ingest.sensors import SETTLE_SECONDS, input_files_sensor
 from dagster_project.defs.reporting.sensors import days_run_outside_dagster
 from dagster_project.history import record_outside_runs
+from dagster_project.jobs import daily_state_job
 from dagster_project.resources import DunningResource
 from smtp_server import SmtpServer
-from world import World, policy
+from world import World, policy, query
 
 
 def _world(tmp_path) -> World:
@@ -131,3 +135,50 @@ def test_days_the_command_line_ran_are_recorded_once_in_dagsters_history(tmp_pat
         instance=instance, cursor=result.cursor,
         resources={"dunning": DunningResource(config_file=str(w.write_config()))}))
     assert again.skip_message == "no new run since the last look"
+
+
+def test_in_a_cluster_the_documents_fan_out_after_the_days_state(tmp_path):
+    # daily_state_schedule -> daily_state (the day without its documents) -> documents_fan_out_sensor
+    # -> sharded_documents for the same partition: the day stays one scheduled materialization
+    w = _world(tmp_path)
+    settings = w.write()
+    resources = {"dunning": DunningResource(config_file=str(w.write_config()))}
+    instance = dg.DagsterInstance.ephemeral()
+    base = defs()
+    location = dg.Definitions(assets=base.assets, asset_checks=base.asset_checks, jobs=[daily_state_job],
+                              resources=resources)
+    state = location.resolve_job_def("daily_state").execute_in_process(partition_key="2026-05-24", instance=instance)
+    assert state.success
+    started = {e.step_key for e in state.all_events if e.event_type_value == "STEP_START"}
+    assert started == {"billing_inputs", "dunning_state"}
+    key = "ct-CT1-20260524/L1/reminder"
+    assert query(settings, "select action_key, status from action_ledger") == [(key, "planned")]
+
+    context = dg.build_run_status_sensor_context(
+        sensor_name="documents_fan_out_sensor", dagster_instance=instance, dagster_run=state.dagster_run,
+        dagster_event=state.get_run_success_event())
+    request = documents_fan_out_sensor(context)
+    assert (request.partition_key, request.run_key, request.tags["dunning/state_run"]) == (
+        "2026-05-24", f"documents-after-{state.run_id}", state.run_id)
+    assert [t.job_name for t in documents_fan_out_sensor.targets] == ["sharded_documents"]
+
+    documents = sharded_documents.execute_in_process(partition_key=request.partition_key, resources=resources,
+                                                     instance=instance, tags=request.tags)
+    assert documents.success
+    assert query(settings, "select action_key, status, document_path from action_ledger") == [
+        (key, "sent", "2026-05-24/ct-CT1-20260524__L1__reminder")]
+
+    # a range of days is one backfill run without a partition tag: it sends nothing, so no fan-out
+    ranged = dg.DagsterRun(job_name="daily_state", run_id="range-run", tags={
+        "dagster/asset_partition_range_start": "2026-05-20", "dagster/asset_partition_range_end": "2026-05-24"})
+    skipped = documents_fan_out_sensor(dg.build_run_status_sensor_context(
+        sensor_name="documents_fan_out_sensor", dagster_instance=instance, dagster_run=ranged,
+        dagster_event=state.get_run_success_event()))
+    assert skipped.skip_message == "run range-run computed a range of days: a backfill sends nothing"
+
+
+def test_the_daily_state_job_is_the_day_without_its_documents():
+    job = defs().resolve_job_def("daily_state")
+    selected = sorted(k.to_user_string() for k in job.asset_layer.selected_asset_keys)
+    assert selected == ["action_ledger", "cases", "contract_balances", "open_receivables", "quarantine",
+                        "stg_contracts", "stg_customers", "stg_invoices", "stg_payments", "stg_suspensions"]

@@ -28,7 +28,12 @@ def test_the_k8s_definitions_build_the_sharded_documents_job_on_the_k8s_executor
     monkeypatch.setitem(sys.modules, "dagster_k8s", types.SimpleNamespace(k8s_job_executor=StandIn))
     monkeypatch.syspath_prepend(str(PROJECT_ROOT))
     module = importlib.import_module("deploy.k8s.definitions_k8s")
-    job = module.defs().resolve_job_def("sharded_documents")
+    k8s_defs = module.defs()
+    job = k8s_defs.resolve_job_def("sharded_documents")
+    # the fan-out sensor of the location launches this job, not the one-machine one
+    sensor = k8s_defs.resolve_sensor_def("documents_fan_out_sensor")
+    assert [t.job_def for t in sensor.targets] == [job]
+    assert len(k8s_defs.resolve_all_job_defs()) == len({j.name for j in k8s_defs.resolve_all_job_defs()})
     assert [n.name for n in job.all_node_defs] == ["documents_snapshot", "documents_shard", "documents_collect"]
     assert job.partitions_def is not None
     assert configured["volume_mounts"] == [{"name": "dunning-data", "mountPath": "/data"}]

@@ -21,6 +21,11 @@ step, `render_workers` rendering processes inside each shard step); in a
 cluster the same job runs on `dagster-k8s`'s `k8s_job_executor`, one pod per
 step (deploy/k8s/). The shards, the outbox and the dispatch folder must be on
 storage every step sees (one volume in a cluster).
+
+`documents_fan_out_sensor` (off by default) chains it to the day: when the
+`daily_state` job (the day without its documents, `daily_state_schedule`)
+succeeded for a partition, it launches this job for that partition, once per
+state run (its run key).
 """
 
 from datetime import date
@@ -28,6 +33,7 @@ from datetime import date
 import dagster as dg
 from pydantic import Field
 
+from dagster_project.jobs import daily_state_job
 from dagster_project.partitions import DUCKDB_POOL, daily_partitions
 from dagster_project.resources import DunningResource
 from dagster_project.tables import DOCUMENT_CHANNELS, document_key
@@ -124,3 +130,29 @@ def build_sharded_documents_job(executor_def: dg.ExecutorDefinition = dg.multipr
 
 
 sharded_documents = build_sharded_documents_job()
+
+
+def build_documents_fan_out_sensor(documents_job: dg.JobDefinition) -> dg.SensorDefinition:
+    """The sensor that launches `documents_job` for a day once `daily_state` succeeded for it."""
+
+    @dg.run_status_sensor(
+        name="documents_fan_out_sensor",
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        monitored_jobs=[daily_state_job],
+        request_job=documents_job,
+        default_status=dg.DefaultSensorStatus.STOPPED,  # it sends: turned on deliberately, with daily_state
+        description="When daily_state succeeded for a day, launches sharded_documents for that day (the documents "
+                    "fanned out: docs/scaling.md). A range of days (a backfill) sends nothing, so it launches none.",
+    )
+    def documents_fan_out_sensor(context: dg.RunStatusSensorContext):
+        run = context.dagster_run
+        day = run.tags.get("dagster/partition")
+        if day is None:  # a range of partitions, one backfill run: nothing dated in the past is sent
+            return dg.SkipReason(f"run {run.run_id} computed a range of days: a backfill sends nothing")
+        return dg.RunRequest(run_key=f"documents-after-{run.run_id}", partition_key=day,
+                             tags={"dunning/trigger": "documents_fan_out_sensor", "dunning/state_run": run.run_id})
+
+    return documents_fan_out_sensor
+
+
+documents_fan_out_sensor = build_documents_fan_out_sensor(sharded_documents)
