@@ -8,9 +8,7 @@
 with running_periods as (
     select contract_id, invoice_id, amount, period_start, period_end
     from stg_invoices
-    where amount > 0
-      and invoice_date <= $as_of
-      and (voided_on is null or voided_on > $as_of)
+    where is_receivable_on($as_of, invoice_date, voided_on, amount)
       and period_start <= $as_of and period_end >= $as_of
       and contract_id in (select d.contract_id
                           from levels_due d

@@ -9,18 +9,24 @@ with effective_payments as (
       and (status = 'settled' or (status = 'reversed' and reversed_on > $as_of))
 ),
 
-visible_receivable_ids as (
+-- the invoices that are no receivable on $as_of: not issued yet, voided, credit notes. Few next to
+-- the receivables, so looking a payment's invoice up among them is far cheaper than among the
+-- receivables (at 1M contracts 0.8 s against 1.2-1.6 s); every payment's invoice is a loaded
+-- invoice (ingestion quarantines a payment naming an unknown one, `unknown_invoice`)
+no_receivable_ids as (
     select invoice_id
     from stg_invoices
-    where invoice_date <= $as_of
-      and (voided_on is null or voided_on > $as_of)
-      and amount > 0
+    where not is_receivable_on($as_of, invoice_date, voided_on, amount)
 ),
 
 unbound_payments as (
+    select contract_id, amount as credit
+    from effective_payments
+    where invoice_id is null
+    union all
     select p.contract_id, p.amount as credit
     from effective_payments p
-    anti join visible_receivable_ids r on r.invoice_id = p.invoice_id
+    semi join no_receivable_ids r on r.invoice_id = p.invoice_id
 ),
 
 overpayments as (
@@ -32,8 +38,7 @@ overpayments as (
 credit_notes as (
     select contract_id, -amount as credit
     from stg_invoices
-    where invoice_date <= $as_of
-      and (voided_on is null or voided_on > $as_of)
+    where invoice_counts_on($as_of, invoice_date, voided_on)
       and amount < 0
 ),
 

@@ -6,9 +6,7 @@ with visible_invoices as (
     select invoice_id, invoice_number, contract_id, customer_id, currency, invoice_date,
            due_date, scheduled_payment_on, amount, dunning_paused
     from stg_invoices
-    where invoice_date <= $as_of
-      and (voided_on is null or voided_on > $as_of)
-      and amount > 0
+    where is_receivable_on($as_of, invoice_date, voided_on, amount)
 ),
 
 -- a reversed payment counts until its reversal date; failed payments never count

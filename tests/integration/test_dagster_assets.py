@@ -99,7 +99,8 @@ def test_code_versions_follow_the_sql_each_table_is_made_from():
     balances = files(models=["int_contract_balances"], relations=["contract_balances"])
     assert balances == {"intermediate/int_contract_balances.sql", "intermediate/int_open_receivables.sql",
                         "intermediate/int_receivable_remainders.sql", "intermediate/int_contract_credits.sql",
-                        "schema/010_state_tables.sql", "schema/015_timing_macro.sql"}  # days_overdue()
+                        "schema/010_state_tables.sql", "schema/015_timing_macro.sql",  # days_overdue()
+                        "schema/014_invoice_visibility_macro.sql"}  # is_receivable_on()
     ledger = files(models=["planned_actions", "planned_collection_actions"], relations=["action_ledger"])
     assert {"marts/planned_actions.sql", "marts/levels_due.sql", "schema/025_level_rules_macro.sql",
             "schema/015_timing_macro.sql", "seeds/ledger_statuses.csv", "seeds/action_kinds.csv"} <= ledger
