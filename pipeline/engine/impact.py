@@ -201,11 +201,6 @@ _COMPARED = ("executed_on", "level_no", "action", "channel", "principal", "fee",
              "amount_demanded")
 
 
-def _postage_rate(settings, channel: str, currency: str) -> Decimal | None:
-    rate = (settings.postage or {}).get(channel, {}).get(currency)
-    return None if rate is None else Decimal(rate)
-
-
 def compare(con, before: str, after: str, start: date, end: date, settings, *,
             labels: tuple[str, str] = ("before", "after")) -> Impact:
     """Compare the ledgers of schema `before` and schema `after` (either may be `main`) over start..end."""
@@ -228,32 +223,30 @@ def compare(con, before: str, after: str, start: date, end: date, settings, *,
 def _read(con, start: date, end: date, settings, labels: tuple[str, str]) -> Impact:
     impact = Impact(start, end, *labels)
     missing_rates: set[tuple[str, str]] = set()
-
-    def counts(documents, letters, registered, fees, terminations, open_cases, currency) -> Counts:
-        postage = ZERO
-        for channel, n in (("letter", letters - registered), ("registered_letter", registered)):
-            if n:
-                rate = _postage_rate(settings, channel, currency)
-                if rate is None:
-                    missing_rates.add((channel, currency))
-                else:
-                    postage += n * rate
-        return Counts(documents, letters, registered, postage, fees if fees is not None else ZERO,
-                      terminations, open_cases)
+    _postage_rates(con, settings)
 
     # per policy, level and currency
     per_level: dict[tuple, dict[str, Counts]] = {}
     names: dict[tuple, dict[str, set[str]]] = {}
     for side in ("before", "after"):
         rows = con.execute(f"""
-            select policy_id, scope = 'collection', level_no, currency, list(distinct level_name),
-                   count(*) filter (where is_document), count(*) filter (where is_letter),
-                   count(*) filter (where is_registered), sum(fee), count(*) filter (where is_termination)
-            from impact_{side}_actions group by all""").fetchall()
-        for policy_id, step, level_no, ccy, level_names, docs, letters, registered, fees, ended in rows:
+            select f.*, {_POSTAGE}, f.letters > f.registered and lr.rate is null, f.registered > 0 and rr.rate is null
+            from (select policy_id, scope = 'collection' as step, level_no, currency,
+                         list(distinct level_name) as level_names,
+                         count(*) filter (where is_document) as documents, count(*) filter (where is_letter) as letters,
+                         count(*) filter (where is_registered) as registered, sum(fee) as fees,
+                         count(*) filter (where is_termination) as terminations
+                  from impact_{side}_actions group by all) f
+            {_RATES_JOIN}""").fetchall()
+        for (policy_id, step, level_no, ccy, level_names, docs, letters, registered, fees, ended, postage,
+             no_letter_rate, no_registered_rate) in rows:
             key = (policy_id, step, level_no, ccy)
-            per_level.setdefault(key, {})[side] = counts(docs, letters, registered, fees, ended, 0, ccy)
+            per_level.setdefault(key, {})[side] = Counts(docs, letters, registered, postage,
+                                                         fees if fees is not None else ZERO, ended, 0)
             names.setdefault(key, {}).setdefault(side, set()).update(level_names)
+            missing_rates |= {(channel, ccy) for channel, missing in (("letter", no_letter_rate),
+                                                                       ("registered_letter", no_registered_rate))
+                              if missing}
         rows = con.execute(f"""
             select policy_id, scope = 'collection', level_no, currency, list(distinct level_name), count(*)
             from impact_{side}_cases where closed_on is null group by all""").fetchall()
@@ -289,7 +282,6 @@ def _read(con, start: date, end: date, settings, labels: tuple[str, str]) -> Imp
 
     # the cases and customers affected, their figures added up in DuckDB (hundreds of thousands of
     # cases at 1M contracts): those with a differing action, and those whose state on the last day differs
-    _postage_rates(con, settings)
     names = "main.stg_customers" if _has_customers(con) else "(select null::varchar as customer_id, null::varchar as name)"
     con.execute(_AFFECTED_CASES_SQL.replace("{names}", names))  # a fixed relation name
     impact.cases = [
@@ -302,6 +294,15 @@ def _read(con, start: date, end: date, settings, labels: tuple[str, str]) -> Imp
     impact.notes = [f"no postage rate for {channel} in {ccy} (setting postage.{channel}.{ccy}): "
                     "counted as 0.00" for channel, ccy in sorted(missing_rates)]
     return impact
+
+
+# Postage of a group of actions `f` (its letters, registered ones among them, currency): the letters
+# times the rate of their channel and currency (impact_postage_rates; none set counts as 0.00 and
+# is noted). The one definition, for the levels and for the cases.
+_RATES_JOIN = """left join impact_postage_rates lr on lr.channel = 'letter' and lr.currency = f.currency
+    left join impact_postage_rates rr on rr.channel = 'registered_letter' and rr.currency = f.currency"""
+_POSTAGE = """coalesce((f.letters - f.registered) * lr.rate, 0) + coalesce(f.registered * rr.rate, 0)
+               + cast(0 as decimal(18, 2)) as postage"""
 
 
 # A case's state on the last day, as reports show it ('' when a side has no such case): closed on
@@ -334,12 +335,9 @@ _CASE_FIGURES = """
 ),
 
 {side}_counts as (
-    select f.*,
-           coalesce((f.letters - f.registered) * lr.rate, 0) + coalesce(f.registered * rr.rate, 0)
-               + cast(0 as decimal(18, 2)) as postage
+    select f.*, {postage}
     from {side}_figures f
-    left join impact_postage_rates lr on lr.channel = 'letter' and lr.currency = f.currency
-    left join impact_postage_rates rr on rr.channel = 'registered_letter' and rr.currency = f.currency
+    {rates_join}
 )"""
 
 _AFFECTED_CASES_SQL = f"""
@@ -363,8 +361,8 @@ affected as (
     union
     select case_id from states where end_before <> end_after
 ),
-{_CASE_FIGURES.format(side="before")},
-{_CASE_FIGURES.format(side="after")},
+{_CASE_FIGURES.format(side="before", postage=_POSTAGE, rates_join=_RATES_JOIN)},
+{_CASE_FIGURES.format(side="after", postage=_POSTAGE, rates_join=_RATES_JOIN)},
 
 final as (
     select coalesce(b.customer_id, a.customer_id, s.state_customer_after, s.state_customer_before) as customer_id,
