@@ -57,12 +57,7 @@ with l as (
     select * from action_ledger
     where executed_on between $start and $end and status_is_done(status)
 ),
-levels as (
-    select level_no, currency, count(*) as documents,
-           count(*) filter (where channel in ('letter', 'registered_letter')) as letters,
-           count(*) filter (where channel = 'registered_letter') as registered
-    from l where action = 'reminder' group by all
-),
+levels as (select distinct level_no, currency from l where action = 'reminder'),
 paid as (
     select level_no, currency, cast(sum(amount_recovered) as decimal(18, 2)) as paid
     from recovered_after_level($end, $days)
@@ -74,11 +69,10 @@ ended as (
     select count(distinct contract_id) as contracts_ended from contract_terminations
     where executed_on between $start and $end
 )
-select 'level' as kind, level_no, currency, coalesce(v.documents, 0), coalesce(v.letters, 0),
-       coalesce(v.registered, 0), coalesce(p.paid, 0) as amount
+select 'level' as kind, level_no, currency, null, coalesce(p.paid, 0) as amount
 from levels v full join paid p using (level_no, currency)
-union all select 'fees', null, currency, null, null, null, fees from fees
-union all select 'ended', null, null, contracts_ended, null, null, null from ended
+union all select 'fees', null, currency, null, fees from fees
+union all select 'ended', null, null, contracts_ended, null from ended
 """
 
 
@@ -112,34 +106,48 @@ def schema_for(name: str) -> str:
     return schemas.checked(f"sim_{slug}")
 
 
-def figures(con, schema: str, start: date, end: date, settings: Settings, days: int) -> Figures:
-    """One side's figures: `main` (what actually happened) or a simulation schema."""
+def figures(con, schema: str, start: date, end: date, days: int, levels: list[impact_mod.LevelRow],
+            side: str) -> Figures:
+    """One side's figures: `main` (what actually happened) or a simulation schema.
+
+    Documents, letters and their postage come from that side (`side`: "before" or "after") of the
+    impact's level rows (`pipeline.engine.impact`), where postage is computed once, in SQL; the
+    payments after each level, the fees and the contracts ended from `_METRICS_SQL`.
+    """
     out = Figures()
+    for row in levels:
+        counts = row.before if side == "before" else row.after
+        if not counts.documents:
+            continue
+        out.documents[row.level_no] = out.documents.get(row.level_no, 0) + counts.documents
+        out.letters[row.currency] = out.letters.get(row.currency, 0) + counts.letters
+        out.registered[row.currency] = out.registered.get(row.currency, 0) + counts.registered
+        out.postage[row.currency] = out.postage.get(row.currency, Decimal("0.00")) + counts.postage
     params = {"start": start, "end": end, "days": days}
     if schema == "main":
         rows = con.execute(_METRICS_SQL, params).fetchall()
     else:
         with schemas.in_schema(con, schema):
             rows = con.execute(_METRICS_SQL, params).fetchall()
-    postage = settings.postage
-    for kind, level, currency, documents, letters, registered, amount in rows:
+    for kind, level, currency, count, amount in rows:
         if kind == "level":
             # every level done in the range shows what was paid after it, also one without a reminder
             # (a payment is credited to the last level before it, an end_contract level included)
             out.paid_after_level.setdefault(level, {})[currency] = amount
-            if not documents:
-                continue
-            out.documents[level] = out.documents.get(level, 0) + documents
-            out.letters[currency] = out.letters.get(currency, 0) + letters
-            out.registered[currency] = out.registered.get(currency, 0) + registered
-            cost = (letters - registered) * postage.get("letter", {}).get(currency, Decimal(0)) + \
-                registered * postage.get("registered_letter", {}).get(currency, Decimal(0))
-            out.postage[currency] = out.postage.get(currency, Decimal("0.00")) + cost
         elif kind == "fees":
             out.fees[currency] = amount
         else:
-            out.contracts_ended = documents
+            out.contracts_ended = count
     return out
+
+
+def comparison(con, schema: str, start: date, end: date, settings: Settings, paid_within_days: int
+               ) -> tuple[Figures, Figures, impact_mod.Impact]:
+    """What actually happened (`main`) and the candidate (`schema`) over start..end: both sides'
+    figures and the impact (levels, customers, cases and actions that differ)."""
+    impact = impact_mod.compare(con, "main", schema, start, end, settings, labels=("actual", "candidate"))
+    return (figures(con, "main", start, end, paid_within_days, impact.levels, "before"),
+            figures(con, schema, start, end, paid_within_days, impact.levels, "after"), impact)
 
 
 def run_policy(con, schema: str, policies: policy_mod.PolicyFile, start: date, end: date, *, on_day=None) -> None:
@@ -159,12 +167,9 @@ def simulate(con, settings: Settings, candidate: Path, start: date, end: date, *
     started = time.perf_counter()
     run_policy(con, schema, policies, start, end, on_day=on_day)
     seconds = time.perf_counter() - started
-    sim = Simulation(schema, start, end, paid_within_days,
-                     actual=figures(con, "main", start, end, settings, paid_within_days),
-                     candidate=figures(con, schema, start, end, settings, paid_within_days),
-                     seconds=seconds,
-                     impact=impact_mod.compare(con, "main", schema, start, end, settings,
-                                               labels=("actual", "candidate")))
+    actual, candidate, impact = comparison(con, schema, start, end, settings, paid_within_days)
+    sim = Simulation(schema, start, end, paid_within_days, actual=actual, candidate=candidate, seconds=seconds,
+                     impact=impact)
     sim.comparison_seconds = time.perf_counter() - started - seconds
     return sim
 

@@ -66,6 +66,11 @@ def test_a_candidate_is_compared_side_by_side_and_the_live_tables_stay_untouched
         ("ct-CT1-20260316/L2/reminder", "2026-03-25", "registered_letter", Decimal("7.50")),
         ("ct-CT2-20260316/L2/reminder", "2026-03-25", "registered_letter", Decimal("7.50")),
         ("ct-CT1-20260316/L3/end_contract", "2026-04-01", "end_contract", Decimal("0.00"))]
+    # the summary's letters and postage are the impact's (postage is computed once, in SQL)
+    totals = sim.impact.totals()
+    assert {ccy: (x.postage, y.postage) for ccy, (x, y) in totals.items()} == {
+        "EUR": (Decimal("0.00"), Decimal("7.38"))}
+    assert {ccy: (x.letters, y.letters) for ccy, (x, y) in totals.items()} == {"EUR": (0, 2)}
     md = markdown(sim)
     assert "| postage estimate (EUR) | 0.00 | 7.38 |" in md
     assert "| fees charged (EUR) | 5.00 | 15.00 |" in md

@@ -13,8 +13,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.engine import run as run_mod
-from pipeline.engine.impact import compare
-from pipeline.engine.simulate import Simulation, figures, write_report
+from pipeline.engine.simulate import Simulation, comparison, write_report
 from world import World, policy, query
 
 # the world of tests/integration/test_simulate.py
@@ -140,9 +139,8 @@ def test_simulate_reports_differences_totals_and_the_customers_affected(tmp_path
     # the same ledgers give the same bytes: the report written again from the database
     with run_mod.connect(settings.database) as con:
         start, end = date(2026, 3, 16), date(2026, 4, 20)
-        again = Simulation("sim_candidate", start, end, 14, figures(con, "main", start, end, settings, 14),
-                           figures(con, "sim_candidate", start, end, settings, 14), 0.0,
-                           compare(con, "main", "sim_candidate", start, end, settings, labels=("actual", "candidate")))
+        actual, candidate, impact = comparison(con, "sim_candidate", start, end, settings, 14)
+        again = Simulation("sim_candidate", start, end, 14, actual, candidate, 0.0, impact)
     for a, b in zip(write_report(again, tmp_path / "again"), [out / name for name in files], strict=True):
         assert a.name == b.name and a.read_bytes() == b.read_bytes(), a.name
     # the Markdown report holds every case and action (the terminal's list is capped, the file's is not)
