@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
+
+pytestmark = pytest.mark.slow  # long: run first (tests/conftest.py)
 
 STAGES = ["generate", "ctas_baseline", "ingest", "baseline_query", "sql_models", "steady_day", "render", "email",
           "scenario", "simulate_small", "simulate"]

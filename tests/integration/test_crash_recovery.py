@@ -28,6 +28,8 @@ from pipeline.config.settings import PROJECT_ROOT, Settings
 from smtp_server import SmtpServer
 from world import ORG, World
 
+pytestmark = pytest.mark.slow  # long: run first (tests/conftest.py)
+
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 DAY = date(2026, 3, 22)
 DEFAULT = {"handle": "default", "default": True, "versions": [{

@@ -6,12 +6,15 @@ import hashlib
 from decimal import Decimal
 
 import dagster as dg
+import pytest
 
 from dagster_project.definitions import defs
 from dagster_project.defs.dunning.assets import dunning_state, outbox_documents
 from dagster_project.defs.ingest.assets import billing_inputs
 from dagster_project.resources import DunningResource
 from world import World, policy, query
+
+pytestmark = pytest.mark.slow  # long: run first (tests/conftest.py)
 
 ASSETS = [billing_inputs, dunning_state, outbox_documents]
 

@@ -22,6 +22,8 @@ from dagster._core.definitions.reconstruct import ReconstructableRepository
 from pipeline.config.settings import PROJECT_ROOT
 from world import World, policy, query
 
+pytestmark = pytest.mark.slow  # long: run first (tests/conftest.py)
+
 
 def _world(tmp_path) -> World:
     w = World(tmp_path, policy([("due_date", 14, 7)]))

@@ -16,12 +16,15 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings as hypothesis_settings, strategies as st
 
 from pipeline.delivery.dispatch import dispatch
 from pipeline.delivery.shards import dispatch_dir, shard_of
 from pipeline.engine import run as run_mod
 from world import World
+
+pytestmark = pytest.mark.slow  # long: run first (tests/conftest.py)
 
 DAY = date(2026, 3, 23)
 EMAIL = {"handle": "default", "default": True, "versions": [{

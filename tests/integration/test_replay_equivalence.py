@@ -13,6 +13,7 @@ import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -21,6 +22,8 @@ from pipeline.engine.backfill import backfill
 from pipeline.engine.simulate import simulate
 from pipeline.warehouse.range_days import Computed
 from world import World, policy, query
+
+pytestmark = pytest.mark.slow  # long: run first (tests/conftest.py)
 
 START = date(2026, 3, 1)
 DAYS = 14

@@ -26,6 +26,8 @@ from pipeline.cli import app
 from pipeline.reporting.explain import explain_case, format_explanation
 from world import World, policy, query
 
+pytestmark = pytest.mark.slow  # long: run first (tests/conftest.py)
+
 runner = CliRunner()
 ASSETS = [billing_inputs, dunning_state, outbox_documents]
 LEDGER = "select action_key, executed_on::varchar, status, dispatch_mode from action_ledger order by 1"
