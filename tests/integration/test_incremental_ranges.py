@@ -139,7 +139,8 @@ def test_a_global_change_computes_the_day_whole_and_a_simulation_leaves_nothing_
     assert kinds[date(2026, 3, 9)] is Computed.ALL  # the end of a global suspension: everyone may act
     assert kinds[date(2026, 3, 5)] is not Computed.ALL  # its start only holds back what would happen
     narrowed = {t for t, _, _ in range_days.INPUTS} | {t for t, _ in range_days.STATE}
-    assert not temp & (narrowed | {"range_wake", "range_balances", "range_changes"})
+    ranks = {f"range_ranks_{t}" for t, _, _ in range_days.INPUTS}
+    assert not temp & (narrowed | ranks | {"range_wake", "range_balances", "range_changes"})
 
 
 def test_a_failed_day_leaves_no_narrowed_relation_behind(tmp_path, monkeypatch):
