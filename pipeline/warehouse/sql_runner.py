@@ -291,10 +291,10 @@ def run_model(con, model: str, params: dict) -> float:
 def parsed(sql: str) -> duckdb.Statement:
     """`sql` (one statement, its values bound at execution) parsed once per process.
 
-    DuckDB 2.0 takes 2-4 ms to parse one of the larger models, about a fifth of what running it
-    costs on a day that recomputes a few customers; a range runs each model up to once a day, a
-    test world a few hundred times. A parsed statement runs on any connection, as often as needed
-    (DuckDB copies it per execution), and still binds against the catalog as it is then.
+    DuckDB 2.0 takes 2-4 ms to parse one of the larger models, of the 15-25 ms running it takes on
+    a day that recomputes a few customers; a range runs each model up to once a day, a test world a
+    few hundred times. A parsed statement runs on any connection, as often as needed (DuckDB copies
+    it per execution), and still binds against the catalog as it is then.
     """
     statements = duckdb.extract_statements(sql)
     if len(statements) != 1:

@@ -255,3 +255,19 @@ def test_every_column_of_every_model_is_documented(sample):
 def test_the_known_relations_are_what_the_database_holds(sample):
     analysts = {o.name for o in analytics.OBJECTS}
     assert sql_runner.known_relations() - {"forced_policy_versions"} == sample["relations"] - analysts
+
+
+def test_a_model_is_parsed_once_and_its_statement_binds_each_connection_and_value_anew():
+    import duckdb
+
+    sql = "create or replace temp table next_day as select cast($as_of as date) + 1 as day"
+    statement = sql_runner.parsed(sql)
+    assert sql_runner.parsed(sql) is statement and statement.named_parameters == {"as_of"}
+    first, second = duckdb.connect(), duckdb.connect()
+    first.execute(statement, {"as_of": date(2026, 4, 30)})
+    second.execute(statement, {"as_of": date(2026, 12, 31)})
+    first.execute(statement, {"as_of": date(2026, 2, 28)})  # the same statement again, another value
+    assert first.execute("select day from next_day").fetchall() == [(date(2026, 3, 1),)]
+    assert second.execute("select day from next_day").fetchall() == [(date(2027, 1, 1),)]
+    with pytest.raises(ValueError, match="expected one SQL statement, found 2"):
+        sql_runner.parsed("select 1; select 2")
