@@ -176,7 +176,8 @@ select action_key, case_id, scope, customer_id, contract_id, currency, policy_id
        action = 'reminder' as is_document,
        action = 'reminder' and channel in ('letter', 'registered_letter') as is_letter,
        action = 'reminder' and channel = 'registered_letter' as is_registered,
-       action = 'end_contract' and status_is_exported(status) as is_termination
+       -- a contract ends as its schema's contract_terminations says (one definition)
+       action_key in (select action_key from {s}.contract_terminations) as is_termination
 from {s}.action_ledger
 where executed_on between $start and $end and status_is_done(status)
 """

@@ -237,9 +237,8 @@ class _IndexedInput:
         # within a key in source order, as ingestion wrote them: the same rows in the same order every run
         table = con.sql(f"select * from {source} order by {key} nulls last, _source_file, _source_row"
                         ).to_arrow_table().combine_chunks()
-        if "_source_file" in table.column_names:
-            i = table.column_names.index("_source_file")
-            table = table.set_column(i, "_source_file", table.column(i).dictionary_encode())
+        i = table.column_names.index("_source_file")  # every input has it: ingestion adds it
+        table = table.set_column(i, "_source_file", table.column(i).dictionary_encode())
         self.table = table
         encoded = table.column(key).combine_chunks().dictionary_encode()  # per row, its key's index among the keys
         self.ranks = encoded.indices

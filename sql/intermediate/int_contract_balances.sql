@@ -7,7 +7,9 @@ with receivable_totals as (
            sum(open_amount) filter (where is_overdue) as overdue_amount,
            count(*) as open_receivables,
            count(*) filter (where is_overdue) as overdue_receivables,
-           arg_min(invoice_id, (due_date, invoice_date, invoice_id)) as oldest_invoice_id
+           arg_min(invoice_id, (due_date, invoice_date, invoice_id)) as oldest_invoice_id,
+           -- the oldest is the first by due date: its due date is the earliest (required, never null)
+           min(due_date) as oldest_due_date
     from int_open_receivables
     group by contract_id
 ),
@@ -35,12 +37,11 @@ final as (
            coalesce(t.open_receivables, 0) as open_receivables,
            coalesce(t.overdue_receivables, 0) as overdue_receivables,
            t.oldest_invoice_id,
-           o.due_date as oldest_due_date,
-           days_overdue($as_of, o.due_date) as oldest_days_overdue
+           t.oldest_due_date,
+           days_overdue($as_of, t.oldest_due_date) as oldest_days_overdue
     from stg_contracts k
     left join receivable_totals t using (contract_id)
     left join unapplied_credits u using (contract_id)
-    left join int_open_receivables o on o.invoice_id = t.oldest_invoice_id
     where t.contract_id is not null or u.contract_id is not null
 )
 

@@ -8,6 +8,7 @@ with remainders as (
     where r.remaining > 0
 ),
 
+-- the credit settles the oldest receivables first: a running sum per contract of what remains
 allocated as (
     select *,
            sum(remaining) over (
@@ -16,6 +17,20 @@ allocated as (
                rows between unbounded preceding and current row
            ) as cumulative_remaining
     from remainders
+    where contract_credit > 0
+),
+
+-- a contract without credit to apply (most of them) settles nothing: each receivable stays open
+-- for all that remains of it, without the running sum, the costly part of this model
+open_parts as (
+    select * exclude (cumulative_remaining),
+           least(remaining, cumulative_remaining - contract_credit) as open_amount
+    from allocated
+    where cumulative_remaining > contract_credit
+    union all
+    select *, remaining as open_amount
+    from remainders
+    where contract_credit <= 0
 ),
 
 final as (
@@ -23,11 +38,10 @@ final as (
            invoice_id, invoice_number, contract_id, customer_id, currency,
            invoice_date, due_date, scheduled_payment_on, dunning_paused,
            amount,
-           cast(least(remaining, cumulative_remaining - contract_credit) as decimal(18, 2)) as open_amount,
+           cast(open_amount as decimal(18, 2)) as open_amount,
            due_date < $as_of as is_overdue,
            days_overdue($as_of, due_date) as days_overdue
-    from allocated
-    where cumulative_remaining > contract_credit
+    from open_parts
 )
 
 select * from final
