@@ -20,8 +20,8 @@ allocated as (
     where contract_credit > 0
 ),
 
--- a contract without credit to apply (most of them) settles nothing: each receivable stays open
--- for all that remains of it, without the running sum, the costly part of this model
+-- a contract without credit to apply settles nothing: each receivable stays open for all that
+-- remains of it, without the running sum (the sort is the costly part of this model)
 open_parts as (
     select * exclude (cumulative_remaining),
            least(remaining, cumulative_remaining - contract_credit) as open_amount
