@@ -377,6 +377,6 @@ def run_days(con, start: date, end: date, mode: RunMode, *, settings: Settings |
             results.append(result)
             if on_day:
                 on_day(result)
-    finally:
-        range_days.close(con)
+    finally:  # a range that stops early still writes the carried balances of the days it committed
+        range_days.close(con, completed=results[-1].as_of if results else None)
     return results

@@ -140,7 +140,7 @@ def test_a_global_change_computes_the_day_whole_and_a_simulation_leaves_nothing_
     assert kinds[date(2026, 3, 5)] is not Computed.ALL  # its start only holds back what would happen
     narrowed = {t for t, _, _ in range_days.INPUTS} | {t for t, _ in range_days.STATE}
     ranks = {f"range_ranks_{t}" for t, _, _ in range_days.INPUTS}
-    assert not temp & (narrowed | ranks | {"range_wake", "range_balances", "range_changes"})
+    assert not temp & (narrowed | ranks | {"range_wake", "range_balances", "range_changes", "range_carried_spans", "range_flushed"})
 
 
 def test_a_failed_day_leaves_no_narrowed_relation_behind(tmp_path, monkeypatch):
@@ -163,6 +163,41 @@ def test_a_failed_day_leaves_no_narrowed_relation_behind(tmp_path, monkeypatch):
         assert shadows == 0
         # the schema's own tables are what is written, and the days before the failure are there
         assert con.execute("select max(as_of) from run_log").fetchall()[0][0] == date(2026, 3, 7)
+        # with every balance of theirs: the carried ones of the days before the next write (every
+        # FLUSH_DAYS days) are written when the range stops
+        assert range_days.FLUSH_DAYS > 7
+        kept = con.execute(BALANCES).fetchall()
+    monkeypatch.setattr(run_mod, "run_daily_models", real)
+    whole = World(tmp_path / "whole", w.policy_doc)
+    whole.rows = w.rows
+    _whole_days(whole.write())
+    expected = [r for r in query(whole.write(), BALANCES) if r[0] <= date(2026, 3, 7)]
+    assert {r[0] for r in expected} == set(run_mod.days(START, date(2026, 3, 7)))
+    assert kept == expected
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_the_carried_balances_are_the_same_however_often_they_are_written(tmp_path, monkeypatch, every):
+    monkeypatch.setattr(range_days, "FLUSH_DAYS", every)
+    w, _ = _quiet_world(tmp_path / "range")
+    results = _simulated(w.write())
+    assert sum(r.computed is Computed.NONE for r in results) >= 3  # days whose balances are all carried
+    _assert_same_as_whole_days(w, tmp_path / "whole")
+
+
+def test_a_busy_day_inside_the_range_is_computed_whole_and_ends_every_carried_row(tmp_path, monkeypatch):
+    """A day that recomputes more than WHOLE_DAY_SHARE of the customers runs whole: the rows carried
+    up to the day before end there, and the next days carry from the whole day's rows."""
+    monkeypatch.setattr(range_days, "WHOLE_DAY_MIN_CUSTOMERS", 0)
+    monkeypatch.setattr(range_days, "WHOLE_DAY_SHARE", 1 / 12)  # more than one of the 12 customers
+    w, touched = _quiet_world(tmp_path / "range")
+    results = {r.as_of: r for r in _simulated(w.write())}
+    busy = {day for day, customers in touched.items() if len(customers) > 1 and START < day < END}
+    assert busy  # days on which two customers are touched (CU00 is recomputed the day after it acts)
+    inner_whole = {day for day, r in results.items() if r.computed is Computed.ALL and START < day < END}
+    assert busy <= inner_whole
+    assert any(r.computed is Computed.NONE for day, r in results.items() if day > min(inner_whole))
+    _assert_same_as_whole_days(w, tmp_path / "whole")
 
 
 def test_the_range_models_are_documented_and_end_in_final():
