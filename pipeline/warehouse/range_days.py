@@ -32,8 +32,8 @@ step run over only the customers whose results can differ from the day before:
   are the last computed ones, dated the day (`sql/range/range_carried_balances.sql`).
   A day on which nobody is recomputed runs no model at all. The carried rows are
   written every `FLUSH_DAYS` days and after the last day, in one statement for
-  those days: at 1M contracts a statement a day cost about half a second for its
-  million rows, plus as much again to commit them. A range that fails writes
+  those days: at 1M contracts a statement a day for its 940,000 rows cost
+  0.35-0.6 s with its commit, ten days in one statement 2.0-3.2 s. A range that fails writes
   them up to its last committed day (`close`), so every day it committed has
   all its balances.
 
