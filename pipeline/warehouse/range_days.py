@@ -48,7 +48,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import date
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -153,10 +153,10 @@ class RangeDays:
                     self.flush(con, completed)
                     con.execute("commit")
                 except duckdb.Error as exc:  # the range has failed already: say so, keep its own error
-                    if _in_transaction(con):
+                    with suppress(duckdb.Error):  # no transaction left to roll back if `begin` failed
                         con.execute("rollback")
-                    log.error("the range stopped after %s; the carried balances of its days after %s could not "
-                              "be written: %s", completed, self._flushed_on, exc)
+                    log.error("the range stopped after %s; the carried balances of its days up to then could "
+                              "not be written: %s", completed, exc)
         finally:
             for table in _KEPT:  # fixed names
                 con.execute(f"drop table if exists temp.main.{table}")
@@ -328,13 +328,4 @@ def _in_failed_transaction(con) -> bool:
         con.execute("select 1").fetchall()
     except duckdb.Error:
         return True
-    return False
-
-
-def _in_transaction(con) -> bool:
-    try:
-        con.execute("begin transaction")
-    except duckdb.Error:
-        return True
-    con.execute("rollback")
     return False

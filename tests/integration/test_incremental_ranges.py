@@ -208,3 +208,33 @@ def test_the_range_models_are_documented_and_end_in_final():
     for name in files:
         sql = (folder / f"{name}.sql").read_text(encoding="utf-8")
         assert "final as (" in sql and sql.rstrip().endswith("select * from final"), name
+
+
+def test_a_failed_write_after_a_failed_day_is_logged_and_the_day_s_own_error_raised(tmp_path, monkeypatch, caplog):
+    w, _ = _quiet_world(tmp_path)
+    settings = w.write()
+    real = run_mod.run_daily_models
+
+    def boom(con, as_of, *a, **kw):
+        if as_of == date(2026, 3, 8):
+            con.execute("select * from no_such_table")
+        return real(con, as_of, *a, **kw)
+
+    def broken_flush(self, con, through):
+        con.execute("select * from no_such_flush_table")
+
+    monkeypatch.setattr(run_mod, "run_daily_models", boom)
+    monkeypatch.setattr(range_days.RangeDays, "flush", broken_flush)
+    with run_mod.connect(settings.database) as con:
+        run_mod.load_inputs(con, settings)
+        with pytest.raises(duckdb.CatalogException, match="no_such_table"):
+            run_mod.run_range(con, START, END, settings, mode=run_mod.RunMode.SIMULATE)
+        # the connection is usable, nothing of the range is left behind, the days before are committed
+        assert con.execute("select max(as_of) from run_log").fetchall()[0][0] == date(2026, 3, 7)
+        left = con.execute("select count(*) from duckdb_tables() where temporary and table_name like 'range_%'"
+                           ).fetchall()[0][0]
+        assert left == 0
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR" and r.name == range_days.__name__]
+    assert len(errors) == 1
+    assert errors[0].startswith("the range stopped after 2026-03-07; the carried balances of its days up to "
+                                "then could not be written: Catalog Error")
