@@ -253,6 +253,15 @@ DAILY_MODELS: tuple[str, ...] = tuple(m.key for m in DAILY_PLAN if m.python is N
 _BY_KEY = {m.key: m for m in _LOADED}
 _BY_NAME = {m.name: m for m in _LOADED}
 
+def with_inputs(key: str) -> tuple[str, ...]:
+    """The daily model `key` and every daily model it reads, directly or not, in run order."""
+    wanted = {key}
+    for model in reversed(DAILY_PLAN):  # a model comes after everything it reads
+        if model.key in wanted:
+            wanted.update(_BY_NAME[name].key for name in model.inputs)
+    return tuple(k for k in DAILY_ORDER if k in wanted)
+
+
 _PARAM = re.compile(r"\$([a-z_]+)")
 _COMMENT = re.compile(r"--[^\n]*")
 

@@ -139,8 +139,14 @@ def resolve_review(con, action_key: str, outcome: str, on: date) -> None:
     )
 
 
+def write_open_receivables(con) -> None:
+    """`open_receivables`, which holds the latest day only, from the day's `int_open_receivables`."""
+    # replaced whole: deleting every row of an indexed table costs seconds at scale, this does not
+    con.execute("create or replace table open_receivables as select * from int_open_receivables")
+
+
 def apply_day(con, as_of: date, dispatch_mode: str, *, held: bool = False,
-              open_receivables: bool = True) -> dict[str, int]:
+              open_receivables: bool = True, balances: bool = True) -> dict[str, int]:
     """Write the day's decisions (temp tables from the models) into the persistent state.
 
     `dispatch_mode` is the run mode (`pipeline.engine.run.RunMode`): live, backfill or simulate.
@@ -148,6 +154,9 @@ def apply_day(con, as_of: date, dispatch_mode: str, *, held: bool = False,
     `held`: the fresh-data gate stopped dispatch today. The day's actions are written as
     `held` (visible, but neither sent, exported nor counted as done), so the next run with
     fresh data decides them again instead of acting on stale payments.
+
+    `balances=False`: leave the day's contract balances to the range that computed them, which
+    writes several days' balances in one statement (pipeline/warehouse/range_days.py).
     """
     closed = con.execute(
         """update case_register r set closed_on = ?, close_reason = c.close_reason
@@ -214,8 +223,8 @@ def apply_day(con, as_of: date, dispatch_mode: str, *, held: bool = False,
            from action_ledger where executed_on = ?""",
         [as_of],
     ).fetchall()[0]
-    con.execute("insert into contract_balances select * from int_contract_balances")
+    if balances:
+        con.execute("insert into contract_balances select * from int_contract_balances")
     if open_receivables:
-        # replaced whole: deleting every row of an indexed table costs seconds at scale, this does not
-        con.execute("create or replace table open_receivables as select * from int_open_receivables")
+        write_open_receivables(con)
     return {"cases_opened": opened, "cases_closed": closed + moved, "actions": counts[0], "levels_skipped": counts[1]}
