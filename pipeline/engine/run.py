@@ -126,6 +126,9 @@ class DayResult:
 def without_transparent_huge_pages() -> bool:
     """Turn transparent huge pages off for this process (Linux; elsewhere it does nothing). True if done.
 
+    The setting is the process's: every later allocation of it, and the processes it starts
+    (inherited, kept across exec), are backed by ordinary pages.
+
     Where THP is on for memory a program asks it for (`madvise`, the usual default), the kernel may
     compact memory to back each fresh allocation with huge pages, and a process holding a large
     DuckDB database gets them. On the 2-core bench machine that made copying a range's 650 MB of
@@ -135,9 +138,13 @@ def without_transparent_huge_pages() -> bool:
     if sys.platform != "linux":
         return False
     try:
-        return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0
+        off = ctypes.CDLL(None, use_errno=True).prctl(
+            *(ctypes.c_ulong(v) for v in (_PR_SET_THP_DISABLE, 1, 0, 0, 0))) == 0  # it reads unsigned longs
     except (OSError, AttributeError):  # no prctl in this C library: the kernel's setting stays
-        return False
+        off = False
+    if not off:
+        log.debug("transparent huge pages stay as the kernel sets them (prctl refused or missing)")
+    return off
 
 
 _PR_SET_THP_DISABLE = 41  # linux/prctl.h
@@ -408,6 +415,6 @@ def run_days(con, start: date, end: date, mode: RunMode, *, settings: Settings |
             results.append(result)
             if on_day:
                 on_day(result)
-    finally:  # a range that stops early still writes the carried balances of the days it committed
+    finally:  # a range that stops early still writes the contract balances of the days it committed
         range_days.close(con, completed=results[-1].as_of if results else None)
     return results

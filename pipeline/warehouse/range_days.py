@@ -32,12 +32,14 @@ step run over only the customers whose results can differ from the day before:
 * **What is carried**: the other customers open no case, close none and plan
   nothing that day (nothing of theirs changed), and their contract balances
   are the last computed ones, dated the day (`sql/range/range_carried_balances.sql`).
-  A day on which nobody is recomputed runs no model at all. The range writes
+  A day on which nobody is recomputed runs no model at all (the last day runs those of
+  `open_receivables`). The range writes
   every contract balance of its days itself, computed or carried: every
   `FLUSH_DAYS` days and after the last day, in one statement for those days
-  (`apply_day` leaves them out). At 1M contracts a statement a day for the
-  940,000 carried rows cost 0.35-0.6 s with its commit, ten days in one statement
-  2.0-3.2 s. A range that fails writes them up to its last committed day
+  (`apply_day` leaves them out). At 1M contracts, measured while the days still
+  wrote their computed rows themselves, a statement a day for the 940,000 carried
+  rows cost 0.35-0.6 s with its commit, ten days in one statement 2.0-3.2 s.
+  A range that fails writes them up to its last committed day
   (`close`), so every day it committed has all its balances.
 
 `tests/integration/test_replay_equivalence.py` checks on generated worlds that
@@ -113,7 +115,7 @@ class Computed(str, Enum):
 
     ALL = "all"    # every customer: the day's models ran over all inputs
     SOME = "some"  # the customers touched that day (DayResult.customers_computed)
-    NONE = "none"  # nobody: no model ran, the balances were carried
+    NONE = "none"  # nobody: no model ran (but those of open_receivables on the last day), balances carried
 
 
 class RangeDays:
@@ -121,7 +123,9 @@ class RangeDays:
 
     Use: `begin` once, before the first day (inputs and the range's schema in place); then for
     each day in order, inside the day's transaction: `plan`, the models inside `restricted`,
-    `apply_day`, then `after_day`; `close` after the last day.
+    `apply_day(..., balances=False, open_receivables=<the last day, computed ALL>)` (the range
+    writes the balances), then `after_day`, and on a last day not computed ALL
+    `write_open_receivables`; `close` after the last day (`pipeline.engine.run.plan_day` does all this).
     """
 
     def __init__(self, start: date, end: date) -> None:
