@@ -248,7 +248,8 @@ class RangeDays:
     def write_open_receivables(self, con, as_of: date) -> None:
         """`open_receivables` (the latest day's, of every customer) on a last day that recomputed only some
         customers or none: the models it is made from (`with_inputs`) run again over every customer.
-        At 1M contracts they take about 1.5 s, where computing the whole day took 6.5-11.5 s."""
+        At 1M contracts they took 1.15 s on the range's inputs (0.47, 0.20 and 0.48 s on its first day),
+        where computing the whole last day took 11.5 s."""
         run_daily_models(con, as_of, with_inputs(OPEN_RECEIVABLES), live=False)
         write_open_receivables(con)
 

@@ -253,6 +253,7 @@ DAILY_MODELS: tuple[str, ...] = tuple(m.key for m in DAILY_PLAN if m.python is N
 _BY_KEY = {m.key: m for m in _LOADED}
 _BY_NAME = {m.name: m for m in _LOADED}
 
+
 def with_inputs(key: str) -> tuple[str, ...]:
     """The daily model `key` and every daily model it reads, directly or not, in run order."""
     wanted = {key}
