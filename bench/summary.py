@@ -69,6 +69,11 @@ def _sql_row(key: str, day: str, stage: str, results: dict[str, dict]) -> Row:
             f"{_n(r.get('invoices_issued'))} invoices and {_n(r.get('payments_booked'))} payments booked that day; "
             f"plan_day {r['plan_day_seconds']} s; baseline: the bare oldest-first balance query, timed in the "
             f"same connection just before and after the day (the faster of {r['bare_query_before_after']})")
+    trials = r.get("trials") or []
+    if len(trials) > 1:
+        ratios = ", ".join(f"{t['ratio']}×" for t in trials)
+        note += (f"; the median of {len(trials)} trials of the day's models, ratios {ratios} "
+                 f"(the last one the day itself, the others rehearsed and rolled back)")
     contracts = results.get("generate", {}).get("contracts")
     if contracts and contracts != 1_000_000:
         note += f"; {_INDICATIVE} 1,000,000 contracts, this run has {contracts:,}"

@@ -38,6 +38,18 @@ def test_a_tiny_bench_reports_every_target_against_its_baseline(tmp_path):
     for day in (first, steady):
         assert day["bare_query_seconds"] == min(day["bare_query_before_after"])
         assert day["ratio_to_baseline"] == round(day["seconds"] / day["bare_query_seconds"], 2)
+        # three trials of the day's models (two rehearsed, then the day), each between two bare queries:
+        # the one reported is the trial of the median ratio
+        trials = day["trials"]
+        assert len(trials) == 3
+        for trial in trials:
+            assert trial["bare_query_seconds"] == min(trial["bare_query_before_after"])
+            assert trial["ratio"] == round(trial["models_seconds"] / trial["bare_query_seconds"], 2)
+        assert [t["bare_query_before_after"][1] for t in trials[:-1]] == \
+            [t["bare_query_before_after"][0] for t in trials[1:]]
+        assert sorted(t["ratio"] for t in trials)[1] == day["ratio_to_baseline"]
+        assert {"models_seconds": day["seconds"], "bare_query_before_after": day["bare_query_before_after"],
+                "bare_query_seconds": day["bare_query_seconds"], "ratio": day["ratio_to_baseline"]} in trials
     # the small simulation has its own data; the main one the bench's
     assert by_stage["simulate_small"]["data"] == "data-200" and (tmp_path / "data-200").is_dir()
     assert by_stage["simulate"]["contracts"] == 300
