@@ -288,12 +288,14 @@ class RangeDays:
 
 
 class _IndexedInput:
-    """An input's rows for the range, in memory and sorted by `key`: a day takes the rows of its keys
-    by a filter on a small integer per row (the key's rank), which is far cheaper than DuckDB reading
-    and joining every row of the input. Arrow keeps DuckDB's types (DECIMAL, DATE, VARCHAR) exactly;
-    the repeated source file name is dictionary-encoded, which DuckDB reads back as VARCHAR. The
-    ranks of the keys are a temp table (`range_ranks_<input>`): DuckDB finds a day's ranks by a join,
-    where a lookup per key in Python took a fifth of a second a day at 1M contracts."""
+    """An input's rows for the range, in memory and sorted by `key`: the rows of one key are a slice,
+    so a day takes its keys' rows by their positions, which is far cheaper than DuckDB reading and
+    joining every row of the input. Arrow keeps DuckDB's types (DECIMAL, DATE, VARCHAR) exactly;
+    the repeated source file name is dictionary-encoded, which DuckDB reads back as VARCHAR. Where
+    each key's slice starts and how long it is is a temp table (`range_ranks_<input>`): DuckDB finds
+    a day's keys by a join and lists their rows' positions, where a lookup per key in Python took a
+    fifth of a second a day at 1M contracts, and a filter of every row by its key's rank (`is_in`)
+    16 ms per input and day at 100k contracts."""
 
     def __init__(self, con, source: str, key: str, table_name: str) -> None:
         import pyarrow as pa
@@ -304,25 +306,33 @@ class _IndexedInput:
         i = table.column_names.index("_source_file")  # every input has it: ingestion adds it
         table = table.set_column(i, "_source_file", table.column(i).dictionary_encode())
         self.table = table
-        encoded = table.column(key).combine_chunks().dictionary_encode()  # per row, its key's index among the keys
-        self.ranks = encoded.indices
+        # per row, its key's index among the keys, which ascend with the rows (the rows are sorted by key)
+        encoded = table.column(key).combine_chunks().dictionary_encode()
         self.key = key
         self.ranks_table = f"range_ranks_{table_name}"  # table_name: one of INPUTS' fixed names
-        keys = pa.table({"key": encoded.dictionary, "rank": pa.array(range(len(encoded.dictionary)),
-                                                                      type=encoded.indices.type)})
-        con.register("range_ranks_arrow", keys)
+        con.register("range_ranks_arrow", pa.table({"rank": encoded.indices}))
+        con.register("range_keys_arrow", pa.table({"key": encoded.dictionary,
+                                                   "rank": pa.array(range(len(encoded.dictionary)),
+                                                                    type=encoded.indices.type)}))
         try:
-            con.execute(f"create or replace temp table {self.ranks_table} as select * from range_ranks_arrow")
+            con.execute(f"""create or replace temp table {self.ranks_table} as
+                            with counted as (
+                                select rank, count(*) as row_count from range_ranks_arrow
+                                where rank is not null group by rank
+                            )
+                            select k.key, cast(sum(c.row_count) over (order by c.rank) - c.row_count as bigint)
+                                          as first_row, c.row_count
+                            from counted c join range_keys_arrow k using (rank)""")
         finally:
             con.unregister("range_ranks_arrow")
+            con.unregister("range_keys_arrow")
 
     def rows_of(self, con, key_set: str) -> pa.Table:
-        """The rows whose key is in the temp table `key_set` (one of INPUTS' fixed names)."""
-        import pyarrow.compute as pc
-
-        wanted = con.sql(f"select r.rank from {self.ranks_table} r "
-                         f"semi join {key_set} k on k.{self.key} = r.key").to_arrow_table().column(0)
-        return self.table.filter(pc.is_in(self.ranks, value_set=wanted.combine_chunks().cast(self.ranks.type)))
+        """The rows whose key is in the temp table `key_set` (one of INPUTS' fixed names), in the range's order."""
+        positions = con.sql(f"""select unnest(range(r.first_row, r.first_row + r.row_count)) as position
+                                from {self.ranks_table} r semi join {key_set} k on k.{self.key} = r.key
+                                order by position""").to_arrow_table().column(0)
+        return self.table.take(positions)
 
 
 def _resolved(con, table: str) -> str:
