@@ -83,10 +83,15 @@ def _tests(raw, where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple(out)
 
 
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read(path: Path, section: str, folder: str) -> list[dict]:
     """One YAML file's entries, checked for shape; `same_as` still unresolved."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        # libyaml's safe loader: every process imports the catalog, and the pure-Python one took
+        # 0.23 s of that (0.03 s this way); same documents, same errors with line and column
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER) or {}  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as e:
         raise CatalogError(f"{path}: {e}") from None
     if not isinstance(data, dict) or set(data) - {"version", section} or not isinstance(data.get(section), list):
@@ -198,7 +203,11 @@ def _quote(text: str) -> str:
 
 def apply_comments(con, names=None) -> None:
     """COMMENT ON every documented table, view, table macro and column present in the database
-    (or only those in `names`).
+    (or only those in `names`), unless it already carries that very comment.
+
+    Every run ends here (`publish_day`), mostly on a database whose comments are already set: a
+    statement per comment took a quarter of a second each time (314 columns), reading them first
+    costs two queries. The statements still needed go to DuckDB in one call.
 
     DuckDB's COMMENT ON takes no bound parameters, so the text is quoted here; it
     comes only from the documentation files, never from data.
@@ -210,17 +219,33 @@ def apply_comments(con, names=None) -> None:
     present.update((name, "macro table") for (name,) in con.execute(
         "select distinct function_name from duckdb_functions() where function_type = 'table_macro' "
         "and schema_name = 'main' and database_name = current_database()").fetchall())
+    # what this database's objects say already (column None: the object's own comment)
+    said: dict[tuple[str, str | None], str | None] = dict(((name, None), comment) for name, comment in con.execute(
+        """select table_name, comment from duckdb_tables() where schema_name = 'main' and database_name = current_database()
+           union all
+           select view_name, comment from duckdb_views() where schema_name = 'main' and database_name = current_database()
+           union all
+           select function_name, comment from duckdb_functions()
+           where function_type = 'table_macro' and schema_name = 'main' and database_name = current_database()"""
+    ).fetchall())
     actual: dict[str, set[str]] = {}  # one query: each one binds every view (~3 ms)
     for table, column in con.execute(
             "select table_name, column_name from information_schema.columns where table_schema = 'main'").fetchall():
         actual.setdefault(table, set()).add(column)
+    said.update(((table, column), comment) for table, column, comment in con.execute(
+        """select table_name, column_name, comment from duckdb_columns()
+           where schema_name = 'main' and database_name = current_database()""").fetchall())
+    statements = []
     for name, (kind, description, columns) in CATALOG.items():
         if name not in present or (names is not None and name not in names):
             continue
-        con.execute(f"comment on {present[name]} {name} is {_quote(description)}")
+        if said.get((name, None)) != description:
+            statements.append(f"comment on {present[name]} {name} is {_quote(description)}")
         for column, text in columns.items():
-            if column in actual.get(name, ()):
-                con.execute(f'comment on column {name}."{column}" is {_quote(text)}')
+            if column in actual.get(name, ()) and said.get((name, column)) != text:
+                statements.append(f'comment on column {name}."{column}" is {_quote(text)}')
+    if statements:
+        con.execute(";\n".join(statements))
 
 
 def _test_text(tests) -> str:
