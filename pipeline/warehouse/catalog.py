@@ -201,13 +201,17 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def apply_comments(con, names=None) -> None:
+def apply_comments(con, names=None, *, own_transaction: bool = True) -> None:
     """COMMENT ON every documented table, view, table macro and column present in the database
     (or only those in `names`), unless it already carries that very comment.
 
     Every run ends here (`publish_day`), mostly on a database whose comments are already set: a
     statement per comment took a quarter of a second each time (314 columns), reading them first
-    costs two queries. The statements still needed go to DuckDB in one call.
+    costs two queries. The statements still needed go to DuckDB in one call, in one transaction
+    (`own_transaction`; False for a caller that has one open): each COMMENT ON committed on its
+    own cost a commit each. A run still needs about 320 of them, since loading the inputs
+    replaces the input tables and the analysts' views (their comments go with them): 0.24-0.26 s
+    in autocommit, 0.11-0.13 s in one transaction (measured twice each on a small database).
 
     DuckDB's COMMENT ON takes no bound parameters, so the text is quoted here; it
     comes only from the documentation files, never from data.
@@ -244,8 +248,18 @@ def apply_comments(con, names=None) -> None:
         for column, text in columns.items():
             if column in actual.get(name, ()) and said.get((name, column)) != text:
                 statements.append(f'comment on column {name}."{column}" is {_quote(text)}')
-    if statements:
+    if not statements:
+        return
+    if not own_transaction:
         con.execute(";\n".join(statements))
+        return
+    con.execute("begin transaction")
+    try:
+        con.execute(";\n".join(statements))
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
 
 
 def _test_text(tests) -> str:

@@ -131,3 +131,29 @@ def test_the_analyst_file_stores_no_path_and_is_written_in_storage_version_1_4(w
     with duckdb.connect(ANALYST_DB, read_only=True) as analyst:
         assert analyst.execute("select analyst_dir(), count(*) from run_log").fetchall() == [
             (str(settings.analyst_dir), 3)]
+
+
+def test_a_file_written_again_from_the_last_build_follows_each_databases_columns(tmp_path):
+    """The analysts' file is built once per shape in a process and its bytes written again after
+    (publish._write_analyst_db): a database whose input carries an extra column gets a file of its own,
+    and each file's views have exactly its database's columns."""
+    def published(name: str, **invoice_extra) -> tuple[bytes, list[str]]:
+        w = World(tmp_path / name, policy([("due_date", 3, 7)]))
+        w.customer().contract().invoice("I1", "100.00", "2026-04-26", "2026-05-10", **invoice_extra)
+        settings = w.write()
+        with run_mod.connect(settings.database) as con:
+            run_mod.load_inputs(con, settings)
+            _run(con, settings, date(2026, 5, 15), date(2026, 5, 15))
+        analyst_db = settings.analyst_dir / ANALYST_DB
+        with duckdb.connect(str(analyst_db), read_only=True) as analyst:
+            columns = [r[0] for r in analyst.execute("describe stg_invoices").fetchall()]
+            assert analyst.execute("select invoice_id from stg_invoices").fetchall() == [("I1",)]
+        return analyst_db.read_bytes(), columns
+
+    plain, plain_columns = published("a")
+    again, again_columns = published("b")
+    extra, extra_columns = published("c", sales_region="north")
+    assert again == plain and again_columns == plain_columns  # the same shape: the same file
+    assert extra_columns == plain_columns + ["sales_region"] and extra != plain
+    last, last_columns = published("d")
+    assert last_columns == plain_columns
