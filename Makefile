@@ -28,8 +28,11 @@ $(VENV)/.synced: pyproject.toml uv.lock
 demo: setup
 	$(VENV)/bin/dunning demo
 
+# One test worker more than cores: tests wait on the processes, servers and fsyncs they start, and a
+# third worker fills that time on two cores (the whole suite: 812 s with three workers, 867-892 s with
+# two, on 2026-12-06; 55 integration tests run back to back: 126 s against 132 s).
 test: setup
-	$(PY) -m pytest -n auto --dist worksteal
+	$(PY) -m pytest -n $$(( $$(nproc) + 1 )) --dist worksteal
 
 # The fault suite's long run (docs/fault-suite.md): DUNNING_SOAK_TRIALS SIGKILLed `dunning run`s, each
 # recovered and counted at the servers; prints the figures and writes them to var/fault-suite-soak.json;

@@ -9,9 +9,10 @@ never break an analyst's query. So after each run:
 2. the symlink `current` is switched to it by renaming a new link over it, an
    atomic step: a reader sees the old export or the new one, never half of one;
 3. `dunning_analyst.duckdb` (views reading `current/<name>.parquet`, plus the
-   table macros of `pipeline.warehouse.analytics` over them) is built as a new file and
-   renamed over the old one. The pipeline never opens the file an analyst may
-   have open; a session opened earlier keeps its file and, through `current`,
+   table macros of `pipeline.warehouse.analytics` over them) is written as a new file and
+   renamed over the old one, unless the file in place is the one it would write (the same
+   tables, columns and release, unchanged since: `_write_analyst_db`). The pipeline never
+   opens the file an analyst may have open; a session opened earlier keeps its file and, through `current`,
    reads the new data with its next query;
 4. export folders older than the previous one are deleted: a query that started
    on the previous export (files it has not opened yet) still finds them until
@@ -43,11 +44,13 @@ The file opens with stock tools, and the folder can be copied elsewhere:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 from datetime import date
+from functools import cache
 from pathlib import Path
 
 import duckdb
@@ -58,6 +61,8 @@ from pipeline.warehouse import analytics, catalog
 from pipeline.warehouse.state import create_history_macros
 
 ANALYST_DB = "dunning_analyst.duckdb"
+# Beside it: what it was written for, so that a publish that would write the same file keeps it.
+ANALYST_MARK = ".dunning_analyst.mark"
 CURRENT = "current"
 # The storage version of the analysts' file: DuckDB 1.4 (LTS) and every later release read it.
 STORAGE_VERSION = "v1.4.0"
@@ -173,15 +178,43 @@ def _analyst_db_key(con, names: list[str]) -> str:
     return json.dumps([analytics.bucket_type_ddl(), [[name, shapes.get(name)] for name in names]])
 
 
+@cache
+def _code_fingerprint() -> str:
+    """What makes the analysts' file besides `_analyst_db_key`: the code and SQL of this release
+    (every module of `pipeline/`, every file of `sql/`) and the DuckDB that writes it."""
+    digest = hashlib.sha256(duckdb.__version__.encode())
+    project = Path(__file__).resolve().parents[2]
+    for path in sorted([*(project / "pipeline").rglob("*.py"), *(project / "sql").rglob("*")]):
+        if path.is_file():
+            digest.update(path.relative_to(project).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _file_mark(path: Path, key: str) -> str:
+    """The analysts' file as written for `key`: changed in any way since (an analyst who wrote to it),
+    the mark differs."""
+    stat = path.stat()
+    return json.dumps({"key": key, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino})
+
+
 def _write_analyst_db(root: Path, names: list[str], key: str) -> None:
     """Build the analysts' DuckDB file next to the old one, then rename it over it.
 
-    The file holds no data, only views, macros and comments, so the same key (`_analyst_db_key`) in
-    the same process gives an equivalent file: the bytes of the last one built are written again
-    instead. Building it took 0.6-0.7 s of a publish of about 1 s on a small database (writing the bytes
-    again: publish 0.30-0.33 s); a process that runs many days, such as `dunning demo` or a test
-    worker, publishes again and again.
+    The file holds no data, only views, macros and comments: the same key (`_analyst_db_key`, with
+    `_code_fingerprint`) gives an equivalent file. So the file in place is kept when `ANALYST_MARK`
+    says it was written for this key and has not changed since (a run after a run), and otherwise
+    the bytes of the last file this process built for the key are written again. Building it took
+    0.6-0.7 s of a publish of about 1 s on a small database (writing the bytes again: publish
+    0.30-0.33 s).
     """
+    key = hashlib.sha256(f"{_code_fingerprint()}\0{key}".encode()).hexdigest()
+    target, mark = root / ANALYST_DB, root / ANALYST_MARK
+    try:
+        if mark.read_text(encoding="utf-8") == _file_mark(target, key):
+            return
+    except (OSError, UnicodeDecodeError):
+        pass  # no file or no mark yet: written below
+    mark.unlink(missing_ok=True)
     tmp = root / f"{_TMP_PREFIX}{ANALYST_DB}"
     for stale in (tmp, Path(f"{tmp}.wal")):
         stale.unlink(missing_ok=True)
@@ -193,7 +226,10 @@ def _write_analyst_db(root: Path, names: list[str], key: str) -> None:
         _built_analyst_db.clear()
         _built_analyst_db[key] = tmp.read_bytes()
     fsync_path(tmp)
-    os.replace(tmp, root / ANALYST_DB)
+    os.replace(tmp, target)
+    tmp_mark = root / f"{_TMP_PREFIX}{ANALYST_MARK}"
+    tmp_mark.write_text(_file_mark(target, key), encoding="utf-8")
+    os.replace(tmp_mark, mark)
 
 
 def _build_analyst_db(tmp: Path, root: Path, names: list[str]) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from analytics_world import FIRST_DAY, LAST_DAY, company
 from pipeline.engine import run as run_mod
-from pipeline.reporting.publish import ANALYST_DB, exported_names
+from pipeline.reporting.publish import ANALYST_DB, ANALYST_MARK, exported_names
 from pipeline.warehouse.ledger_rules import aging_buckets
 from world import World, policy
 
@@ -71,7 +71,7 @@ def test_the_pinned_cli_is_an_older_duckdb_that_refuses_the_pipelines_own_databa
 
 def test_a_copy_of_the_folder_opens_from_another_directory_with_every_view(world):
     settings, laptop, elsewhere = world
-    assert sorted(p.name for p in laptop.iterdir()) == ["2026-05-05-run1", "current", ANALYST_DB]
+    assert sorted(p.name for p in laptop.iterdir()) == [ANALYST_MARK, "2026-05-05-run1", "current", ANALYST_DB]
     relative = os.path.relpath(laptop / ANALYST_DB, elsewhere)  # ../../laptop/dunning/dunning_analyst.duckdb
     assert relative == os.path.join("..", "..", "laptop", "dunning", ANALYST_DB)
     # the folder of the views is the file's own, as given: relative to the directory the CLI runs in
@@ -186,5 +186,5 @@ def test_an_open_session_of_the_old_client_reads_each_new_export(tmp_path):
             session.stdin.close()
             session.wait(timeout=60)
     assert (session.returncode, session.stderr.read()) == (0, "")
-    assert sorted(p.name for p in settings.analyst_dir.iterdir()) == [
+    assert sorted(p.name for p in settings.analyst_dir.iterdir()) == [ANALYST_MARK,
         "2026-05-18-run1", "2026-05-19-run1", "current", ANALYST_DB]

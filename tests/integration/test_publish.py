@@ -11,7 +11,7 @@ import pytest
 from pipeline.warehouse import analytics
 from pipeline.warehouse import catalog
 from pipeline.engine import run as run_mod
-from pipeline.reporting.publish import ANALYST_DB, exported_names, publish
+from pipeline.reporting.publish import ANALYST_DB, ANALYST_MARK, exported_names, publish
 from world import World, policy
 
 DAYS = [date(2026, 5, d) for d in range(15, 21)]
@@ -45,7 +45,7 @@ def test_publish_after_each_run_keeps_an_open_analyst_session_working(world):
     with run_mod.connect(settings.database) as con:
         run_mod.load_inputs(con, settings)
         _run(con, settings, DAYS[0], DAYS[2])
-        assert _exports(settings) == ["2026-05-17-run1", "current", ANALYST_DB]
+        assert _exports(settings) == [ANALYST_MARK, "2026-05-17-run1", "current", ANALYST_DB]
         assert os.readlink(root / "current") == "2026-05-17-run1"
 
         # an analyst opens the file (read-write, DuckDB's default: it locks that file) ...
@@ -57,7 +57,7 @@ def test_publish_after_each_run_keeps_an_open_analyst_session_working(world):
 
         # ... and the next run publishes anyway: the pipeline never opens the analyst's file
         _run(con, settings, DAYS[3], DAYS[4])
-        assert _exports(settings) == ["2026-05-17-run1", "2026-05-19-run1", "current", ANALYST_DB]
+        assert _exports(settings) == [ANALYST_MARK, "2026-05-17-run1", "2026-05-19-run1", "current", ANALYST_DB]
         # the open session reads the new export through `current` with its next query
         assert analyst.execute("select count(*), max(as_of) from run_log").fetchall() == [(5, date(2026, 5, 19))]
         assert analyst.execute("select case_id, current_level from cases where is_open").fetchall() == \
@@ -65,7 +65,7 @@ def test_publish_after_each_run_keeps_an_open_analyst_session_working(world):
                 ("ct-CT1-20260515", 1)]
 
         _run(con, settings, DAYS[5], DAYS[5])  # the next-but-one publish removes the first export
-        assert _exports(settings) == ["2026-05-19-run1", "2026-05-20-run1", "current", ANALYST_DB]
+        assert _exports(settings) == [ANALYST_MARK, "2026-05-19-run1", "2026-05-20-run1", "current", ANALYST_DB]
         assert analyst.execute("select count(*) from run_log").fetchall() == [(6,)]
         assert analyst.execute("select bucket, open_amount::varchar from aging_as_of('2026-05-20')").fetchall() == \
             [("1-30", "100.00")]
@@ -75,7 +75,7 @@ def test_publish_after_each_run_keeps_an_open_analyst_session_working(world):
         assert os.readlink(root / "current") == "2026-05-20-run2"
         publish(con, settings)  # published again without a run: the folder is never rewritten
         assert os.readlink(root / "current") == "2026-05-20-run2-2"
-        assert _exports(settings) == ["2026-05-20-run2", "2026-05-20-run2-2", "current", ANALYST_DB]
+        assert _exports(settings) == [ANALYST_MARK, "2026-05-20-run2", "2026-05-20-run2-2", "current", ANALYST_DB]
 
 
 def test_parquet_files_hold_every_documented_table_and_view_row_for_row(world):
@@ -113,7 +113,7 @@ def test_the_analyst_file_stores_no_path_and_is_written_in_storage_version_1_4(w
     analyst_db = settings.analyst_dir / ANALYST_DB
     # no absolute path anywhere in the file (the views used to name <analyst_dir>/current/... in full)
     assert str(settings.analyst_dir).encode() not in analyst_db.read_bytes()
-    assert sorted(p.name for p in settings.analyst_dir.iterdir()) == ["2026-05-17-run1", "current", ANALYST_DB]
+    assert sorted(p.name for p in settings.analyst_dir.iterdir()) == [ANALYST_MARK, "2026-05-17-run1", "current", ANALYST_DB]
     with duckdb.connect(str(analyst_db), read_only=True) as analyst:
         assert analyst.execute("select tags from duckdb_databases() where database_name = current_database()"
                                ).fetchall() == [({"storage_version": "v1.4.0+"},)]
@@ -157,3 +157,31 @@ def test_a_file_written_again_from_the_last_build_follows_each_databases_columns
     assert extra_columns == plain_columns + ["sales_region"] and extra != plain
     last, last_columns = published("d")
     assert last_columns == plain_columns
+
+
+def test_a_publish_keeps_the_analysts_file_it_would_write_again_and_replaces_one_changed_since(world, monkeypatch):
+    """Views, macros and comments only: a file written for the same tables, columns, code and DuckDB
+    is kept (ANALYST_MARK); one an analyst wrote to, or one of another release, is written anew."""
+    from pipeline.reporting import publish as publish_mod
+
+    settings = world.write()
+    analyst_db = settings.analyst_dir / ANALYST_DB
+    with run_mod.connect(settings.database) as con:
+        run_mod.load_inputs(con, settings)
+        _run(con, settings, DAYS[0], DAYS[0])
+        first = analyst_db.stat().st_ino
+        publish_mod._built_analyst_db.clear()  # as in a new process: nothing built in this one yet
+        _run(con, settings, DAYS[1], DAYS[1])
+        assert analyst_db.stat().st_ino == first  # kept: the same file would have been written
+        assert os.readlink(settings.analyst_dir / "current") == "2026-05-16-run1"
+
+        os.utime(analyst_db, ns=(0, 0))  # changed since it was written (an analyst's session wrote to it)
+        _run(con, settings, DAYS[2], DAYS[2])
+        rewritten = analyst_db.stat().st_ino
+        assert rewritten != first
+
+        monkeypatch.setattr(publish_mod, "_code_fingerprint", lambda: "another release")
+        _run(con, settings, DAYS[3], DAYS[3])
+        assert analyst_db.stat().st_ino != rewritten
+    with duckdb.connect(str(analyst_db), read_only=True) as analyst:
+        assert analyst.execute("select count(*), max(as_of) from run_log").fetchall() == [(4, date(2026, 5, 18))]
