@@ -62,7 +62,7 @@ from pipeline.engine.backfill import backfill
 from smtp_server import SmtpServer
 from world import World
 
-pytestmark = pytest.mark.slow  # long: run first (tests/conftest.py)
+pytestmark = pytest.mark.slow(100)  # long: each worker starts with its share (tests/conftest.py)
 
 SECRET = "whsec_" + base64.b64encode(b"fault-suite-signing-key-32-bytes").decode()
 BACKFILL = (date(2026, 3, 16), date(2026, 3, 31))

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 
-pytestmark = pytest.mark.slow  # long: run first (tests/conftest.py)
+pytestmark = pytest.mark.slow(25)  # long: each worker starts with its share (tests/conftest.py)
 
 STAGES = ["generate", "ctas_baseline", "ingest", "baseline_query", "sql_models", "steady_day", "render", "email",
           "scenario", "simulate_small", "simulate"]

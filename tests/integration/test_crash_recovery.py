@@ -28,7 +28,7 @@ from pipeline.config.settings import PROJECT_ROOT, Settings
 from smtp_server import SmtpServer
 from world import ORG, World
 
-pytestmark = pytest.mark.slow  # long: run first (tests/conftest.py)
+pytestmark = pytest.mark.slow(250)  # long: each worker starts with its share (tests/conftest.py)
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 DAY = date(2026, 3, 22)

@@ -14,7 +14,7 @@ from dagster_project.defs.ingest.assets import billing_inputs
 from dagster_project.resources import DunningResource
 from world import World, policy, query
 
-pytestmark = pytest.mark.slow  # long: run first (tests/conftest.py)
+pytestmark = pytest.mark.slow(45)  # long: each worker starts with its share (tests/conftest.py)
 
 ASSETS = [billing_inputs, dunning_state, outbox_documents]
 

@@ -22,7 +22,7 @@ from dagster._core.definitions.reconstruct import ReconstructableRepository
 from pipeline.config.settings import PROJECT_ROOT
 from world import World, policy, query
 
-pytestmark = pytest.mark.slow  # long: run first (tests/conftest.py)
+pytestmark = pytest.mark.slow(60)  # long: each worker starts with its share (tests/conftest.py)
 
 
 def _world(tmp_path) -> World:

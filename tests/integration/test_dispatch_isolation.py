@@ -30,7 +30,7 @@ from pipeline.engine import run as run_mod
 from smtp_server import SmtpServer
 from world import World, policy, query
 
-pytestmark = pytest.mark.slow  # long: run first (tests/conftest.py)
+pytestmark = pytest.mark.slow(100)  # long: each worker starts with its share (tests/conftest.py)
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(7, 39))).decode()
 DAY = date(2026, 3, 22)

@@ -24,7 +24,7 @@ from pipeline.delivery.shards import dispatch_dir, shard_of
 from pipeline.engine import run as run_mod
 from world import World
 
-pytestmark = pytest.mark.slow  # long: run first (tests/conftest.py)
+pytestmark = pytest.mark.slow(30)  # long: each worker starts with its share (tests/conftest.py)
 
 DAY = date(2026, 3, 23)
 EMAIL = {"handle": "default", "default": True, "versions": [{

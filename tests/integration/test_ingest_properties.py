@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from pipeline.config.input_tables import FIRST_DATE, INPUT_TABLES_BY_NAME, LAST_DATE, MONEY_LIMIT
 from pipeline.warehouse.ingest import ingest, quarantine_messages
 
-pytestmark = pytest.mark.slow  # long: run first (tests/conftest.py)
+pytestmark = pytest.mark.slow(95)  # long: each worker starts with its share (tests/conftest.py)
 
 FIGURES: Counter = Counter()
 EXAMPLES = int(os.environ.get("INGEST_FAULT_EXAMPLES", "80"))  # per test; the default run stays well under 60 s

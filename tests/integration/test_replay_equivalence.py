@@ -23,7 +23,7 @@ from pipeline.engine.simulate import simulate
 from pipeline.warehouse.range_days import Computed
 from world import World, policy, query
 
-pytestmark = pytest.mark.slow  # long: run first (tests/conftest.py)
+pytestmark = pytest.mark.slow(120)  # long: each worker starts with its share (tests/conftest.py)
 
 START = date(2026, 3, 1)
 DAYS = 14

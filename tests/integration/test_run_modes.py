@@ -26,7 +26,7 @@ from pipeline.cli import app
 from pipeline.reporting.explain import explain_case, format_explanation
 from world import World, policy, query
 
-pytestmark = pytest.mark.slow  # long: run first (tests/conftest.py)
+pytestmark = pytest.mark.slow(50)  # long: each worker starts with its share (tests/conftest.py)
 
 runner = CliRunner()
 ASSETS = [billing_inputs, dunning_state, outbox_documents]
