@@ -22,7 +22,6 @@ from pipeline.delivery.render.pdf import (
     _chunks,
     _forkserver_context,
     _split_static,
-    render_many,
 )
 from pipeline.delivery.render.samples import TEMPLATE_ROOT, sample_context
 
