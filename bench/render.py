@@ -1,7 +1,7 @@
 """Benchmark: bulk letter rendering the fast way against the naive way.
 
 The fast way is what the pipeline does (``render_many``: a process pool
-whose workers fork from a forkserver that has WeasyPrint imported, one
+whose workers fork from the renderer's own forkserver, which has WeasyPrint imported, one
 FontConfiguration, one parsed letter.css, one compiled template cache and
 the letters' static layers (letterhead, marks, footer) laid out once per
 worker). The naive way is the obvious loop a first version would have: per
@@ -44,11 +44,11 @@ def _cpu_s() -> float:
 
 
 def _forkserver_cpu_s() -> float:
-    """CPU seconds of this process's multiprocessing forkserver so far (it imports WeasyPrint once
-    for all workers, so the fast way's CPU includes it), 0 if none runs or /proc is not there."""
-    from multiprocessing import forkserver
+    """CPU seconds of the renderer's forkserver so far (it imports WeasyPrint once for all workers,
+    so the fast way's CPU includes it), 0 if it does not run yet or /proc is not there."""
+    from pipeline.delivery.render.pdf import _RENDER_FORKSERVER
 
-    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
+    pid = _RENDER_FORKSERVER._forkserver_pid
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):

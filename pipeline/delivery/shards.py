@@ -49,6 +49,7 @@ from pipeline.delivery.documents import (RENDER_FAILED, describe_error, manifest
                                          render_inputs, render_items, status_after_render)
 from pipeline.delivery.journal import DispatchJournal, boot_id, read_journal
 from pipeline.delivery.outbox import Outbox
+from pipeline.delivery.render.pdf import render_process_context
 from pipeline.durable_files import fsync_path
 
 log = logging.getLogger(__name__)
@@ -313,11 +314,9 @@ def run_shards(snapshot: Snapshot, settings: Settings, *, processes: int | None 
     if processes <= 1:
         workers = settings.render_workers if len(shards) == 1 else 1
         return [run_shard(snapshot.folder, n, settings, render_workers=workers) for n in shards]
-    import multiprocessing
-
     dump = settings.model_dump(mode="json")
     results, error = [], None
-    with ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("forkserver")) as pool:
+    with ProcessPoolExecutor(max_workers=processes, mp_context=render_process_context()) as pool:
         futures = [pool.submit(_run_shard_job, (str(snapshot.folder), n, dump, 1)) for n in shards]
         for future in futures:
             try:

@@ -16,7 +16,7 @@
   language and account) are laid out once per process and drawn onto each
   letter's pages (see "Static layer" below); ``render_many`` fans chunks of
   contexts out to a process pool whose workers each build one renderer, fork
-  from a forkserver that has WeasyPrint imported already, and keep their
+  from the renderer's own forkserver, which has WeasyPrint imported already, and keep their
   long-lived objects out of the cyclic garbage collector's scans.
 
 Static layer. A letter template may mark blocks that do not depend on the
@@ -49,10 +49,13 @@ import multiprocessing
 import os
 import re
 import resource
+import threading
 from collections import OrderedDict, deque
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 from functools import lru_cache
+from multiprocessing import context as mp_context
+from multiprocessing import forkserver, popen_forkserver
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 from urllib.parse import unquote, urlsplit
@@ -372,9 +375,9 @@ def render_many(
     """Render many letters, yielding ``(action_key, pdf_bytes)`` in input order.
 
     ``workers <= 1`` renders in this process. Otherwise a pool of ``workers``
-    processes ("forkserver": safe in a threaded host such as Dagster, and
-    workers start without the parent's memory; the forkserver preloads
-    WeasyPrint, so a worker starts without importing it) each build one
+    processes (``render_process_context``: a forkserver of the renderer's own,
+    safe in a threaded host such as Dagster, with WeasyPrint preloaded and
+    nothing of the host's) each build one
     LetterRenderer; contexts travel in chunks to cut pickling round-trips
     (``chunk_size``, or by default chunks that shrink towards the end of the
     batch so the workers finish together), and at most ``_IN_FLIGHT`` chunks
@@ -401,7 +404,7 @@ def render_many(
     chunks = _chunks(ctxs, workers, chunk_size)
     with ProcessPoolExecutor(
         max_workers=workers,
-        mp_context=_forkserver_context(),
+        mp_context=render_process_context(),
         initializer=_init_worker,
         initargs=(str(Path(template_root).resolve()),),
     ) as pool:
@@ -442,17 +445,44 @@ def _chunks(ctxs: list, workers: int, chunk_size: int | None) -> Iterator[list]:
         start += size
 
 
-def _forkserver_context():
-    """The "forkserver" context, asking it to preload the renderer's modules if it is not running yet.
+class _RenderForkServerPopen(popen_forkserver.Popen):
+    """Starts a process from the renderer's own forkserver instead of the process-wide one."""
 
-    The preload list is global to multiprocessing (one forkserver per process): ours is added to
-    what is there, and has no effect once the forkserver runs (then workers import themselves).
-    """
-    from multiprocessing import forkserver
+    def _launch(self, process_obj):
+        # popen_forkserver asks the module-level function for the connection (Python 3.11, which the
+        # project pins); for the length of this launch it is the renderer's server's. Another thread
+        # launching meanwhile would get a process from this server: a process all the same.
+        with _LAUNCH_LOCK:
+            default = forkserver.connect_to_new_process
+            forkserver.connect_to_new_process = _RENDER_FORKSERVER.connect_to_new_process
+            try:
+                super()._launch(process_obj)
+            finally:
+                forkserver.connect_to_new_process = default
 
-    context = multiprocessing.get_context("forkserver")
-    current = list(getattr(forkserver._forkserver, "_preload_modules", None) or ["__main__"])
-    missing = [name for name in _PRELOAD if name not in current]
-    if missing:
-        context.set_forkserver_preload(current + missing)
-    return context
+
+class _RenderForkServerProcess(mp_context.ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj):
+        return _RenderForkServerPopen(process_obj)
+
+
+class _RenderForkServerContext(mp_context.ForkServerContext):
+    Process = _RenderForkServerProcess
+
+
+# Why a forkserver of our own: multiprocessing keeps one per process, and whoever starts it first
+# chooses what it preloads. Dagster's multiprocess executor starts it with Dagster preloaded, and
+# render workers forked from that one started with 157 MiB each instead of about 80. This one
+# preloads the renderer and nothing else (not even the host's __main__), whoever else runs in the
+# process; it starts on first use and ends with the process.
+_RENDER_FORKSERVER = forkserver.ForkServer()
+_RENDER_FORKSERVER.set_forkserver_preload(list(_PRELOAD))
+_LAUNCH_LOCK = threading.Lock()
+
+
+def render_process_context() -> multiprocessing.context.BaseContext:
+    """The multiprocessing context of render workers and of shard processes: "forkserver" (safe in a
+    threaded host such as Dagster; a process starts without its parent's memory), from the renderer's
+    own server, which has WeasyPrint imported already (a process starts without ~1 s of imports)."""
+    return _RenderForkServerContext()
