@@ -50,13 +50,13 @@ import os
 import re
 import shutil
 from datetime import date
-from functools import cache
 from pathlib import Path
 
 import duckdb
 
 from pipeline.config.settings import Settings
 from pipeline.durable_files import fsync_path
+from pipeline.release import release_fingerprint
 from pipeline.warehouse import analytics, catalog
 from pipeline.warehouse.state import create_history_macros
 
@@ -178,18 +178,6 @@ def _analyst_db_key(con, names: list[str]) -> str:
     return json.dumps([analytics.bucket_type_ddl(), [[name, shapes.get(name)] for name in names]])
 
 
-@cache
-def _code_fingerprint() -> str:
-    """What makes the analysts' file besides `_analyst_db_key`: the code and SQL of this release
-    (every module of `pipeline/`, every file of `sql/`) and the DuckDB that writes it."""
-    digest = hashlib.sha256(duckdb.__version__.encode())
-    project = Path(__file__).resolve().parents[2]
-    for path in sorted([*(project / "pipeline").rglob("*.py"), *(project / "sql").rglob("*")]):
-        if path.is_file():
-            digest.update(path.relative_to(project).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
-
-
 def _file_mark(path: Path, key: str) -> str:
     """The analysts' file as written for `key`: changed in any way since (an analyst who wrote to it),
     the mark differs."""
@@ -201,13 +189,13 @@ def _write_analyst_db(root: Path, names: list[str], key: str) -> None:
     """Build the analysts' DuckDB file next to the old one, then rename it over it.
 
     The file holds no data, only views, macros and comments: the same key (`_analyst_db_key`, with
-    `_code_fingerprint`) gives an equivalent file. So the file in place is kept when `ANALYST_MARK`
+    `release_fingerprint`) gives an equivalent file. So the file in place is kept when `ANALYST_MARK`
     says it was written for this key and has not changed since (a run after a run), and otherwise
     the bytes of the last file this process built for the key are written again. Building it took
     0.6-0.7 s of a publish of about 1 s on a small database (writing the bytes again: publish
     0.30-0.33 s).
     """
-    key = hashlib.sha256(f"{_code_fingerprint()}\0{key}".encode()).hexdigest()
+    key = hashlib.sha256(f"{release_fingerprint()}\0{key}".encode()).hexdigest()
     target, mark = root / ANALYST_DB, root / ANALYST_MARK
     try:
         if mark.read_text(encoding="utf-8") == _file_mark(target, key):

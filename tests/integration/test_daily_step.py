@@ -363,3 +363,42 @@ def test_a_database_with_keyed_contract_balances_is_copied_once_without_the_key(
     con.close()
     assert ("PRIMARY KEY",) not in constraints and constraints.count(("NOT NULL",)) == 10
     assert rows == [("2026-03-01", "CT1", Decimal("30.00"), 14), ("2026-03-02", "CT2", Decimal("10.00"), 0)]
+
+
+def test_the_state_schema_is_defined_again_only_for_another_release_or_a_missing_object(tmp_path, monkeypatch):
+    import duckdb
+
+    from pipeline.warehouse import state
+    from pipeline.warehouse.work_schemas import in_schema
+
+    con = duckdb.connect(str(tmp_path / "state.duckdb"))
+    state.ensure_state(con)
+    release = state.release_fingerprint()
+    recorded = con.execute("select main.state_schema_release()").fetchall()[0][0]
+    assert recorded["release"] == release
+    assert {"action_ledger", "case_register", "cases", "ledger_statuses", "aging_buckets"} <= set(recorded["objects"])
+
+    def cases_comment():
+        return con.execute("select comment from duckdb_views() where view_name = 'cases'").fetchall()[0][0]
+
+    con.execute("comment on view cases is 'kept'")
+    state.ensure_state(con)  # the same release, nothing missing: left as it is
+    assert cases_comment() == "kept"
+    con.execute("drop view aging")
+    state.ensure_state(con)  # an object it made is gone: everything defined again
+    assert con.execute("select count(*) from duckdb_views() where view_name = 'aging'").fetchall() == [(1,)]
+    assert cases_comment() is None  # `cases` was replaced (its comments come with the run)
+    con.execute("comment on view cases is 'kept'")
+    monkeypatch.setattr(state, "release_fingerprint", lambda: "f" * 64)
+    state.ensure_state(con)  # another release: everything defined again, and recorded for it
+    assert cases_comment() is None
+    assert con.execute("select main.state_schema_release().release").fetchall() == [("f" * 64,)]
+
+    con.execute("create schema work")
+    with in_schema(con, "work"):  # a new schema finds main's record through the search path: not its own
+        state.ensure_state(con)
+    made_in_work = con.execute("""select count(*) from duckdb_tables()
+                                  where schema_name = 'work' and table_name = 'action_ledger'""").fetchall()
+    assert made_in_work == [(1,)]
+    assert con.execute("select work.state_schema_release().release").fetchall() == [("f" * 64,)]
+    con.close()

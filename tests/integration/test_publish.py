@@ -180,7 +180,7 @@ def test_a_publish_keeps_the_analysts_file_it_would_write_again_and_replaces_one
         rewritten = analyst_db.stat().st_ino
         assert rewritten != first
 
-        monkeypatch.setattr(publish_mod, "_code_fingerprint", lambda: "another release")
+        monkeypatch.setattr(publish_mod, "release_fingerprint", lambda: "another release")
         _run(con, settings, DAYS[3], DAYS[3])
         assert analyst_db.stat().st_ino != rewritten
     with duckdb.connect(str(analyst_db), read_only=True) as analyst:
