@@ -245,22 +245,48 @@ def _sorted(nodes: dict[str, Model]) -> tuple[Model, ...]:
     return tuple(order)
 
 
-# One day's models in run order (python models included), and the SQL ones alone.
-_LOADED = load_daily_models()
-DAILY_PLAN: tuple[Model, ...] = tuple(m for m in _LOADED if m.daily)
-DAILY_ORDER: tuple[str, ...] = tuple(m.key for m in DAILY_PLAN)
-DAILY_MODELS: tuple[str, ...] = tuple(m.key for m in DAILY_PLAN if m.python is None)
-_BY_KEY = {m.key: m for m in _LOADED}
-_BY_NAME = {m.name: m for m in _LOADED}
+@dataclass(frozen=True)
+class _Plan:
+    loaded: tuple[Model, ...]  # every model, on-demand ones too, in run order
+    by_key: dict[str, Model]
+    by_name: dict[str, Model]
+
+
+@cache
+def _plan() -> _Plan:
+    """The models as `load_daily_models` orders them, made on first use: parsing every model takes
+    about a fifth of a second, which a process that runs none (`dunning dispatch`, a render worker,
+    `dunning --help`) would otherwise pay on import."""
+    loaded = load_daily_models()
+    return _Plan(loaded, {m.key: m for m in loaded}, {m.name: m for m in loaded})
+
+
+# One day's models in run order (python models included), and the SQL ones alone; module
+# attributes made on first use (`__getattr__`).
+_LAZY = {
+    "DAILY_PLAN": lambda plan: tuple(m for m in plan.loaded if m.daily),
+    "DAILY_ORDER": lambda plan: tuple(m.key for m in plan.loaded if m.daily),
+    "DAILY_MODELS": lambda plan: tuple(m.key for m in plan.loaded if m.daily and m.python is None),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = _LAZY[name](_plan())
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def with_inputs(key: str) -> tuple[str, ...]:
     """The daily model `key` and every daily model it reads, directly or not, in run order."""
+    plan = _plan()
+    daily = [m for m in plan.loaded if m.daily]
     wanted = {key}
-    for model in reversed(DAILY_PLAN):  # a model comes after everything it reads
+    for model in reversed(daily):  # a model comes after everything it reads
         if model.key in wanted:
-            wanted.update(_BY_NAME[name].key for name in model.inputs)
-    return tuple(k for k in DAILY_ORDER if k in wanted)
+            wanted.update(plan.by_name[name].key for name in model.inputs)
+    return tuple(m.key for m in daily if m.key in wanted)
 
 
 _PARAM = re.compile(r"\$([a-z_]+)")
@@ -318,9 +344,11 @@ def _with_python_inputs(models: Iterable[str]) -> list[str]:
     out: list[str] = []
     listed = set(models)
 
+    plan = _plan()
+
     def add(key: str) -> None:
-        model = _BY_KEY.get(key)
-        for dep in (_BY_NAME[name] for name in (model.inputs if model else ())):
+        model = plan.by_key.get(key)
+        for dep in (plan.by_name[name] for name in (model.inputs if model else ())):
             if dep.python is not None and dep.key not in listed:
                 listed.add(dep.key)
                 add(dep.key)
@@ -370,11 +398,11 @@ def empty_model(con, model: str, temp_tables: set[str] | None = None) -> float:
     return time.perf_counter() - started
 
 
-def run_daily_models(con, as_of: date, models: tuple[str, ...] = DAILY_ORDER, *,
+def run_daily_models(con, as_of: date, models: tuple[str, ...] | None = None, *,
                      live: bool = True) -> dict[str, float]:
     """Run one day's models in order; returns seconds per model (by table name).
 
-    `models` are keys of `DAILY_ORDER` (the SQL ones: paths under sql/ without .sql);
+    `models` are keys of `DAILY_ORDER` (the SQL ones: paths under sql/ without .sql; None: all of it);
     a python model that one of them reads runs just before it when not listed.
     `live=False` (a backfill, a simulation: `RunMode.sends`): the day plans no catch-up of an earlier backfill.
     """
@@ -383,8 +411,9 @@ def run_daily_models(con, as_of: date, models: tuple[str, ...] = DAILY_ORDER, *,
     seconds = {}
     idle = _idle(con)
     temp_tables = _temp_tables(con) if idle else set()
-    for key in _with_python_inputs(models):
-        model = _BY_KEY.get(key)
+    by_key = _plan().by_key
+    for key in _with_python_inputs(models if models is not None else __getattr__("DAILY_ORDER")):
+        model = by_key.get(key)
         if model is not None and model.python is not None:
             started = time.perf_counter()
             model.python.build(con, as_of)
@@ -399,8 +428,8 @@ def run_daily_models(con, as_of: date, models: tuple[str, ...] = DAILY_ORDER, *,
 _ACCEPTED_TESTS = ("not_null", "unique", "accepted_values")
 
 
-def check_model_tests(con, models: Iterable[str] = DAILY_ORDER) -> list[str]:
-    """Run the column tests of `models` (keys or table names) from their `_models.yml` against
+def check_model_tests(con, models: Iterable[str] | None = None) -> list[str]:
+    """Run the column tests of `models` (keys or table names; None: `DAILY_ORDER`) from their `_models.yml` against
     the tables they materialized in `con`; returns one line per failure (empty: all pass).
 
     Table and column names are checked against the docs and the table itself before
@@ -409,7 +438,7 @@ def check_model_tests(con, models: Iterable[str] = DAILY_ORDER) -> list[str]:
     from pipeline.warehouse.catalog import MODEL_DOCS
 
     failures = []
-    for model in models:
+    for model in models if models is not None else __getattr__("DAILY_ORDER"):
         name = table_name(model)
         doc = MODEL_DOCS.get(name)
         if doc is None or not MODEL_NAME.fullmatch(name):
