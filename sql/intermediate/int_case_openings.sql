@@ -10,6 +10,14 @@ with open_case_contracts as (
     where case_id not in (select case_id from int_case_closures)
 ),
 
+-- a target whose own case is still open opens none: left out before it is routed (most targets
+-- on a day have a case open)
+targets_without_case as (
+    select t.*
+    from int_dunning_targets t
+    anti join open_case_contracts o on o.scope = t.scope and o.target_id = t.target_id
+),
+
 routed_targets as (
     select t.*, r.policy_id, r.policy_version, r.grace_days, r.routed_by, r.experiment, r.arm,
            coalesce(th.threshold, 0) as threshold,
@@ -22,7 +30,7 @@ routed_targets as (
            and level_anchor_date(f.anchor, t.followed_invoice_date, t.followed_due_date,
                                  t.followed_scheduled_payment_on, null) + f.offset_days <= $as_of
                as courtesy_due
-    from int_dunning_targets t
+    from targets_without_case t
     join int_routed_contracts r
       on r.contract_id = t.contract_id and r.invoice_id = t.followed_invoice_id and r.scope = t.scope
     left join policy_thresholds th on th.policy_version = r.policy_version and th.currency = t.currency
@@ -61,8 +69,6 @@ final as (
            c.policy_id, c.policy_version, cast($as_of as date) as opened_on, c.routed_by, c.experiment, c.arm
     from candidates c
     where not exists (select 1 from open_case_contracts o
-                      where o.scope = c.scope and o.target_id = c.target_id)
-      and not exists (select 1 from open_case_contracts o
                       where o.contract_id = c.contract_id and o.scope <> c.scope)
 )
 

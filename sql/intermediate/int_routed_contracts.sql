@@ -88,9 +88,10 @@ by_default as (
     select t.contract_id, t.invoice_id, v.policy_id, v.policy_version, v.scope, v.grace_days,
            'default' as routed_by
     from items t
-    join stg_contracts c using (contract_id)
     join versions_in_force v on v.is_default
-    where c.policy is null
+    -- every item's contract is loaded (ingestion quarantines an invoice of an unknown contract): the few
+    -- contracts naming a policy are left out, not the many naming none looked up
+    where t.contract_id not in (select contract_id from stg_contracts where policy is not null)
       and t.contract_id not in (select contract_id from pending_moves)
       and not exists (select 1 from by_rule b where b.contract_id = t.contract_id and b.invoice_id = t.invoice_id)
 ),
