@@ -264,28 +264,28 @@ def _plan() -> _Plan:
 # One day's models in run order (python models included), and the SQL ones alone; module
 # attributes made on first use (`__getattr__`).
 _LAZY = {
-    "DAILY_PLAN": lambda plan: tuple(m for m in plan.loaded if m.daily),
-    "DAILY_ORDER": lambda plan: tuple(m.key for m in plan.loaded if m.daily),
-    "DAILY_MODELS": lambda plan: tuple(m.key for m in plan.loaded if m.daily and m.python is None),
+    "DAILY_PLAN": lambda: tuple(m for m in _plan().loaded if m.daily),
+    "DAILY_ORDER": lambda: tuple(m.key for m in __getattr__("DAILY_PLAN")),
+    "DAILY_MODELS": lambda: tuple(m.key for m in __getattr__("DAILY_PLAN") if m.python is None),
 }
 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        value = _LAZY[name](_plan())
-        globals()[name] = value
+        value = globals().get(name)
+        if value is None:
+            value = globals()[name] = _LAZY[name]()
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def with_inputs(key: str) -> tuple[str, ...]:
     """The daily model `key` and every daily model it reads, directly or not, in run order."""
-    plan = _plan()
-    daily = [m for m in plan.loaded if m.daily]
+    by_name, daily = _plan().by_name, __getattr__("DAILY_PLAN")
     wanted = {key}
     for model in reversed(daily):  # a model comes after everything it reads
         if model.key in wanted:
-            wanted.update(plan.by_name[name].key for name in model.inputs)
+            wanted.update(by_name[name].key for name in model.inputs)
     return tuple(m.key for m in daily if m.key in wanted)
 
 
