@@ -17,17 +17,27 @@ with running_periods as (
     qualify row_number() over (partition by contract_id order by period_end desc, invoice_date desc, invoice_id desc) = 1
 ),
 
+-- the billed-until date of the contracts an end_contract ends today
+ending_contracts as (
+    select contract_id, billed_until
+    from stg_contracts
+    where contract_id in (select d.contract_id
+                          from levels_due d
+                          join policy_level_actions a using (policy_version, level_no)
+                          where d.executed and a.action = 'end_contract')
+),
+
 -- each executed level runs its actions in policy order
 executed_actions as (
     select d.case_id, d.contract_id, d.customer_id, d.followed_invoice_id, d.demanded_principal,
            d.level_no, d.catch_up, a.action_no, a.action, a.channel, a.template, a.params_json
     from levels_due d
     join policy_level_actions a on a.policy_version = d.policy_version and a.level_no = d.level_no
+    -- a catch-up sends again only the documents nobody received
+    left join (select distinct case_id, level_no, action from int_catch_up_actions) u
+      on u.case_id = d.case_id and u.level_no = d.level_no and u.action = a.action
     where d.executed
-      -- a catch-up sends again only the documents nobody received
-      and (not d.catch_up or exists (
-          select 1 from int_catch_up_actions u
-          where u.case_id = d.case_id and u.level_no = d.level_no and u.action = a.action))
+      and (not d.catch_up or u.case_id is not null)
 ),
 
 final as (
@@ -59,7 +69,7 @@ final as (
            end as details
     from executed_actions e
     left join running_periods p on p.contract_id = e.contract_id
-    left join stg_contracts k on k.contract_id = e.contract_id
+    left join ending_contracts k on k.contract_id = e.contract_id
 )
 
 select * from final

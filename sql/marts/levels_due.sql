@@ -9,19 +9,19 @@
 -- received may be sent again today (catch_up; int_catch_up_actions).
 -- The rules are macros (sql/schema/025_level_rules_macro.sql) that marts/case_outlook, which
 -- says what comes next, applies too.
-with chosen_levels as (
-    select *,
-           max(case when level_in_reach(reachable, scheduled_on, $as_of) then level_no end)
-               over (partition by case_id) as chosen_level_no
+with chosen_per_case as (
+    select case_id,
+           max(level_no) filter (where level_in_reach(reachable, scheduled_on, $as_of)) as chosen_level_no,
+           arg_max_null(courtesy, level_no) filter (where level_in_reach(reachable, scheduled_on, $as_of)) as chosen_courtesy,
+           arg_max_null(payment_term_days, level_no) filter (where level_in_reach(reachable, scheduled_on, $as_of)) as chosen_payment_term_days
     from int_pending_levels
+    group by case_id
 ),
 
 gated_levels as (
-    select * exclude (courtesy),
-           bool_or(level_no = chosen_level_no and courtesy) over (partition by case_id) as courtesy,
-           max(case when level_no = chosen_level_no then payment_term_days end)
-               over (partition by case_id) as chosen_payment_term_days
-    from chosen_levels
+    select p.* exclude (courtesy), c.chosen_level_no, c.chosen_courtesy as courtesy, c.chosen_payment_term_days
+    from int_pending_levels p
+    join chosen_per_case c using (case_id)
 ),
 
 -- what holds any level today: suspensions, a customer without dunning, a manual reminder not
