@@ -41,7 +41,8 @@ manual_today as (
 ),
 
 after_day as (
-    select a.case_id, a.scope, a.target_id, a.contract_id, a.customer_id, a.currency, a.followed_invoice_id,
+    select a.case_id, a.scope, a.target_id, a.contract_id, a.customer_id, a.currency, a.policy_version,
+           a.followed_invoice_id,
            a.followed_invoice_date, a.followed_due_date, a.followed_scheduled_payment_on, a.last_level_due_date,
            a.open_amount, a.overdue_amount, a.threshold, a.grace_days, a.days_overdue, a.dunning_disabled,
            t.contract_id as followed_contract_id, t.followed_paused,
@@ -62,7 +63,8 @@ after_day as (
     left join manual_today m using (case_id)
 ),
 
--- the pending levels after the day's, a previous_level anchor moved to the level done today
+-- the pending levels after the day's, a previous_level anchor moved to the level done today;
+-- their order and reach after it: int_pending_level_ranks
 pending as (
     select p.case_id, p.level_no, p.level_name, p.anchor, p.payment_term_days, c.done_level_no = 0 as first_level,
            c.followed_due_date,
@@ -72,20 +74,17 @@ pending as (
                   - level_anchor_date(p.anchor, c.followed_invoice_date, c.followed_due_date,
                                       c.followed_scheduled_payment_on, c.last_level_due_date) as integer)
                as scheduled_on,
-           row_number() over (partition by p.case_id order by p.level_no) as pending_rank
+           r.pending_rank, r.reachable
     from int_pending_levels p
     join after_day c using (case_id)
+    join int_pending_level_ranks r
+      on r.policy_version = c.policy_version and r.last_level_no = c.done_level_no and r.level_no = p.level_no
     where p.level_no > c.done_level_no
 ),
 
--- as in int_pending_levels: the next level is in reach, a later one through absolute levels only
 reachable_levels as (
     select *,
-           is_courtesy_level(anchor, first_level, scheduled_on, followed_due_date) as courtesy,
-           bool_and(anchor <> 'previous_level' or pending_rank = 1) over (
-               partition by case_id order by pending_rank
-               rows between unbounded preceding and current row
-           ) as reachable
+           is_courtesy_level(anchor, first_level, scheduled_on, followed_due_date) as courtesy
     from pending
 ),
 
