@@ -9,6 +9,8 @@
 -- received may be sent again today (catch_up; int_catch_up_actions).
 -- The rules are macros (sql/schema/025_level_rules_macro.sql) that marts/case_outlook, which
 -- says what comes next, applies too.
+-- the level each case runs: the highest in reach today; the case's courtesy and payment term are
+-- that level's (none when no level is in reach)
 with chosen_per_case as (
     select case_id,
            max(level_no) filter (where level_in_reach(reachable, scheduled_on, $as_of)) as chosen_level_no,

@@ -5,7 +5,7 @@
 -- Scalar macros: they bind to no table, so they exist before any model runs.
 
 -- A pending level may run on `on_day`: reachable (int_pending_levels) and its day has come.
--- Of those, a case runs the highest (levels_due: `max(case when level_in_reach(..) then level_no end)`).
+-- Of those, a case runs the highest (levels_due: `max(level_no) filter (where level_in_reach(..))`).
 create or replace macro level_in_reach(reachable, scheduled_on, on_day) as
     reachable and scheduled_on <= on_day;
 
