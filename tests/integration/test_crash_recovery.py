@@ -1,9 +1,10 @@
 """Exactly once under SIGKILL: `dunning dispatch` is killed at every crash point of a day's
 dispatch while it sends to a real SMTP server and a real HTTP receiver; the next run recovers.
 
-A clean run first lists its crash points (pipeline.delivery.faults). Then, for each point k, a fresh
-copy of the planned day is dispatched by a subprocess that kills itself at point k, and
-dispatched again in this process. Afterwards every action was delivered exactly once, except
+A clean run (`python -m pipeline.cli dispatch`, as a user starts it) first lists its crash points
+(pipeline.delivery.faults). Then, for each point k, a fresh copy of the planned day is dispatched by a
+process of its own that kills itself at point k (forked from a warm server: tests/warm_processes.py),
+and dispatched again in this process. Afterwards every action was delivered exactly once, except
 an email whose hand-over was under way when the process died: the SMTP server may or may not
 have it, so it must be in `dispatch_review` and must not have been resent.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import warm_processes
 from http_receiver import WebhookReceiver
 from pipeline.engine import run as run_mod
 from pipeline.delivery.channels.print_batch import keys_in_batches
@@ -28,7 +30,7 @@ from pipeline.config.settings import PROJECT_ROOT, Settings
 from smtp_server import SmtpServer
 from world import ORG, World
 
-pytestmark = pytest.mark.slow(250)  # long: each worker starts with its share (tests/conftest.py)
+pytestmark = pytest.mark.slow(150)  # long: each worker starts with its share (tests/conftest.py)
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 DAY = date(2026, 3, 22)
@@ -79,11 +81,19 @@ def _config(w: World, folder: Path, smtp: SmtpServer, rx: WebhookReceiver) -> Pa
 
 
 def _dispatch_subprocess(config: Path, **env: str) -> subprocess.CompletedProcess:
+    """`dunning dispatch` as a user starts it: a fresh interpreter."""
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "dispatch", "--as-of", DAY.isoformat(), "--config", str(config)],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
         env={**os.environ, "TEST_SIGNING_SECRET": SECRET, **env},
     )
+
+
+def _dispatch_process(config: Path, **env: str) -> subprocess.CompletedProcess:
+    """`dunning dispatch` in a process of its own, forked warm (tests/warm_processes.py says why)."""
+    return warm_processes.run(warm_processes.cli, "dispatch", "--as-of", DAY.isoformat(), "--config", str(config),
+                              cwd=PROJECT_ROOT, env={**os.environ, "TEST_SIGNING_SECRET": SECRET, **env},
+                              output=config.parent / "dispatch.out")
 
 
 def _outcome(config: Path, smtp: SmtpServer, rx: WebhookReceiver) -> dict:
@@ -130,7 +140,7 @@ def test_killed_at_any_point_the_next_run_delivers_exactly_once(planned, tmp_pat
     with SmtpServer() as smtp, WebhookReceiver(SECRET) as rx:
         config = _config(planned, tmp_path / "run", smtp, rx)
         trace = tmp_path / "points.log"
-        killed = _dispatch_subprocess(config, DUNNING_KILL_AT=str(kill_at), DUNNING_CHECKPOINT_LOG=str(trace))
+        killed = _dispatch_process(config, DUNNING_KILL_AT=str(kill_at), DUNNING_CHECKPOINT_LOG=str(trace))
         assert killed.returncode == -9, killed.stderr
         _, point, *detail = trace.read_text().splitlines()[-1].split()
         # the next run, in this process: recovers, then delivers what is left
@@ -160,12 +170,11 @@ VICTIM = 3
 VICTIM_POINTS = 15  # render.document 3, shard.rendered 1, send.reserved 2, journal.begin 4, send.outcome 4, shard.done 1
 
 
-def _shard_subprocess(config: Path, folder: Path, shard: int, **env: str) -> subprocess.CompletedProcess:
-    code = ("import sys; from pipeline.config.settings import Settings; from pipeline.delivery.shards import run_shard; "
-            "run_shard(sys.argv[1], int(sys.argv[2]), Settings.load(sys.argv[3]))")
-    return subprocess.run([sys.executable, "-c", code, str(folder), str(shard), str(config)], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "TEST_SIGNING_SECRET": SECRET, **env})
+def _shard_process(config: Path, folder: Path, shard: int, **env: str) -> subprocess.CompletedProcess:
+    """One shard in a process of its own, forked warm, as a worker of the fan-out runs it."""
+    return warm_processes.run(warm_processes.shard, str(folder), shard, str(config), cwd=PROJECT_ROOT,
+                              env={**os.environ, "TEST_SIGNING_SECRET": SECRET, **env},
+                              output=config.parent / f"shard-{shard}.out")
 
 
 @pytest.mark.parametrize("kill_at", [None, *range(1, VICTIM_POINTS + 1)])
@@ -186,7 +195,7 @@ def test_a_shard_killed_mid_send_and_run_again_delivers_exactly_once(planned, tm
             env = {"DUNNING_CHECKPOINT_LOG": str(trace)} if shard == VICTIM else {}
             if shard == VICTIM and kill_at:
                 env["DUNNING_KILL_AT"] = str(kill_at)
-            done = _shard_subprocess(config, snapshot.folder, shard, **env)
+            done = _shard_process(config, snapshot.folder, shard, **env)
             assert done.returncode == (-9 if shard == VICTIM and kill_at else 0), done.stderr
         points = trace.read_text().splitlines()
         _, point, *detail = points[-1].split()
@@ -197,7 +206,7 @@ def test_a_shard_killed_mid_send_and_run_again_delivers_exactly_once(planned, tm
                 "send.outcome": 4, "shard.done": 1})
         else:
             assert len(points) == kill_at
-            again = _shard_subprocess(config, snapshot.folder, VICTIM)
+            again = _shard_process(config, snapshot.folder, VICTIM)
             assert again.returncode == 0, again.stderr
         with run_mod.connect(settings.database) as con:
             collect(con, snapshot, settings)
