@@ -3,12 +3,11 @@
 The exactly-once tests kill a dispatch at each of its crash points (`tests/integration/test_crash_recovery.py`):
 some eighty processes per run of the suite. Started as `python -m pipeline.cli`, each spent about a
 second of CPU importing the CLI, DuckDB and WeasyPrint before reaching its first crash point, about
-half of what it did in all. Here each is forked instead from a `multiprocessing` forkserver (one per
-test worker) that has imported those modules once. The child is still its own process, with its own
+half of what it did in all. Here each is forked instead from a forkserver of these tests' own (one
+per test worker) that has imported those modules once. The child is still its own process, with its own
 DuckDB connection and its own crash-point counter, and it still dies of its own SIGKILL without cleanup.
 What it no longer exercises is the interpreter's start-up, which has no crash point: the clean run of
-that module still starts `python -m pipeline.cli` as a user would. The server also lays out one line
-of text before it forks (`warm_fonts`), so no child loads the system's fonts again. Measured on this
+that module still starts `python -m pipeline.cli` as a user would. Measured on this
 2-core machine, the module alone (48 tests, about 80 killed processes): 168 s of CPU started cold,
 104 s forked from imported modules, 93 s with the fonts loaded too.
 
@@ -18,26 +17,35 @@ The forkserver itself runs no thread and opens nothing, so forking it is safe; t
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import subprocess
 import sys
 from collections.abc import Callable
+from multiprocessing import forkserver
+from multiprocessing.context import ForkServerContext
 from pathlib import Path
 
-# Imported by the forkserver before it forks any child: what a dispatch or a shard imports.
+from pipeline.delivery.render.pdf import _RenderForkServerProcess
+
+# What the server imports before it forks: what a dispatch or a shard imports, and `warm_fonts`, which lays
+# out one line of text so that no child loads the system's fonts again.
 PRELOAD = ["pipeline.cli", "pipeline.delivery.shards", "pipeline.delivery.dispatch", "pipeline.delivery.documents",
-           "pipeline.delivery.render.pdf", "pipeline.delivery.sending", "weasyprint", "httpx", "jinja2"]
+           "pipeline.delivery.render.pdf", "pipeline.delivery.sending", "weasyprint", "httpx", "jinja2",
+           "warm_processes", "warm_fonts"]
 
-_context = None
+# A forkserver of these tests' own, as the renderer has one (pipeline.delivery.render.pdf): not
+# multiprocessing's process-wide one, which Dagster's multiprocess executor starts with its own
+# preloads in tests that may run in this same worker process.
+_SERVER = forkserver.ForkServer()
+_SERVER.set_forkserver_preload(PRELOAD)
 
 
-def _forkserver():
-    global _context
-    if _context is None:
-        _context = multiprocessing.get_context("forkserver")
-        _context.set_forkserver_preload([*PRELOAD, "warm_fonts"])
-    return _context
+class _WarmProcess(_RenderForkServerProcess):
+    forkserver = _SERVER
+
+
+class _WarmContext(ForkServerContext):
+    Process = _WarmProcess
 
 
 def _child(target: Callable[..., object], args: tuple, env: dict[str, str], cwd: str, output: str) -> None:
@@ -57,7 +65,7 @@ def run(target: Callable[..., object], *args: object, cwd: Path, env: dict[str, 
 
     `target` must be importable by name (a module-level function). Its output is in `output` and in
     the result's `stderr` (stdout and stderr together)."""
-    proc = _forkserver().Process(target=_child, args=(target, args, env, str(cwd), str(output)))
+    proc = _WarmContext().Process(target=_child, args=(target, args, env, str(cwd), str(output)))
     proc.start()
     proc.join(timeout)
     if proc.exitcode is None:

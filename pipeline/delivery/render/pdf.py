@@ -445,32 +445,6 @@ def _chunks(ctxs: list, workers: int, chunk_size: int | None) -> Iterator[list]:
         start += size
 
 
-class _RenderForkServerPopen(popen_forkserver.Popen):
-    """Starts a process from the renderer's own forkserver instead of the process-wide one."""
-
-    def _launch(self, process_obj):
-        # popen_forkserver asks the module-level function for the connection (Python 3.11, which the
-        # project pins); for the length of this launch it is the renderer's server's. Another thread
-        # launching meanwhile would get a process from this server: a process all the same.
-        with _LAUNCH_LOCK:
-            default = forkserver.connect_to_new_process
-            forkserver.connect_to_new_process = _RENDER_FORKSERVER.connect_to_new_process
-            try:
-                super()._launch(process_obj)
-            finally:
-                forkserver.connect_to_new_process = default
-
-
-class _RenderForkServerProcess(mp_context.ForkServerProcess):
-    @staticmethod
-    def _Popen(process_obj):
-        return _RenderForkServerPopen(process_obj)
-
-
-class _RenderForkServerContext(mp_context.ForkServerContext):
-    Process = _RenderForkServerProcess
-
-
 # Why a forkserver of our own: multiprocessing keeps one per process, and whoever starts it first
 # chooses what it preloads. Dagster's multiprocess executor starts it with Dagster preloaded, and
 # render workers forked from that one started with 157 MiB each instead of about 80. This one
@@ -479,6 +453,35 @@ class _RenderForkServerContext(mp_context.ForkServerContext):
 _RENDER_FORKSERVER = forkserver.ForkServer()
 _RENDER_FORKSERVER.set_forkserver_preload(list(_PRELOAD))
 _LAUNCH_LOCK = threading.Lock()
+
+
+class _OwnForkServerPopen(popen_forkserver.Popen):
+    """Starts a process from its class's own forkserver (`forkserver`) instead of the process-wide one."""
+
+    def _launch(self, process_obj):
+        # popen_forkserver asks the module-level function for the connection (Python 3.11, which the
+        # project pins); for the length of this launch it is the process class's server's. Another
+        # thread launching meanwhile would get a process from this server: a process all the same.
+        with _LAUNCH_LOCK:
+            default = forkserver.connect_to_new_process
+            forkserver.connect_to_new_process = type(process_obj).forkserver.connect_to_new_process
+            try:
+                super()._launch(process_obj)
+            finally:
+                forkserver.connect_to_new_process = default
+
+
+class _RenderForkServerProcess(mp_context.ForkServerProcess):
+    # a class attribute: not pickled with the process (the child unpickles it by its class's name)
+    forkserver = _RENDER_FORKSERVER
+
+    @staticmethod
+    def _Popen(process_obj):
+        return _OwnForkServerPopen(process_obj)
+
+
+class _RenderForkServerContext(mp_context.ForkServerContext):
+    Process = _RenderForkServerProcess
 
 
 def render_process_context() -> multiprocessing.context.BaseContext:
