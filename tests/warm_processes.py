@@ -9,7 +9,7 @@ DuckDB connection and its own crash-point counter, and it still dies of its own 
 What it no longer exercises is the interpreter's start-up, which has no crash point: the clean run of
 that module still starts `python -m pipeline.cli` as a user would. Measured on this
 2-core machine, the module alone (48 tests, about 80 killed processes): 168 s of CPU started cold,
-104 s forked from imported modules, 93 s with the fonts loaded too.
+131 s forked from the renderer's server (WeasyPrint only), 97 s from this one.
 
 The forkserver itself runs no thread and opens nothing, so forking it is safe; the test process
 (which runs SMTP and HTTP servers in threads) is never forked.
