@@ -44,8 +44,10 @@ step run over only the customers whose results can differ from the day before:
 
 `tests/integration/test_replay_equivalence.py` checks on generated worlds that
 days one by one (always whole), a backfill and a simulation (both through this
-module) agree; `tests/integration/test_incremental_ranges.py` that a day
-recomputes exactly the customers that were touched.
+module) agree; `tests/integration/test_replay_policy_features.py` that a range
+equals its days computed whole under every feature of the policy language;
+`tests/integration/test_incremental_ranges.py` that a day recomputes exactly the
+customers that were touched.
 """
 
 from __future__ import annotations
