@@ -6,9 +6,10 @@ tests/integration/test_replay_equivalence.py draws the inputs widely (bookings, 
 suspensions, shared customers) under two small policies. Here the policies are the repository's
 own (policies/default.yaml and every example file: routing criteria on extra columns, courtesy
 levels, end_contract both ways, keep_active, set_field, attempt_payment, failed collections with
-their steps, counting per mandate and move_to_profile) and three more written for the features
+their steps, counting per mandate and move_to_profile) and four more written for the features
 those leave out (interest, a manual channel, grace and thresholds; a champion/challenger
-experiment with move_to_policy; a version taking effect inside the range). The inputs carry what
+experiment with move_to_policy; a version taking effect inside the range; short waits between
+levels and collection steps, so that a range's days see them). The inputs carry what
 those features read: payment methods, price plans, industries, scheduled payment dates, billed
 periods, paused invoices, customers without fees or dunning, failed payments with hard, soft,
 technical and unknown reason codes on one or two mandates.
@@ -93,7 +94,30 @@ def _version_inside_the_range(scope: str, version_day: date) -> dict:
     ]}]}
 
 
-WRITTEN_POLICIES = [_interest_manual_grace, _experiment_and_move, _version_inside_the_range]
+def _short_waits(scope: str, version_day: date) -> dict:
+    """Everything waits a few days, so that the range's days see it: a grace period after which a
+    case's next levels come two days apart, and collection steps with short grace periods and SMS
+    delays for every failure type."""
+    return {"policies": [{"handle": "default", "default": True, "versions": [{
+        "effective_from": "2020-01-01", "scope": scope, "grace_days": 4,
+        "levels": [
+            {"name": "First", "timing": {"after": "due_date", "days": 1}, "payment_term_days": 2},
+            {"name": "Second", "timing": {"after": "previous_level", "days": 2}, "fee": {"EUR": "1.50"}},
+            {"name": "Third", "timing": {"after": "previous_level", "days": 2}},
+        ],
+        "collections": {"payment_link": "https://pay.example.com/c/{case_key}?amount={amount}", "steps": {
+            "soft": [{"type": "retry", "name": "Retry in 2 days", "when": "after_days", "days": 2},
+                     {"type": "payment_alternative", "name": "Link", "channels": "email_and_sms",
+                      "method": "payment_link", "template": "failed_payment_link", "grace_days": 3,
+                      "sms_delay_days": 1}],
+            "hard": [{"type": "notify", "name": "Tell", "customer": True, "merchant": True},
+                     {"type": "official_letter", "name": "Letter", "grace_days": 3, "sms": True, "sms_delay_days": 2}],
+            "technical": [{"type": "notify", "name": "Merchant", "customer": False, "merchant": True},
+                          {"type": "registered_mail", "name": "Registered", "grace_days": 2}],
+        }}}]}]}
+
+
+WRITTEN_POLICIES = [_interest_manual_grace, _experiment_and_move, _version_inside_the_range, _short_waits]
 
 invoice = st.tuples(st.integers(15, 400).map(lambda c: f"{c}.{c % 100:02d}"),  # amount: most reach a threshold
                     st.integers(-10, 8),                                         # due day offset
