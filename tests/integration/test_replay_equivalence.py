@@ -21,6 +21,7 @@ from pipeline.engine import run as run_mod
 from pipeline.engine.backfill import backfill
 from pipeline.engine.simulate import simulate
 from pipeline.warehouse.range_days import Computed
+from range_worlds import add_invoice, add_payment, add_suspension, suspensions
 from world import World, policy, query
 
 pytestmark = pytest.mark.slow(120)  # long: each worker starts with its share (tests/conftest.py)
@@ -48,18 +49,14 @@ payment = st.tuples(st.integers(1, 300).map(lambda c: f"{c}.00"),               
                     st.sampled_from(["settled", "settled", "settled", "reversed", "failed"]),
                     st.integers(0, 12))                                          # reversed after (days)
 contract = st.tuples(st.lists(invoice, min_size=1, max_size=3), st.lists(payment, max_size=3))
-suspension = st.tuples(st.sampled_from(["global", "customer", "contract", "invoice"]),
-                       st.integers(0, 2),                                        # which customer, contract, invoice
-                       st.integers(-3, DAYS),                                    # from (offset)
-                       st.none() | st.integers(1, 8))                            # lasts (days); None: open-ended
 world = st.tuples(st.lists(contract, min_size=1, max_size=3), st.sampled_from(range(len(POLICIES))),
                   st.sampled_from(["contract", "invoice", "customer"]),
-                  st.lists(suspension, max_size=2),
+                  st.lists(suspensions(DAYS), max_size=2),
                   st.booleans())                                                 # two contracts share a customer
 
 
 def _build(root: Path, spec) -> World:
-    contracts, which, scope, suspensions, shared = spec
+    contracts, which, scope, suspension_rows, shared = spec
     w = World(root, policy(POLICIES[which], scope=scope, thresholds={"EUR": "1.00"}))
     owner = [f"CU{c // 2 if shared else c}" for c in range(len(contracts))]
     for customer in dict.fromkeys(owner):
@@ -67,26 +64,11 @@ def _build(root: Path, spec) -> World:
     for c, (invoices, payments) in enumerate(contracts):
         w.contract(f"CT{c}", owner[c])
         for i, (amount, due, voided, running) in enumerate(invoices):
-            due_on = START + timedelta(days=due)
-            issued = due_on - timedelta(days=14)
-            period_end = START + timedelta(days=3) if running else issued + timedelta(days=5)
-            w.invoice(f"I{c}-{i}", amount, issued.isoformat(), due_on.isoformat(), f"CT{c}", owner[c],
-                      voided_on=(START + timedelta(days=voided)).isoformat() if voided is not None else "",
-                      period_start=issued.isoformat(), period_end=period_end.isoformat())
-        for p, (amount, day, bound, exact, status, reversed_after) in enumerate(payments):
-            booked = START + timedelta(days=day)
-            invoice_id = f"I{c}-{bound}" if bound is not None and bound < len(invoices) else ""
-            if invoice_id and exact:
-                amount = invoices[bound][0]
-            reversed_on = (booked + timedelta(days=reversed_after)).isoformat() if status == "reversed" else ""
-            w.payment(f"P{c}-{p}", amount, booked.isoformat(), f"CT{c}", invoice_id=invoice_id, status=status,
-                      reversed_on=reversed_on)
-    for scope, n, starts, lasts in suspensions:
-        target = {"global": "", "customer": owner[n % len(owner)], "contract": f"CT{n % len(contracts)}",
-                  "invoice": f"I{n % len(contracts)}-0"}[scope]
-        begins = START + timedelta(days=starts)
-        w.suspension(scope, target, begins.isoformat(),
-                     (begins + timedelta(days=lasts)).isoformat() if lasts is not None else "")
+            add_invoice(w, START, c, i, owner[c], amount, due, voided, running)
+        for p, payment_spec in enumerate(payments):
+            add_payment(w, START, c, p, [amount for amount, *_ in invoices], *payment_spec)
+    for row in suspension_rows:
+        add_suspension(w, START, owner, len(contracts), *row)
     return w
 
 

@@ -32,6 +32,7 @@ from pipeline.engine import run as run_mod
 from pipeline.engine.backfill import backfill
 from pipeline.engine.simulate import simulate
 from pipeline.warehouse.range_days import Computed
+from range_worlds import add_invoice, add_payment, add_suspension, suspensions
 from world import PROJECT_ROOT, World, query
 
 pytestmark = pytest.mark.slow(45)  # long: each worker starts with its share (tests/conftest.py)
@@ -142,10 +143,6 @@ contract = st.tuples(st.lists(invoice, min_size=1, max_size=3), st.lists(payment
 customer = st.tuples(st.sampled_from(["Digital Marketing", "Retail"]),           # industry (extra column)
                      st.integers(0, 5).map(lambda n: n != 0),                    # apply fees (mostly)
                      st.integers(0, 9).map(lambda n: n == 0))                    # dunning disabled (rare)
-suspension = st.tuples(st.sampled_from(["global", "customer", "contract", "invoice"]),
-                       st.integers(0, 2),                                        # which customer, contract, invoice
-                       st.integers(-3, DAYS),                                    # from (offset)
-                       st.none() | st.integers(1, 8))                            # lasts (days); None: open-ended
 world = st.fixed_dictionaries({
     "policy": st.sampled_from([*REPOSITORY_POLICIES, *WRITTEN_POLICIES]),
     "scope": st.sampled_from(["contract", "invoice", "customer"]),              # of the written policies
@@ -153,7 +150,7 @@ world = st.fixed_dictionaries({
     "contracts": st.lists(contract, min_size=1, max_size=3),
     "customers": st.lists(customer, min_size=2, max_size=2),
     "shared": st.booleans(),                                                     # two contracts share a customer
-    "suspensions": st.lists(suspension, max_size=2),
+    "suspensions": st.lists(suspensions(DAYS), max_size=2),
     "mode": st.sampled_from([run_mod.RunMode.BACKFILL, run_mod.RunMode.SIMULATE]),
 })
 
@@ -179,30 +176,16 @@ def _build(root: Path, spec) -> World:
                    billed_until=(START + timedelta(days=billed)).isoformat() if billed is not None else "")
         for i, (amount, due, voided, running, scheduled, paused) in enumerate(invoices):
             due_on = START + timedelta(days=due)
-            issued = due_on - timedelta(days=14)
-            period_end = START + timedelta(days=3) if running else issued + timedelta(days=5)
-            w.invoice(f"I{c}-{i}", amount, issued.isoformat(), due_on.isoformat(), f"CT{c}", owner[c],
-                      voided_on=(START + timedelta(days=voided)).isoformat() if voided is not None else "",
-                      period_start=issued.isoformat(), period_end=period_end.isoformat(),
-                      scheduled_payment_on=(due_on + timedelta(days=scheduled)).isoformat()
-                      if scheduled is not None else "",
-                      dunning_paused=str(paused).lower())
+            add_invoice(w, START, c, i, owner[c], amount, due, voided, running, dunning_paused=str(paused).lower(),
+                        scheduled_payment_on=(due_on + timedelta(days=scheduled)).isoformat()
+                        if scheduled is not None else "")
         for p, (amount, day, bound, exact, status, reversed_after, reason, mandate) in enumerate(payments):
-            booked = START + timedelta(days=day)
-            invoice_id = f"I{c}-{bound}" if bound is not None and bound < len(invoices) else ""
-            if invoice_id and exact:
-                amount = invoices[bound][0]
-            reversed_on = (booked + timedelta(days=reversed_after)).isoformat() if status == "reversed" else ""
-            w.payment(f"P{c}-{p}", amount, booked.isoformat(), f"CT{c}", invoice_id=invoice_id, status=status,
-                      reversed_on=reversed_on, mandate_id=mandate if status != "settled" else "",
-                      # a failed collection, or a reversal with a code: a SEPA return after settlement
-                      reason_code=reason if status == "failed" or (status == "reversed" and mandate) else "")
-    for scope, n, starts, lasts in spec["suspensions"]:
-        target = {"global": "", "customer": owner[n % len(owner)], "contract": f"CT{n % len(contracts)}",
-                  "invoice": f"I{n % len(contracts)}-0"}[scope]
-        begins = START + timedelta(days=starts)
-        w.suspension(scope, target, begins.isoformat(),
-                     (begins + timedelta(days=lasts)).isoformat() if lasts is not None else "")
+            add_payment(w, START, c, p, [a for a, *_ in invoices], amount, day, bound, exact, status, reversed_after,
+                        mandate_id=mandate if status != "settled" else "",
+                        # a failed collection, or a reversal with a code: a SEPA return after settlement
+                        reason_code=reason if status == "failed" or (status == "reversed" and mandate) else "")
+    for row in spec["suspensions"]:
+        add_suspension(w, START, owner, len(contracts), *row)
     return w
 
 
