@@ -18,16 +18,15 @@ def suspensions(days: int):
 
 
 def add_invoice(w: World, start: date, c: int, i: int, customer_id: str, amount: str, due: int,
-                voided: int | None, running: bool, **extra) -> date:
+                voided: int | None, running: bool, **extra) -> None:
     """Invoice I<c>-<i>, due `due` days after `start`, issued 14 days before; its billed period runs
-    into the range when `running`. Returns its due date."""
+    into the range when `running`."""
     due_on = start + timedelta(days=due)
     issued = due_on - timedelta(days=14)
     period_end = start + timedelta(days=3) if running else issued + timedelta(days=5)
     w.invoice(f"I{c}-{i}", amount, issued.isoformat(), due_on.isoformat(), f"CT{c}", customer_id,
               voided_on=(start + timedelta(days=voided)).isoformat() if voided is not None else "",
               period_start=issued.isoformat(), period_end=period_end.isoformat(), **extra)
-    return due_on
 
 
 def add_payment(w: World, start: date, c: int, p: int, invoice_amounts: list[str], amount: str, day: int,

@@ -66,7 +66,7 @@ def _build(root: Path, spec) -> World:
         for i, (amount, due, voided, running) in enumerate(invoices):
             add_invoice(w, START, c, i, owner[c], amount, due, voided, running)
         for p, payment_spec in enumerate(payments):
-            add_payment(w, START, c, p, [amount for amount, *_ in invoices], *payment_spec)
+            add_payment(w, START, c, p, [a for a, *_ in invoices], *payment_spec)
     for row in suspension_rows:
         add_suspension(w, START, owner, len(contracts), *row)
     return w
