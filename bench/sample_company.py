@@ -85,7 +85,13 @@ _PRICES = {
     "GBP": (1690, 2490, 3990, 6900, 8500, 12900, 21900, 42900),
     "DKK": (14900, 22900, 36900, 59900, 74900, 111900, 185900, 372900),
 }
-_FAIL_CODES = ("AM04", "MS02", "AC04", "MD06")
+# Reason codes of failed and reversed payments, in the list the pipeline looks them up in
+# (`reason_code_list`: card contracts in the card decline codes, all others in the SEPA codes):
+# four for a failed payment (soft, hard, hard or technical, then a refund or a technical failure),
+# then one for a reversal. Indexes 0-4 the SEPA ones, 5-9 the card ones.
+_REASON_CODES = ("AM04", "MS02", "AC04", "MD06", "MD06",  # insufficient funds .. refund requested
+                 "51", "05", "54", "91", "R1")  # insufficient funds, do not honour, expired, issuer down;
+                                                # a recurring card payment's authorisation revoked
 _METHODS = ("invoice", "direct_debit", "card")
 INVOICE, DIRECT_DEBIT, CARD = range(3)
 # Payment behaviour per positive invoice: cumulative cut points of a uniform draw.
@@ -327,7 +333,8 @@ def _payments(inv: pl.DataFrame, end: date, rng: _Rng) -> pl.DataFrame:
         reversed_on=pl.when((beh == REVERSED) & (reversed_on <= end)).then(reversed_on),
     ).with_columns(
         status=pl.when(beh == FAILED).then(1).when(pl.col("reversed_on").is_not_null()).then(2).otherwise(0),
-        reason=pl.when(beh == FAILED).then(rng.int(i, 7, 0, 3)).when(pl.col("reversed_on").is_not_null()).then(4),
+        reason=pl.when(beh == FAILED).then(rng.int(i, 7, 0, 3)).when(pl.col("reversed_on").is_not_null()).then(4)
+        + pl.when(method == CARD).then(5).otherwise(0),
     )
     # Follow-ups: rest of a partial (60%), retry after a failure (75%), re-payment after a reversal (50%).
     u = rng.u(i, 8)
@@ -354,7 +361,7 @@ def _payment_strings(pay: pl.DataFrame) -> pl.DataFrame:
         amount=_money("cents"),
         currency=_pick(_CURRENCIES, pl.col("loc")),
         status=_pick(("settled", "failed", "reversed"), pl.col("status")),
-        reason_code=pl.when(pl.col("reason").is_not_null()).then(_pick(_FAIL_CODES + ("MD06",), pl.col("reason"))),
+        reason_code=pl.when(pl.col("reason").is_not_null()).then(_pick(_REASON_CODES, pl.col("reason"))),
         mandate_id=pl.when(pl.col("mandate")).then(_id("MNDT-", pl.col("k"))),
     ), schema.PAYMENTS)
 

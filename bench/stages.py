@@ -58,7 +58,7 @@ END = date(2026, 6, 30)
 # How often each SQL stage times the day's models (`_measured_day`); odd, so one trial is the median.
 SQL_TRIALS = 3
 # Generated data carries this tag in its marker: data of an older generator is made again.
-DATA_SHAPE = "any-start-day"
+DATA_SHAPE = "card-reason-codes"
 
 BASELINE_SQL = """
 create or replace temp table baseline as

@@ -165,6 +165,33 @@ def test_referential_sanity(db):
                      WHERE s.scope = '{scope}' AND t.{key} IS NULL""") == 0
 
 
+def test_a_failed_or_reversed_payment_carries_a_code_of_its_payment_methods_list(db):
+    """Card contracts' failures carry card decline codes, the others SEPA reason codes: the sample
+    (the demo's, the bench's) has no failure the pipeline has to call unknown and treat as technical."""
+    lists = Path(__file__).resolve().parents[2] / "pipeline" / "failed_collections"
+    for name in ("card_decline_codes", "sepa_reason_codes"):
+        db.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT code, failure_type "
+                   f"FROM read_csv('{lists / (name + '.csv')}', all_varchar = true)")
+    rows = db.execute("""
+        SELECT c.payment_method, p.status, p.reason_code, coalesce(k.failure_type, s.failure_type), count(*)
+        FROM payments p JOIN contracts c USING (contract_id)
+        LEFT JOIN card_decline_codes k ON c.payment_method = 'card' AND k.code = p.reason_code
+        LEFT JOIN sepa_reason_codes s ON c.payment_method <> 'card' AND s.code = p.reason_code
+        WHERE p.status <> 'settled'
+        GROUP BY ALL ORDER BY ALL""").fetchall()
+    assert [r for r in rows if r[3] is None] == []  # every code is in its method's list
+    failed = {(method, code) for method, status, code, _, _ in rows if status == "failed"}
+    assert {code for method, code in failed if method == "card"} <= {"51", "05", "54", "91"}
+    assert {code for method, code in failed if method == "direct_debit"} <= {"AM04", "MS02", "AC04", "MD06"}
+    assert {method for method, _ in failed} == {"card", "direct_debit"}  # a bank transfer cannot fail
+    reversed_codes = {(method, code) for method, status, code, _, _ in rows if status == "reversed"}
+    assert {code for method, code in reversed_codes if method == "card"} == {"R1"}
+    assert {code for method, code in reversed_codes if method != "card"} == {"MD06"}
+    # all three kinds of failure occur among the card failures
+    assert {t for method, status, _, t, _ in rows if method == "card" and status == "failed"} == {
+        "soft", "hard", "technical"}
+
+
 def test_nothing_happens_after_end(db):
     for table, cols in EVENT_DATES.items():
         for col in cols:
