@@ -85,13 +85,13 @@ _PRICES = {
     "GBP": (1690, 2490, 3990, 6900, 8500, 12900, 21900, 42900),
     "DKK": (14900, 22900, 36900, 59900, 74900, 111900, 185900, 372900),
 }
-# Reason codes of failed and reversed payments, in the list the pipeline looks them up in
-# (`reason_code_list`: card contracts in the card decline codes, all others in the SEPA codes):
-# four for a failed payment (soft, hard, hard or technical, then a refund or a technical failure),
-# then one for a reversal. Indexes 0-4 the SEPA ones, 5-9 the card ones.
-_REASON_CODES = ("AM04", "MS02", "AC04", "MD06", "MD06",  # insufficient funds .. refund requested
-                 "51", "05", "54", "91", "R1")  # insufficient funds, do not honour, expired, issuer down;
-                                                # a recurring card payment's authorisation revoked
+# Reason codes of failed and reversed payments, each in the list the pipeline looks it up in
+# (`reason_code_list`: card contracts in the card decline codes, all others in the SEPA codes).
+# Indexes 0-3 a failed direct debit, 4 a reversal; 5-9 the same for a card (`_payments`).
+_REASON_CODES = ("AM04", "MS02", "AC04", "MD06",  # insufficient funds (soft), refused, account closed, refund (hard)
+                 "MD06",  # reversed: refund requested by the customer
+                 "51", "05", "54", "91",  # no funds, do not honour (soft), expired (hard), issuer down (technical)
+                 "R1")  # reversed: the cardholder revoked the recurring payment's authorisation (hard)
 _METHODS = ("invoice", "direct_debit", "card")
 INVOICE, DIRECT_DEBIT, CARD = range(3)
 # Payment behaviour per positive invoice: cumulative cut points of a uniform draw.
