@@ -10,7 +10,7 @@ made a 90-day simulation take three minutes.
 range can tell apart from absent. For every day d of the range such an invoice:
 
 * is visible (issued on or before the first day, not voided before the last),
-  so the payments bound to it are never contract credit (`int_contract_credits`);
+  so the payments bound to it are never contract credit (`int_receivable_remainders`);
 * is paid exactly: every payment bound to it is settled and booked on or before
   the first day, and they sum to its amount. On d it has nothing remaining and
   nothing overpaid, so `int_receivable_remainders` drops it, and no open

@@ -36,8 +36,7 @@ cash as (
     select p.payment_id, p.contract_id, c.customer_id, p.invoice_id, p.currency, p.amount, p.booked_on
     from stg_payments p
     join stg_contracts c using (contract_id)
-    where p.booked_on <= $as_of
-      and (p.status = 'settled' or (p.status = 'reversed' and p.reversed_on > $as_of))
+    where payment_counts_on($as_of, p.booked_on, p.status, p.reversed_on)
 ),
 
 -- equi-joins on the scope's key, then the window

@@ -1,30 +1,36 @@
--- Receivables visible on $as_of after their own invoice-bound payments, keeping only
--- the rows that matter downstream: something is still open, or the invoice was overpaid
--- (the excess becomes contract credit). Invoices paid exactly by their own payments
--- are the vast majority and drop out here, which keeps the allocation small.
-with visible_invoices as (
+-- Every invoice after its own invoice-bound payments on $as_of, keeping only the rows that matter
+-- downstream: a receivable with something still open, or an invoice paid beyond what it owes that
+-- day, the excess becoming contract credit. What an invoice owes is its amount once issued and until
+-- voided (a credit note owes a negative amount), else nothing; so one pass over the invoices and
+-- their payments yields the open receivables and all credit except payments without an invoice
+-- (int_contract_credits): an overpaid receivable, a credit note (its amount and any payment on it),
+-- payments on an invoice not issued yet, voided or of zero amount. Invoices paid exactly by their own
+-- payments are the vast majority and drop out here, which keeps the allocation small.
+with invoices as (
     select invoice_id, invoice_number, contract_id, customer_id, currency, invoice_date,
-           due_date, scheduled_payment_on, amount, dunning_paused
+           due_date, scheduled_payment_on, amount, dunning_paused,
+           case when invoice_counts_on($as_of, invoice_date, voided_on) then amount else 0 end as owed
     from stg_invoices
-    where is_receivable_on($as_of, invoice_date, voided_on, amount)
 ),
 
--- a reversed payment counts until its reversal date; failed payments never count
+-- the payments that count that day (payment_counts_on). Every bound payment's invoice is a loaded
+-- invoice of the same contract (ingestion quarantines a payment naming an unknown invoice or another
+-- contract's), so the credit it makes is its invoice's contract's
 effective_bound_payments as (
     select invoice_id, sum(amount) as bound_paid
     from stg_payments
     where invoice_id is not null
-      and booked_on <= $as_of
-      and (status = 'settled' or (status = 'reversed' and reversed_on > $as_of))
+      and payment_counts_on($as_of, booked_on, status, reversed_on)
     group by invoice_id
 ),
 
+-- payments are positive (ingestion), so bound_paid >= 0
 settled as (
     select i.*,
            coalesce(p.bound_paid, 0) as bound_paid,
-           i.amount - least(i.amount, coalesce(p.bound_paid, 0)) as remaining,
-           greatest(coalesce(p.bound_paid, 0) - i.amount, 0) as overpaid
-    from visible_invoices i
+           greatest(i.owed - coalesce(p.bound_paid, 0), 0) as remaining,
+           greatest(coalesce(p.bound_paid, 0) - i.owed, 0) as overpaid
+    from invoices i
     left join effective_bound_payments p using (invoice_id)
 ),
 

@@ -4,7 +4,9 @@ then int_contract_credits, then int_open_receivables, each run alone on stg_invo
 Pins down, with exact rows: a payment without an invoice is contract credit that settles the
 receivables oldest first (by due date, not by id); a reversed payment counts until its reversal
 date and a failed one never; a voided invoice drops out on its void date and a payment bound to
-it becomes contract credit.
+it becomes contract credit; what an invoice owes that day (a credit note a negative amount, an
+invoice not issued yet or of zero amount nothing) is what its payments are measured against, and
+all it was paid beyond that is contract credit.
 """
 
 from __future__ import annotations
@@ -87,5 +89,38 @@ def test_a_voided_invoice_drops_out_on_its_void_date_and_its_payment_becomes_cre
     assert before == ([("I2", Decimal("0.00"), Decimal("70.00"), Decimal("0.00"))], [],
                       [("I2", "CT1", Decimal("70.00"), False, 0)])
     on_void = chain(invoices, payments, D("2026-03-15"))
-    assert on_void == ([("I2", Decimal("0.00"), Decimal("70.00"), Decimal("0.00"))], [("CT1", Decimal("50.00"))],
+    # I1 owes nothing from its void date: all that was paid on it is credit
+    assert on_void == ([("I1", Decimal("50.00"), Decimal("0.00"), Decimal("50.00")),
+                        ("I2", Decimal("0.00"), Decimal("70.00"), Decimal("0.00"))], [("CT1", Decimal("50.00"))],
                        [("I2", "CT1", Decimal("20.00"), False, 0)])
+
+
+def test_credit_notes_prepayments_and_payments_on_a_zero_invoice_are_credit_paid_beyond_what_is_owed():
+    invoices = [invoice("I1", "CT1", "100.00", "2026-03-01", "2026-03-10"),
+                invoice("CN1", "CT1", "-30.00", "2026-03-05", "2026-03-05"),  # a credit note, paid 10 on top
+                invoice("I4", "CT1", "20.00", "2026-04-15", "2026-05-01"),  # paid ahead of its issue
+                invoice("Z1", "CT1", "0.00", "2026-03-01", "2026-03-10"),
+                invoice("Z2", "CT1", "0.00", "2026-03-01", "2026-03-10")]  # nothing owed, nothing paid: no row
+    payments = [payment("P2", "CT1", "10.00", "2026-03-06", "CN1"), payment("P3", "CT1", "20.00", "2026-03-25", "I4"),
+                payment("P4", "CT1", "5.00", "2026-03-02", "Z1")]
+    remainders, credits, open_ = chain(invoices, payments, D("2026-04-01"))
+    assert remainders == [("CN1", Decimal("10.00"), Decimal("0.00"), Decimal("40.00")),
+                          ("I1", Decimal("0.00"), Decimal("100.00"), Decimal("0.00")),
+                          ("I4", Decimal("20.00"), Decimal("0.00"), Decimal("20.00")),
+                          ("Z1", Decimal("5.00"), Decimal("0.00"), Decimal("5.00"))]
+    assert credits == [("CT1", Decimal("65.00"))]
+    assert open_ == [("I1", "CT1", Decimal("35.00"), True, 22)]
+    # once issued, I4 owes its 20.00 and its prepayment settles it exactly: it drops out and the credit shrinks
+    remainders, credits, open_ = chain(invoices, payments, D("2026-04-15"))
+    assert [r[0] for r in remainders] == ["CN1", "I1", "Z1"]
+    assert credits == [("CT1", Decimal("45.00"))]
+    assert open_ == [("I1", "CT1", Decimal("55.00"), True, 36)]
+    con = model_db()
+    try:
+        input_table(con, "stg_invoices", INVOICES, invoices)
+        input_table(con, "stg_payments", PAYMENTS, payments)
+        assert model_rows(con, MODELS[0], D("2026-04-01"), ("invoice_id", "amount", "owed"), "invoice_id") == [
+            ("CN1", Decimal("-30.00"), Decimal("-30.00")), ("I1", Decimal("100.00"), Decimal("100.00")),
+            ("I4", Decimal("20.00"), Decimal("0.00")), ("Z1", Decimal("0.00"), Decimal("0.00"))]
+    finally:
+        con.close()
