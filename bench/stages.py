@@ -21,7 +21,7 @@ Two days of SQL models, both live days on END over the same files:
   appears on one day (about 580k cases opened at once at 1M contracts). No company lives it.
 - `steady_day`, a day in the life: its own database is ingested and backfilled over the
   `warmup_days` days before END (unmeasured, `--catch-up none`), then plan_day(END) is
-  measured. The warm-up's first day is such an all-at-once day; its cases take their next
+  measured in a new connection, as a daily run starts (and as the first day is measured). The warm-up's first day is such an all-at-once day; its cases take their next
   levels on fixed later days (the default policy: level 2 fourteen days after level 1, level 3
   fourteen after that), so the warm-up lasts 35 days by default and END sees every level in
   its ordinary daily rhythm. Measured at 100k contracts: 224 cases opened, 3,714 invoices
@@ -308,7 +308,11 @@ def stage_steady_day(workdir: Path, warmup_days: int) -> dict:
 
             backfill(con, start, END - timedelta(days=1), settings, catch_up="none", on_day=on_day)
             warmup = time.perf_counter() - started
-        P.say(f"plan_day({END}) after {warmup_days} days of history (measured, between two bare queries)")
+    # a daily run connects afresh (a Dagster run, `dunning run`), as the first day's stage does: the
+    # day is measured in a new connection, not in the one whose buffers the warm-up filled
+    with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
+        P.say(f"plan_day({END}) after {warmup_days} days of history, in a new connection "
+              "(measured, between two bare queries)")
         figures = _measured_day(con)
     _fresh(settings.database)  # as large as bench.duckdb, and every run makes it again
     return {**figures, "warmup_days": warmup_days, "setup_ingest_seconds": round(ingest, 2),
