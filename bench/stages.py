@@ -21,7 +21,8 @@ Two days of SQL models, both live days on END over the same files:
   appears on one day (about 580k cases opened at once at 1M contracts). No company lives it.
 - `steady_day`, a day in the life: its own database is ingested and backfilled over the
   `warmup_days` days before END (unmeasured, `--catch-up none`), then plan_day(END) is
-  measured in a new connection, as a daily run starts (and as the first day is measured). The warm-up's first day is such an all-at-once day; its cases take their next
+  measured in a new connection, as a daily run starts (and as the first day is measured).
+  The warm-up's first day is such an all-at-once day; its cases take their next
   levels on fixed later days (the default policy: level 2 fourteen days after level 1, level 3
   fourteen after that), so the warm-up lasts 35 days by default and END sees every level in
   its ordinary daily rhythm. Measured at 100k contracts: 224 cases opened, 3,714 invoices
