@@ -15,20 +15,9 @@ with asked as (
     from (select max(as_of) as last_day from run_log)
 ),
 
-levels as (
-    select * from levels_done(cast($as_of as date) + 1)
-),
-
+-- the levels done up to $as_of (case_levels_done, as the `cases` view and int_case_progress read them)
 progress as (
-    select case_id,
-           max(level_no) as current_level,
-           arg_max(level_name, level_no) as current_level_name,
-           arg_max(executed_on, level_no) as last_level_on,
-           arg_max(level_due_date, level_no) as level_due_date,
-           arg_max(amount_demanded, level_no) as last_amount_demanded,
-           sum(fee) as fees_total
-    from levels
-    group by case_id
+    select * from case_levels_done(cast($as_of as date) + 1, cast($as_of as date))
 ),
 
 final as (

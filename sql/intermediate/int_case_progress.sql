@@ -4,7 +4,9 @@
 -- reminders sent by hand add: the days between their creation and their confirmed
 -- dispatch. A manual reminder not confirmed by $as_of holds the case. One recorded by a
 -- backfill or simulation (not_dispatched) was never handed to a person: it neither holds
--- nor delays the case. Rows `held` by the fresh-data gate were never done.
+-- nor delays the case. Rows `held` by the fresh-data gate were never done. All of it is
+-- the macro case_levels_done (sql/schema/020_levels_done_macro.sql), which the `cases`
+-- view and the analysts' state_as_of read too.
 with open_cases as (
     select *
     from case_register
@@ -13,29 +15,17 @@ with open_cases as (
       and scope <> 'collection'  -- failed collections have their own progress (int_col_case_progress)
 ),
 
-executed_levels as (
-    select case_id, level_no, executed_on, level_due_date, fee, manual,
-           case when confirmed_on <= $as_of then confirmed_on end as confirmed_on
-    from levels_done($as_of)
-),
-
+-- levels executed before $as_of; a confirmation on $as_of itself counts
 progress as (
-    select case_id,
-           max(level_no) as last_level_no,
-           arg_max(executed_on, level_no) as last_executed_on,
-           arg_max(level_due_date, level_no) as last_level_due_date,
-           sum(fee) as fees_total,
-           sum(case when manual then coalesce(confirmed_on - executed_on, 0) else 0 end) as manual_delay_days,
-           bool_or(manual and confirmed_on is null) as awaiting_confirmation
-    from executed_levels
-    group by case_id
+    select * from case_levels_done($as_of, $as_of)
 ),
 
 final as (
     select c.case_id, c.scope, c.target_id, c.contract_id, c.customer_id, c.currency,
            c.policy_id, c.policy_version, c.routed_by, c.opened_on,
-           coalesce(p.last_level_no, 0) as last_level_no,
-           p.last_executed_on, p.last_level_due_date,
+           coalesce(p.current_level, 0) as last_level_no,
+           p.last_level_on as last_executed_on,
+           p.level_due_date as last_level_due_date,
            cast(coalesce(p.fees_total, 0) as decimal(18, 2)) as fees_total,
            cast(coalesce(p.manual_delay_days, 0) as integer) as manual_delay_days,
            coalesce(p.awaiting_confirmation, false) as awaiting_confirmation

@@ -1,13 +1,7 @@
 -- The views users read over the persistent tables. Each status or action-kind test is a
 -- macro of pipeline/warehouse/ledger_rules.py (sql/seeds/*.csv), so every view applies the same rule.
 create or replace view cases as
-with levels as (select * from levels_done(date '9999-12-31')),
-progress as (
-    select case_id, max(level_no) as current_level, arg_max(level_name, level_no) as current_level_name,
-           arg_max(executed_on, level_no) as last_level_on, arg_max(level_due_date, level_no) as level_due_date,
-           arg_max(amount_demanded, level_no) as last_amount_demanded, sum(fee) as fees_total
-    from levels group by case_id
-)
+with progress as (select * from case_levels_done(date '9999-12-31', date '9999-12-31'))
 select r.*, coalesce(p.current_level, 0) as current_level, p.current_level_name, p.last_level_on,
        p.level_due_date, p.last_amount_demanded, coalesce(p.fees_total, 0) as fees_total,
        r.closed_on is null as is_open

@@ -103,9 +103,10 @@ def test_parquet_files_hold_every_documented_table_and_view_row_for_row(world):
         macros = analyst.execute("select function_name, comment from duckdb_functions() where "
                                  "function_type = 'table_macro' and database_name = current_database() "
                                  "order by 1").fetchall()
-    # the analytics macros, and levels_done which state_as_of reads (sql/schema/020_levels_done_macro.sql)
+    # the analytics macros, and the macros over the ledger they read (sql/schema/020_levels_done_macro.sql):
+    # levels_done, and case_levels_done which state_as_of reads
     assert macros == sorted([(o.name, catalog.CATALOG[o.name][1]) for o in analytics.OBJECTS if o.kind == "macro"]
-                            + [("levels_done", catalog.CATALOG["levels_done"][1])])
+                            + [(name, catalog.CATALOG[name][1]) for name in ("case_levels_done", "levels_done")])
 
 
 def test_the_analyst_file_stores_no_path_and_is_written_in_storage_version_1_4(world, monkeypatch):
