@@ -38,9 +38,16 @@ DateOpt = Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])]
 # Exit codes of `dunning run` and `dunning dispatch` (README, "Exit codes"): 0 done; 1 nothing sent
 # (`dispatch` on a day the fresh-data gate held); 2 refused, settings that cannot work, or a state
 # that breaks a promise guarding sending (nothing sent); 3 done, but documents of this run failed or
-# need review (listed, view dispatch_review).
+# need review (listed, view dispatch_review); 4 another process is still sending a shard of the
+# documents (this run sent nothing; run it again when that one has finished).
 EXIT_SETTINGS = 2
 EXIT_DOCUMENTS_FAILED = 3
+EXIT_DISPATCH_BUSY = 4
+
+
+def _dispatch_busy(exc: Exception) -> typer.Exit:
+    console.print(Text(f"NOTHING SENT: {exc}", style="bold red"), soft_wrap=True)
+    return typer.Exit(EXIT_DISPATCH_BUSY)
 
 
 def _settings(config: Path | None) -> Settings:
@@ -127,6 +134,7 @@ def _run_days(settings: Settings, start: date, end: date, *, send: bool) -> list
                 progress.update(task, advance=1, description=f"{r.as_of}  actions {r.actions:>4}  docs {r.documents_written:>4}")
 
             from pipeline.delivery.channels.setup import ChannelConfigError
+            from pipeline.delivery.shards import DispatchBusy
 
             try:
                 return pipeline_run.run_range(con, start, end, settings, send=send, on_day=on_day)
@@ -143,6 +151,9 @@ def _run_days(settings: Settings, start: date, end: date, *, send: bool) -> list
                 progress.stop()
                 console.print(Text(f"NOTHING SENT: {exc}", style="bold red"), soft_wrap=True)
                 raise typer.Exit(EXIT_SETTINGS) from None
+            except DispatchBusy as exc:  # the day is planned; another process sends documents
+                progress.stop()
+                raise _dispatch_busy(exc) from None
 
 
 def _print_ingest(reports) -> None:
@@ -181,7 +192,8 @@ def run(
     refused, naming the backfill that recomputes it and every later day. Exit codes: 0 done;
     2 refused, or a channel's settings cannot work (nothing planned or sent), or the planned
     state breaks a promise that guards sending (planned, nothing sent); 3 done, but
-    documents of this run failed or need review (every other document went out).
+    documents of this run failed or need review (every other document went out); 4 planned, but
+    another process is still sending a shard of the documents (nothing sent by this run).
     """
     settings = _settings(config)
     if dispatch:
@@ -233,9 +245,10 @@ def dispatch(
 
     Exit codes: 0 done; 1 nothing sent (the fresh-data gate held the day); 2 a channel's settings cannot
     work, or the state breaks its promises (nothing sent); 3 done, but documents of this run failed or
-    need review.
+    need review; 4 another process is still sending a shard of the documents (nothing sent by this run).
     """
     from pipeline.delivery.dispatch import dispatch as dispatch_pending, retry_failed as send_back
+    from pipeline.delivery.shards import DispatchBusy
 
     settings = _settings(config)
     _check_channels(settings)
@@ -254,7 +267,10 @@ def dispatch(
         if retry_failed:
             keys = send_back(con, as_of.date())
             console.print(f"{len(keys)} failed document(s) sent back to be rendered and sent again")
-        summary = dispatch_pending(con, as_of.date(), settings, shards=shards)
+        try:
+            summary = dispatch_pending(con, as_of.date(), settings, shards=shards)
+        except DispatchBusy as exc:
+            raise _dispatch_busy(exc) from None
         pipeline_run.publish_day(con, settings, as_of.date())  # the analysts see the new statuses
     console.print(f"{as_of.date()}: {summary.line()}", soft_wrap=True, markup=False)
     _print_review(settings)

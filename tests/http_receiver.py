@@ -28,7 +28,7 @@ class WebhookReceiver:
         self.requests: list[dict[str, Any]] = []  # everything, duplicates and rejections included
         self._seen: dict[tuple[str, str], str] = {}  # (path, webhook-id) -> our id for it
         self._fail: list[tuple[int, float | None]] = []  # queued (status, retry_after)
-        self._delay: list[float] = []
+        self._delay: list[float | threading.Event] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -46,6 +46,14 @@ class WebhookReceiver:
         """
         with self._lock:
             self._delay.extend([seconds] * n)
+
+    def hold_next(self) -> threading.Event:
+        """The next request is processed, then answered only once the returned event is set (or after
+        30 s): a sender held in the middle of its hand-over for as long as a test needs."""
+        event = threading.Event()
+        with self._lock:
+            self._delay.append(event)
+        return event
 
     # -- lifecycle ----------------------------------------------------------------
     @property
@@ -115,7 +123,9 @@ def _handler_for(rx: WebhookReceiver) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             headers = {k.lower(): v for k, v in self.headers.items()}
             status, extra, answer, delay = rx._handle(self.path, headers, body, self.client_address)
-            if delay:
+            if isinstance(delay, threading.Event):
+                delay.wait(30)
+            elif delay:
                 time.sleep(delay)
             data = json.dumps(answer).encode()
             try:

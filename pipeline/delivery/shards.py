@@ -25,6 +25,16 @@ dispatch is split where the database is no longer needed:
    it (`sending.send_letters`), in action-key order, so the batch is the same
    for any number of shards.
 
+One process at a time works on a shard: `run_shard` holds the shard's lock
+(`shard_lock`, an exclusive `flock` on `shard-NNN.lock`) for its whole run and
+`collect` holds every shard's lock while it reads the journals, commits and
+deletes the folder. Whoever finds a lock taken raises `DispatchBusy` and
+leaves the snapshot alone: a second `dunning dispatch`, or another Dagster run,
+started while a shard is still sending can neither send that shard's rows a
+second time nor collect a journal half written. The kernel drops the lock of a
+process that dies, so a crashed shard never blocks its recovery. (On a cluster
+the dispatch folder's volume must support `flock`, as NFS v4 and CephFS do.)
+
 `pipeline.delivery.dispatch.dispatch` runs the three in one process (the
 shards in a process pool when there are several); the Dagster job fans the
 shards out as steps (`dagster_project/defs/dunning/documents.py`).
@@ -32,12 +42,16 @@ shards out as steps (`dagster_project/defs/dunning/documents.py`).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
+import os
 import shutil
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -77,6 +91,38 @@ def shard_of(case_id: str, shards: int) -> int:
 def dispatch_dir(settings: Settings) -> Path:
     """Where snapshots and shard journals live: beside the database (a shared volume in a cluster)."""
     return Path(f"{settings.database}.dispatch")
+
+
+class DispatchBusy(RuntimeError):
+    """Another process is rendering or sending a shard of this snapshot, or collecting it: this run
+    leaves the snapshot alone (nothing sent, nothing marked) and may be run again when it is done."""
+
+
+@contextmanager
+def shard_lock(folder: Path | str, shard: int) -> Iterator[bool]:
+    """Hold the lock of `shard` of the snapshot in `folder` for the block. Yields False if the folder
+    is gone (the snapshot was collected), True while held; raises DispatchBusy if another process
+    holds it. Not reentrant: a second `shard_lock` on the same shard, even in this process, is busy."""
+    folder = Path(folder)
+    path = folder / f"shard-{shard:03d}.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise DispatchBusy(f"shard {shard} of dispatch snapshot {folder.name} is being worked on by another "
+                               f"process (pid {holder}); this run sent nothing. Run it again when that one "
+                               "has finished.") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield True
+    finally:
+        os.close(fd)  # releases the lock
 
 
 # -- the snapshot's content: JSON that keeps Decimal and dates --------------------------------------
@@ -246,14 +292,24 @@ class ShardResult:
 
 
 def run_shard(snapshot_folder: Path | str, shard: int, settings: Settings, *, render_workers: int = 1) -> ShardResult:
-    """Render and send one shard of a snapshot, carrying on from its journal; no database."""
+    """Render and send one shard of a snapshot, carrying on from its journal; no database.
+
+    Holds the shard's lock throughout (DispatchBusy if another process has it). A shard without rows,
+    or of a snapshot already collected (its folder gone), does nothing."""
+    folder = Path(snapshot_folder)
+    if not (folder / f"shard-{shard:03d}.parquet").exists():
+        return ShardResult(shard)
+    with shard_lock(folder, shard) as present:
+        if not present or not (folder / f"shard-{shard:03d}.parquet").exists():
+            return ShardResult(shard)
+        return _run_locked_shard(folder, shard, settings, render_workers)
+
+
+def _run_locked_shard(folder: Path, shard: int, settings: Settings, render_workers: int) -> ShardResult:
     from pipeline.delivery.sending import hand_over_all
 
-    folder = Path(snapshot_folder)
     result = ShardResult(shard)
     journal_path = folder / f"shard-{shard:03d}.journal"
-    if not (folder / f"shard-{shard:03d}.parquet").exists():
-        return result
     rows = read_shard(folder, shard)
     entries = read_journal(journal_path)
     outbox = Outbox(settings.outbox)
@@ -311,11 +367,18 @@ def run_shards(snapshot: Snapshot, settings: Settings, *, processes: int | None 
     snapshot stays open and the next dispatch carries on from the journals)."""
     shards = [n for n in snapshot.busy_shards() if not snapshot.done_marker(n).exists()]
     processes = min(len(shards), processes or settings.render_workers)
+    results, error = [], None
     if processes <= 1:
         workers = settings.render_workers if len(shards) == 1 else 1
-        return [run_shard(snapshot.folder, n, settings, render_workers=workers) for n in shards]
+        for n in shards:
+            try:
+                results.append(run_shard(snapshot.folder, n, settings, render_workers=workers))
+            except Exception as exc:  # as in the pool: the other shards still run
+                error = error or exc
+        if error:
+            raise error
+        return results
     dump = settings.model_dump(mode="json")
-    results, error = [], None
     with ProcessPoolExecutor(max_workers=processes, mp_context=render_process_context()) as pool:
         futures = [pool.submit(_run_shard_job, (str(snapshot.folder), n, dump, 1)) for n in shards]
         for future in futures:
@@ -340,7 +403,22 @@ class Collected:
 
 
 def collect(con, snapshot: Snapshot, settings: Settings) -> Collected:
-    """Apply every shard's journal to the ledger in one transaction and close the snapshot."""
+    """Apply every shard's journal to the ledger in one transaction and close the snapshot.
+
+    Holds every shard's lock from reading the journals to deleting the folder (DispatchBusy if a
+    shard is still running elsewhere: nothing is applied). A snapshot someone else collected
+    meanwhile is left as it is."""
+    with ExitStack() as locks:
+        for shard in snapshot.busy_shards():
+            locks.enter_context(shard_lock(snapshot.folder, shard))
+        status = con.execute("select status from dispatch_snapshots where snapshot_id = ?",
+                             [snapshot.snapshot_id]).fetchall()
+        if status and status[0][0] != "open":
+            return Collected()
+        return _collect_locked(con, snapshot, settings)
+
+
+def _collect_locked(con, snapshot: Snapshot, settings: Settings) -> Collected:
     import pyarrow.parquet as pq
 
     from pipeline.delivery.sending import ledger_outcome
@@ -395,25 +473,61 @@ def collect(con, snapshot: Snapshot, settings: Settings) -> Collected:
         con.execute("rollback")
         raise
     faults.checkpoint("collect.committed", snapshot.snapshot_id)
-    outbox = Outbox(settings.outbox)
-    for day in sorted(done.days):  # the manifest lists the day's documents as the ledger has them
-        outbox.write_manifest(day, manifest_rows(con, day))
-    shutil.rmtree(snapshot.folder, ignore_errors=True)
+    _write_manifests(con, settings, done.days)
+    _remove_folder(snapshot.folder)
     return done
 
 
+def _write_manifests(con, settings: Settings, days) -> None:
+    """The outbox manifest of each day: its documents as the ledger has them (so writing it again is
+    harmless, and a run that died before writing it is made good by the next one)."""
+    outbox = Outbox(settings.outbox)
+    for day in sorted(days):
+        outbox.write_manifest(day, manifest_rows(con, day))
+
+
+def _remove_folder(folder: Path) -> None:
+    """A collected snapshot's folder deleted, its shard files first, while the caller holds the shard
+    locks: a shard started meanwhile finds either the lock taken or no shard file, never a shard
+    whose journal is gone (which it would send again)."""
+    for path in sorted(folder.glob("shard-*.parquet")):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _document_days(folder: Path) -> set:
+    """The days of the documents (emails and letters) a snapshot folder's shards hold."""
+    import pyarrow.parquet as pq
+
+    days = set()
+    for path in sorted(folder.glob("shard-*.parquet")):
+        table = pq.read_table(path, columns=["executed_on", "kind"]).to_pylist()
+        days.update(r["executed_on"] for r in table if r["kind"] == "document")
+    return days
+
+
 def remove_collected_folders(con, settings: Settings) -> None:
-    """Snapshot folders a run left behind after collecting them (it died before deleting them)."""
+    """Snapshot folders a run left behind after collecting them: it died after the commit, before
+    it wrote the days' outbox manifests or deleted the folder. The manifests are written (again)
+    from the ledger, then the folder goes."""
     root = dispatch_dir(settings)
     if not root.is_dir():
         return
     open_ids = {s.snapshot_id for s in open_snapshots(con, settings)}
-    for folder in root.iterdir():
+    for folder in sorted(root.iterdir()):
         if folder.is_dir() and folder.name not in open_ids:
             known = con.execute("select count(*) from dispatch_snapshots where snapshot_id = ?",
                                 [folder.name]).fetchall()[0][0]
-            if known:
-                shutil.rmtree(folder, ignore_errors=True)
+            if not known:
+                continue
+            with ExitStack() as locks:
+                try:  # the collecting run may still be at it: then it writes them itself
+                    for path in sorted(folder.glob("shard-*.parquet")):
+                        locks.enter_context(shard_lock(folder, int(path.stem.removeprefix("shard-"))))
+                except DispatchBusy:
+                    continue
+                _write_manifests(con, settings, _document_days(folder))
+                _remove_folder(folder)
 
 
 def sharding_summary(results: list[ShardResult]) -> dict:

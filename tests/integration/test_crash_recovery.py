@@ -11,10 +11,13 @@ have it, so it must be in `dispatch_review` and must not have been resent.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -221,3 +224,107 @@ def test_a_shard_killed_mid_send_and_run_again_delivers_exactly_once(planned, tm
     assert out["delivered"] == Counter({k: 1 for k in everything - in_doubt})
     assert set(out["batches"]) == LETTERS
     assert not snapshot.folder.exists()  # collected: the ledger holds everything the journals said
+
+
+# -- one process at a time on a shard ---------------------------------------------------------------
+
+def test_a_dispatch_started_while_a_shard_is_sending_leaves_the_snapshot_to_it(planned, tmp_path, monkeypatch):
+    """A fan-out's shard step is still sending (held at the SMS gateway) when a second dispatch starts
+    (an operator's `dunning dispatch`, another Dagster run): the second finds the shard's lock taken,
+    exits 4 having sent and marked nothing, and leaves the snapshot to the shard. The shard finishes;
+    the next dispatch collects it. Every document arrives once."""
+    from pipeline.delivery.shards import take_snapshot
+
+    monkeypatch.setenv("TEST_SIGNING_SECRET", SECRET)
+    with SmtpServer() as smtp, WebhookReceiver(SECRET) as rx:
+        config = _config(planned, tmp_path / "run", smtp, rx)
+        settings = Settings.load(config)
+        with run_mod.connect(settings.database) as con:
+            snapshot, _ = take_snapshot(con, DAY, settings, 1)
+        assert snapshot.busy_shards() == [0]
+        release, shard_done = rx.hold_next(), []
+        shard = threading.Thread(target=lambda: shard_done.append(_shard_process(config, snapshot.folder, 0)))
+        shard.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not rx.requests and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert rx.requests, "the shard never reached the HTTP receiver"
+            mails_before = len(smtp.messages)
+            second = _dispatch_process(config)
+            with run_mod.connect(settings.database) as con:
+                left = dict(con.execute("select action_key, status from action_ledger").fetchall())
+                snapshots = con.execute("select snapshot_id, status from dispatch_snapshots").fetchall()
+            mails_during = len(smtp.messages) - mails_before
+        finally:
+            release.set()
+            shard.join(120)
+        with run_mod.connect(settings.database) as con:
+            run_mod.dispatch_day(con, DAY, settings)  # collects the shard's snapshot
+            run_mod.dispatch_day(con, DAY, settings)  # and once more: nothing changes
+        out = _outcome(config, smtp, rx)
+
+    assert second.returncode == 4, second.stderr
+    assert ("NOTHING SENT: shard 0 of dispatch snapshot 2026-03-22-001 is being worked on by another process"
+            in " ".join(second.stderr.split()))
+    assert (mails_during, snapshots) == (0, [("2026-03-22-001", "open")])
+    assert left == {k: "sending" for k in EMAILS | HTTP | LETTERS}
+    assert shard_done[0].returncode == 0, shard_done[0].stderr
+    everything = EMAILS | HTTP | LETTERS
+    assert out["ledger"] == {k: "sent" for k in everything}
+    assert out["delivered"] == Counter({k: 1 for k in everything})
+    assert set(out["batches"]) == LETTERS
+    assert not snapshot.folder.exists()
+
+
+def test_collect_refuses_while_a_shard_holds_its_lock_and_a_late_shard_finds_nothing(planned, tmp_path):
+    """The lock itself: `collect` while a shard's lock is held applies nothing (DispatchBusy); after the
+    collect, a shard started on the collected snapshot does nothing."""
+    from pipeline.delivery.shards import DispatchBusy, collect, run_shard, shard_lock, take_snapshot
+
+    with SmtpServer() as smtp, WebhookReceiver(SECRET) as rx:
+        config = _config(planned, tmp_path / "run", smtp, rx)
+        settings = Settings.load(config)
+        with run_mod.connect(settings.database) as con:
+            snapshot, _ = take_snapshot(con, DAY, settings, 1)
+            with shard_lock(snapshot.folder, 0):
+                with pytest.raises(DispatchBusy, match="shard 0 of dispatch snapshot 2026-03-22-001"):
+                    collect(con, snapshot, settings)
+                with pytest.raises(DispatchBusy):
+                    run_shard(snapshot.folder, 0, settings)
+            assert con.execute("select status from dispatch_snapshots").fetchall() == [("open",)]
+            assert {s for (s,) in con.execute("select distinct status from action_ledger").fetchall()} == {"sending"}
+            collect(con, snapshot, settings)  # nothing ran: every row goes back as it was
+            assert con.execute("select status from dispatch_snapshots").fetchall() == [("collected",)]
+            assert {s for (s,) in con.execute("select distinct status from action_ledger").fetchall()} == {"planned"}
+        assert not snapshot.folder.exists()
+        result = run_shard(snapshot.folder, 0, settings)
+        assert (result.rendered, result.outcomes, smtp.messages, rx.requests) == (0, {}, [], [])
+
+
+def test_killed_after_the_collect_committed_the_next_dispatch_writes_the_days_manifest(planned, tmp_path, monkeypatch):
+    """Killed between the collect's commit and the outbox manifest: the next dispatch finds the
+    collected snapshot's folder, writes the day's manifest from the ledger, then deletes the folder."""
+    monkeypatch.setenv("TEST_SIGNING_SECRET", SECRET)
+    with SmtpServer() as smtp, WebhookReceiver(SECRET) as rx:
+        clean = _config(planned, tmp_path / "clean", smtp, rx)
+        assert _dispatch_process(clean).returncode == 0
+    expected = (tmp_path / "clean/outbox" / DAY.isoformat() / "manifest.json").read_text(encoding="utf-8")
+    assert [d["action_key"] for d in json.loads(expected)["documents"]] == sorted(EMAILS | LETTERS)
+    with SmtpServer() as smtp, WebhookReceiver(SECRET) as rx:
+        config = _config(planned, tmp_path / "run", smtp, rx)
+        trace = tmp_path / "points.log"
+        killed = _dispatch_process(config, DUNNING_KILL_AT="29", DUNNING_CHECKPOINT_LOG=str(trace))
+        assert killed.returncode == -9, killed.stderr
+        assert trace.read_text().splitlines()[-1].split()[1:] == ["collect.committed", "2026-03-22-001"]
+        manifest = tmp_path / "run/outbox" / DAY.isoformat() / "manifest.json"
+        assert not manifest.exists()
+        settings = Settings.load(config)
+        with run_mod.connect(settings.database) as con:
+            run_mod.dispatch_day(con, DAY, settings)
+        out = _outcome(config, smtp, rx)
+    assert manifest.read_text(encoding="utf-8") == expected
+    assert not (tmp_path / "run/dunning.duckdb.dispatch/2026-03-22-001").exists()
+    everything = EMAILS | HTTP | LETTERS
+    assert out["ledger"] == {k: "sent" for k in everything}
+    assert out["delivered"] == Counter({k: 1 for k in everything})
