@@ -52,6 +52,9 @@ FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
 TIMESTAMP_TYPES = ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S")
 CONTROL_CHARACTERS = r"[\x00-\x1f\x7f]"  # C0 controls (NUL, tab, CR, LF, ...) and DEL, as an RE2 class
 REJECTS, REJECT_SCANS = "ingest_rejects", "ingest_reject_scans"  # DuckDB's CSV rejects, per load
+# Names ingestion adds to a row (and DuckDB's Parquet row index): a source column of one of these
+# names, in any letter case, would be mistaken for them, so a file with one stops the run.
+INTERNAL_COLUMNS = ("_source_file", "_source_row", "_type_fault", "_violation", "_record", "file_row_number")
 
 DATE_TEXT = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
 MIDNIGHT = "( 00:00:00([.]0+)?)?"  # a timestamp at midnight is its date; any other time is not
@@ -125,6 +128,35 @@ class _Source:
         selected = ", ".join(_q(c) if c in self.columns else f"cast(null as varchar) as {_q(c)}" for c in names)
         return f"select {selected}, ? as _source_file, {row} as _source_row from {self.reader}"
 
+    def types(self, table: Table) -> dict[str, str]:
+        """The file's own type of each contract column (an absent one is empty text).
+
+        Every file is typed by its own types, never by a type shared with the other files of the
+        table: DuckDB's common type of DECIMAL(38,0) and DECIMAL(18,2) is DECIMAL(38,0), which
+        would round 12.50 to 13 before any check could see it."""
+        return {c: self.columns.get(c, "VARCHAR") for c in table.column_names}
+
+    def typed(self, table: Table, extras: list[str]) -> str:
+        """The file's rows typed to the contract, its extra columns as text (empty where it has
+        none of them), and `_type_fault`: a value that does not type."""
+        types = self.types(table)
+        typed_cols = ", ".join(f"{_type_checks(c, types[c.name])[0]} as {_q(c.name)}" for c in table.columns)
+        extra_cols = "".join(f", cast({_q(e) if e in self.columns else 'null'} as varchar) as {_q(e)}" for e in extras)
+        fault = _type_fault_expr(table, types)
+        return (f"select _source_file, _source_row, {typed_cols}{extra_cols}, "
+                f"coalesce({fault or 'false'}, false) as _type_fault from ({self.select(table)})")
+
+    def type_violations(self, table: Table, extras: list[str]) -> str:
+        """The rows of the file flagged in `stg_<table>` as `_type_fault`: the first value that does not
+        type (`_violation`) and the row as read (`_record`, JSON)."""
+        types = self.types(table)
+        raw = ", ".join([f"{_lit(c)}: {_q(c)}" for c in table.column_names]
+                        + [f"{_lit(e)}: {_q(e) if e in self.columns else 'null'}" for e in extras])
+        return (f"select _source_file, _source_row, {_type_violation_expr(table, types)} as _violation, "
+                f"to_json({{{raw}}}) as _record from ({self.select(table)}) "
+                f"where (_source_file, _source_row) in (select (_source_file, _source_row) "
+                f"from stg_{table.name} where _type_fault)")
+
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
@@ -160,9 +192,10 @@ def _csv_header(path: Path, table: Table) -> tuple[str, list[str]]:
     except UnicodeDecodeError:
         raise IngestError(f"{path}: the header line is not UTF-8 text; export the file as UTF-8") from None
     best: tuple[int, str, list[str]] | None = None
+    contract = {n.casefold() for n in table.column_names}
     for delimiter in CSV_DELIMITERS:
         names = [n.strip() for n in next(csv.reader([line], delimiter=delimiter))]
-        score = len(set(names) & set(table.column_names))
+        score = len({n.casefold() for n in names} & contract)
         if best is None or score > best[0]:
             best = (score, delimiter, names)
     _, delimiter, names = best
@@ -175,19 +208,58 @@ def _csv_header(path: Path, table: Table) -> tuple[str, list[str]]:
     return delimiter, names
 
 
+def _parquet_names(schema: list[tuple[str, int | None]]) -> list[str]:
+    """The top-level column names of a Parquet file, as stored, from `parquet_schema` (depth first)."""
+    names, position = [], 1
+    for _ in range(schema[0][1] or 0):
+        names.append(schema[position][0])
+        pending = 1
+        while pending:  # skip the column and every element nested in it
+            pending += (schema[position][1] or 0) - 1
+            position += 1
+    return names
+
+
+def _check_names(path: Path, names: list[str], table: Table) -> None:
+    """Stop on a column name DuckDB would confuse with another: DuckDB resolves names in any letter
+    case, so `Invoice_ID` would be read as (and lose its values to) the contract's `invoice_id`,
+    and `amount` beside `Amount` would be one column; an internal name would be mistaken for
+    ingestion's own bookkeeping (INTERNAL_COLUMNS)."""
+    contract = {n.casefold(): n for n in table.column_names}
+    internal = {n.casefold() for n in INTERNAL_COLUMNS}
+    seen: dict[str, str] = {}
+    for name in names:
+        key = name.casefold()
+        if key in seen:
+            if seen[key] == name:
+                raise IngestError(f"{path}: column {name} appears twice in the header")
+            raise IngestError(f"{path}: columns {seen[key]} and {name} differ only in letter case, and column names "
+                              "are not case-sensitive: rename or remove one of them")
+        seen[key] = name
+        if key in contract and contract[key] != name:
+            raise IngestError(f"{path}: column {name} differs from the column {contract[key]} of table {table.name} "
+                              f"only in letter case: name it {contract[key]} (column names are matched exactly)")
+        if key in internal:
+            raise IngestError(f"{path}: column {name} has a name ingestion uses internally "
+                              f"({', '.join(INTERNAL_COLUMNS)}, in any letter case): rename or remove it")
+
+
 def _source(con, path: Path, table: Table) -> _Source:
     """How to read one file; stops on a file that cannot be read safely row by row."""
     if path.suffix == ".parquet":
         if path.stat().st_size == 0:
             raise IngestError(f"{path}: the file is empty (0 bytes)")
         reader = "read_parquet(?, file_row_number = true)"
-        try:
-            cols = con.execute(f"describe select * from {reader}", [str(path)]).fetchall()
+        try:  # the file's own columns: without the row index DuckDB adds
+            cols = con.execute("describe select * from read_parquet(?)", [str(path)]).fetchall()
+            schema = con.execute("select name, num_children from parquet_schema(?)", [str(path)]).fetchall()
         except duckdb.Error as exc:
             raise IngestError(f"{path}: cannot be read: {exc}") from exc
-        source = _Source(path, reader, {n: t for n, t, *_ in cols if n != "file_row_number"}, None)
+        _check_names(path, _parquet_names(schema), table)  # as stored: DuckDB renames `Amount` beside `amount`
+        source = _Source(path, reader, {n: t for n, t, *_ in cols}, None)
     else:
         delimiter, names = _csv_header(path, table)
+        _check_names(path, names, table)
         columns = "{" + ", ".join(f"{_lit(n)}: 'VARCHAR'" for n in names) + "}"
         # rows DuckDB cannot parse go to its rejects tables (quarantined by _csv_rejects); always stored:
         # without store_rejects, DuckDB 2.0 skips more rows after a broken quote
@@ -465,6 +537,17 @@ def _move_quarantined_out(con, stg: str, table_name: str) -> None:
                 "(select (source_file, source_row) from quarantine where table_name = ?)", [table_name])
 
 
+def _quarantined_keys(table: Table) -> str:
+    """The ids (`table.key`) of the rows of the table quarantined so far (by a type or value rule),
+    read from their records: the business rules count them as copies when they look for
+    duplicate ids. A row the CSV parser rejected has no id anyone can trust, and none here."""
+    if table.key is None:
+        return "select null as _key where false"
+    key = f"json_extract_string(record, {_lit('$.' + table.key)})"
+    return (f"select {key} as {_q(table.key)} from quarantine "
+            f"where table_name = {_lit(table.name)} and trim({key}, ' ') <> ''")
+
+
 def _load_table(con, table: Table, files: list[Path], policy_handles: list[str]) -> TableReport:
     """Write the typed rows once into stg_<table>, then move the rows that broke a rule out.
 
@@ -478,36 +561,38 @@ def _load_table(con, table: Table, files: list[Path], policy_handles: list[str])
     if not files:
         raise IngestError(f"no file for table {table.name} (expected {table.name}.csv or {table.name}.parquet)")
     sources = [_source(con, path, table) for path in files]
-    extras = list(dict.fromkeys(c for s in sources for c in s.columns if c not in table.column_names))
+    extras: dict[str, str] = {}  # casefolded -> the name, over all files
+    for source in sources:
+        for name in source.columns:
+            if name not in table.column_names and extras.setdefault(name.casefold(), name) != name:
+                raise IngestError(f"{source.path}: column {name} differs from column {extras[name.casefold()]} of "
+                                  "another file of the table only in letter case, and column names are not "
+                                  "case-sensitive: name it the same in every file")
+    extra_names = list(extras.values())
     params = [p for s in sources for p in (str(s.path), str(s.path))]
 
-    union = "(" + " union all by name ".join(f"({s.select(table)})" for s in sources) + ")"
-    source_types = {r[0]: r[1] for r in con.execute(f"describe select * from {union}", params).fetchall()}
-    typed_cols = ", ".join(f"{_type_checks(c, source_types.get(c.name))[0]} as {_q(c.name)}" for c in table.columns)
-    extra_cols = "".join(f", cast({_q(e)} as varchar) as {_q(e)}" for e in extras)
-    raw_json = "to_json({" + ", ".join(f"{_lit(c)}: {_q(c)}" for c in table.column_names + extras) + "})"
-    # one write of every row, typed; `_type_fault` marks the rows with a value that does not type
-    fault = _type_fault_expr(table, source_types)
+    # one write of every row, typed by its own file's types; `_type_fault` marks the rows with a
+    # value that does not type
+    union = " union all by name ".join(f"({s.typed(table, extra_names)})" for s in sources)
     _drop_rejects(con)
     try:
-        con.execute(f"create or replace table {stg} as select _source_file, _source_row, {typed_cols}{extra_cols}, "
-                    f"coalesce({fault or 'false'}, false) as _type_fault from {union}", params)
+        con.execute(f"create or replace table {stg} as {union}", params)
     except duckdb.InvalidInputException as exc:  # a CSV file DuckDB cannot split into rows at all
         raise _unreadable_csv(exc, sources) from exc
     rejected = _csv_rejects(con, sources, table)
     read = con.execute(f"select count(*) from {stg}").fetchall()[0][0] + len(rejected)
-    faulty = con.execute(f"select count(*) from {stg} where _type_fault").fetchall()[0][0]
-    # the raw value of a rejected value is only in the source: read it again for those rows
+    faulty_files = {r[0] for r in con.execute(f"select distinct _source_file from {stg} where _type_fault").fetchall()}
+    # the raw value of a rejected value is only in the source: read the files with such rows again
     con.execute("create or replace temp table type_violations as select * from quarantine limit 0")
-    if faulty:
+    if faulty_files:
+        again = [s for s in sources if str(s.path) in faulty_files]
         con.execute(
             f"""insert into type_violations
-                select ?, _source_file, _source_row, v.rule, v.column_name, v.value, v.message, {raw_json}
-                from (select *, {_type_violation_expr(table, source_types)} as v from {union}
-                      where (_source_file, _source_row) in (select (_source_file, _source_row) from {stg}
-                                                             where _type_fault))
-                where v is not null""",
-            [table.name, *params],
+                select ?, _source_file, _source_row, _violation.rule, _violation.column_name, _violation.value,
+                       _violation.message, _record
+                from ({" union all ".join(f"({s.type_violations(table, extra_names)})" for s in again)})
+                where _violation is not null""",
+            [table.name, *(p for s in again for p in (str(s.path), str(s.path)))],
         )
         _drop_rejects(con)  # the same rejects again
     con.execute(f"alter table {stg} drop column _type_fault")
@@ -527,31 +612,36 @@ def _load_table(con, table: Table, files: list[Path], policy_handles: list[str])
                         [(*r[:7], _json(r[7])) for r in rejected])
     con.execute("insert into quarantine select * from type_violations")
     con.execute("drop table type_violations")
-    if faulty:
+    if faulty_files:
         _move_quarantined_out(con, stg, table.name)
     con.execute("drop table csv_row_gaps")
     con.execute(
         f"""insert into quarantine
-            select ?, row._source_file, row._source_row, v.rule, v.column_name, v.value, v.message, to_json(row)
-            from (select s as row, {_value_violation_expr(table)} as v from {stg} s
+            select ?, _record._source_file, _record._source_row, _violation.rule, _violation.column_name,
+                   _violation.value, _violation.message, to_json(_record)
+            from (select _record, {_value_violation_expr(table)} as _violation from {stg} _record
                   where {_value_suspect_expr(table)})
-            where v is not null""",
+            where _violation is not null""",
         [table.name],
     )
     _move_quarantined_out(con, stg, table.name)
     rule_sql = read_model(f"staging/{table.name}_violations")
     model_params = {"policy_handles": policy_handles} if "policy_handles" in parameters_of(rule_sql) else {}
+    # the rules see the contract's columns only: an extra column of the files never meets the
+    # names the rules use for their own (contract_currency, invoice_known, ...)
+    contract_cols = ", ".join(_q(c) for c in ["_source_file", "_source_row", *table.column_names])
     con.execute(
         f"""create or replace temp table violations as
-            with typed as (select * from {stg})
+            with typed as (select {contract_cols} from {stg}),
+            quarantined_keys as ({_quarantined_keys(table)})
             select * from ({rule_sql})
             qualify row_number() over (partition by _source_file, _source_row order by priority, rule) = 1""",
         model_params,
     )
     con.execute(
         f"""insert into quarantine
-            select ?, v._source_file, v._source_row, v.rule, v.column_name, v.value, v.message, to_json(t)
-            from violations v join {stg} t using (_source_file, _source_row)""",
+            select ?, v._source_file, v._source_row, v.rule, v.column_name, v.value, v.message, to_json(_record)
+            from violations v join {stg} _record using (_source_file, _source_row)""",
         [table.name],
     )
     con.execute(f"delete from {stg} where (_source_file, _source_row) in "
@@ -709,8 +799,8 @@ def quarantine_invalid_addresses(con, report: TableReport) -> TableReport:
             where not r.known or ({given})""")
     con.execute("""insert into quarantine
                    select 'customers', v._source_file, v._source_row, 'invalid_address', v.column_name, v.value,
-                          v.message, to_json(c)
-                   from address_violations v join stg_customers c using (_source_file, _source_row)
+                          v.message, to_json(_record)
+                   from address_violations v join stg_customers _record using (_source_file, _source_row)
                    where v.column_name is not null""")
     moved = con.execute("""delete from stg_customers where (_source_file, _source_row) in
                            (select (_source_file, _source_row) from address_violations where column_name is not null)

@@ -1,6 +1,9 @@
 -- Business rules for contracts; customers are already staged.
+-- Every copy of an id counts, also one already quarantined by a type or value rule
+-- (`quarantined_keys`): the copies that passed are then quarantined too.
 with duplicate_ids as (
-    select contract_id from typed group by contract_id having count(*) > 1
+    select contract_id from (select contract_id from typed union all select contract_id from quarantined_keys)
+    group by contract_id having count(*) > 1
 ),
 
 duplicates as (

@@ -1,7 +1,10 @@
 -- Business rules for customers. `typed` holds the rows that passed typing.
 -- One row per broken rule: the lowest priority number is reported.
+-- Every copy of an id counts, also one already quarantined by a type or value rule
+-- (`quarantined_keys`): the copies that passed are then quarantined too.
 with duplicate_ids as (
-    select customer_id from typed group by customer_id having count(*) > 1
+    select customer_id from (select customer_id from typed union all select customer_id from quarantined_keys)
+    group by customer_id having count(*) > 1
 ),
 
 duplicates as (

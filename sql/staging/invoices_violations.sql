@@ -1,6 +1,9 @@
 -- Business rules for invoices; contracts are already staged.
+-- Every copy of an id counts, also one already quarantined by a type or value rule
+-- (`quarantined_keys`): the copies that passed are then quarantined too.
 with duplicate_ids as (
-    select invoice_id from typed group by invoice_id having count(*) > 1
+    select invoice_id from (select invoice_id from typed union all select invoice_id from quarantined_keys)
+    group by invoice_id having count(*) > 1
 ),
 
 with_contract as (

@@ -1,6 +1,9 @@
 -- Business rules for payments; contracts and invoices are already staged.
+-- Every copy of an id counts, also one already quarantined by a type or value rule
+-- (`quarantined_keys`): the copies that passed are then quarantined too.
 with duplicate_ids as (
-    select payment_id from typed group by payment_id having count(*) > 1
+    select payment_id from (select payment_id from typed union all select payment_id from quarantined_keys)
+    group by payment_id having count(*) > 1
 ),
 
 with_refs as (
