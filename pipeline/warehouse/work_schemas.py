@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from datetime import date
 
 from pipeline.config.policy import POLICY_TABLES_DDL
+from pipeline.failed_collections.steps import COLLECTION_TABLES_DDL
 from pipeline.warehouse.state import ensure_state
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -68,7 +69,10 @@ def seed(con, schema: str, start: date) -> None:
     con.execute(f"create schema {schema}")
     with in_schema(con, schema):
         ensure_state(con)
+        # every policy table, the collection steps' too: a table missing here is not copied below, and
+        # a simulation's policy load then creates it empty and skips the versions main already has
         con.execute(POLICY_TABLES_DDL)
+        con.execute(COLLECTION_TABLES_DDL)
     in_main = set(_tables(con, "main"))
     for table in _tables(con, schema):
         if table not in in_main:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from pipeline.engine import run as run_mod
 from pipeline.engine.backfill import backfill
@@ -203,6 +203,17 @@ COMPARED = (("action_ledger", "* exclude (attempts, last_error)", "action_key"),
 @settings(max_examples=int(os.environ.get("DUNNING_REPLAY_EXAMPLES", "8")), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(world)
+# found by this search (2026-12-07): a simulation's schema did not copy the collection steps of the
+# policy versions it already had, so the same policy file simulated opened no collection case
+@example({"policy": _short_waits, "scope": "contract", "version_day": START + timedelta(days=14),
+          "contracts": [([("230.30", -5, None, True, None, True), ("91.91", 4, None, False, None, True)],
+                         [("202.00", 0, None, True, "failed", 0, "AM04", "M1"),
+                          ("67.00", -10, None, True, "settled", 0, "AM04", "M1"),
+                          ("200.00", -12, None, False, "settled", 0, "AM04", "M1")],
+                         "invoice", "card_basic", None, None),
+                        ([("159.59", -9, None, True, None, True)], [], "invoice", "card_basic", 0, None)],
+          "customers": [("Retail", True, False), ("Retail", True, True)], "shared": False, "suspensions": [],
+          "mode": run_mod.RunMode.SIMULATE})
 def test_a_range_equals_its_days_computed_whole_for_every_policy_feature(spec):
     end = START + timedelta(days=DAYS - 1)
     mode = spec["mode"]
