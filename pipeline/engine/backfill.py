@@ -2,20 +2,22 @@
 
 A backfill runs the ordinary daily step over past days (never dispatching:
 a document dated in the past is never sent), under the policy versions in
-force on each day or under one version the user names. Dispatched rows stay
-in the ledger as the record of what happened; everything else in the range
-is recomputed with the same keys.
+force on each day or under one version the user names. Dispatched rows and
+exports a live day recorded stay in the ledger as the record of what happened;
+everything else in the range is recomputed with the same keys.
 
 The days are recomputed in a work schema seeded with the state before the
 first day (`pipeline.warehouse.work_schemas`), so what was really sent in the range does not
 steer the recomputation. The difference report compares that result with the
 ledger rows of the range as they were. Then the result is adopted: it
 replaces the range's state, except for rows that record a dispatch (sent,
-prepared, failed, ...), which stay as the record of what happened.
+prepared, failed, ...) and exports a live day recorded (an end_contract listed
+in contract_terminations, ...): they left the system and stay as the record of
+what happened (`KEPT_BY_BACKFILL`).
 
 After a backfill, levels it recorded as not dispatched may be levels no
 customer ever received. The user chooses how the next live days treat them,
-and the choice is stored in `backfill_runs`:
+and the choice is stored in `backfill_runs` (the one run last, by `sequence_no`, holds):
 - `none`: they count as done, nothing is sent for them;
 - `highest`: the highest of them is sent once on the next live day;
 - `each`: they are sent one level per live day, lowest first.
@@ -52,6 +54,12 @@ class BackfillError(ValueError):
 
 WORK_SCHEMA = "backfill_work"
 
+# The ledger rows a backfill never replaces: what was handed to someone (status_is_dispatch_record)
+# and exports a live day recorded (a backfill records none: its exports are not_dispatched), which
+# the export views listed. Unlike a re-run of the latest day (`state.rewind_to`), which decides that
+# day's exports again, a backfill recomputes days whose exports were taken up long ago.
+KEPT_BY_BACKFILL = "(status_is_dispatch_record(status) or (action_is_export(action) and status_is_exported(status)))"
+
 
 def backfill(con, start: date, end: date, settings: Settings, *, catch_up: str,
              policy_version: str | None = None, on_day=None) -> BackfillResult:
@@ -84,7 +92,10 @@ def backfill(con, start: date, end: date, settings: Settings, *, catch_up: str,
     after = con.execute(f"select count(*) from {WORK_SCHEMA}.action_ledger where executed_on between ? and ?",
                         [start, end]).fetchall()[0][0]
     _adopt(con, start)
-    con.execute("insert into backfill_runs values (?, ?, ?, ?, ?, ?, ?, ?)",
+    # numbered in the order backfills run: the latest one's catch-up choice is the one in force
+    con.execute("""insert into backfill_runs (backfill_id, first_day, last_day, policy_version, catch_up,
+                                              actions_before, actions_after, differences, sequence_no)
+                   select ?, ?, ?, ?, ?, ?, ?, ?, coalesce(max(sequence_no), 0) + 1 from backfill_runs""",
                 [backfill_id, start, end, policy_version, catch_up, before, after, sum(counts.values())])
     catalog.apply_comments(con)
     return BackfillResult(backfill_id, results, counts)
@@ -120,12 +131,11 @@ def run_in_schema(con, schema: str, start: date, end: date, *, policy_version: s
 
 
 def _adopt(con, start: date) -> None:
-    """Make the recomputed days the live state; rows that record a dispatch stay as they are."""
+    """Make the recomputed days the live state; rows that record a dispatch or a live export stay as they are."""
     w = WORK_SCHEMA
     con.execute("begin transaction")
-    # rows that record what was handed to someone (status_is_dispatch_record) stay as they are
-    con.execute("delete from action_ledger where executed_on >= ? and not status_is_dispatch_record(status)",
-                [start])
+    # rows that record what was handed to someone or exported stay as they are (KEPT_BY_BACKFILL)
+    con.execute(f"delete from action_ledger where executed_on >= ? and not {KEPT_BY_BACKFILL}", [start])
     con.execute("""delete from case_register c where opened_on >= ?
                    and not exists (select 1 from action_ledger l where l.case_id = c.case_id)""", [start])
     con.execute("update case_register set closed_on = null, close_reason = null where closed_on >= ?", [start])

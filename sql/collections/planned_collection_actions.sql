@@ -51,8 +51,11 @@ delayed_sms as (
     where a.last_step_on is not null and not a.held and a.outstanding > 0
       and a.last_step_on + x.delay_days <= $as_of
       and a.case_id not in (select case_id from int_col_steps_due)
+      -- sent before the day (like every model, the ledger before $as_of: a re-run of the SMS's day
+      -- plans it again under its key, which the ledger insert skips, and explain shows it)
       and not exists (select 1 from action_ledger l
-                      where l.action_key = a.case_id || '/S' || x.step_no || '/' || x.action)
+                      where l.action_key = a.case_id || '/S' || x.step_no || '/' || x.action
+                        and l.executed_on < $as_of)
 ),
 
 rows as (

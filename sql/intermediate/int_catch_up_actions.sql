@@ -1,5 +1,6 @@
 -- The document actions a live $as_of sends after a backfill, as its user chose
--- (backfill_runs.catch_up of the latest backfill before the day): a backfill records the
+-- (backfill_runs.catch_up of the backfill run last, by sequence_no, of those ending before the
+-- day: two backfills may end on the same day, and the user's latest choice holds): a backfill records the
 -- levels it computes as not dispatched, and `highest` sends each open case's highest such
 -- level once, `each` its lowest one not yet caught up, one level a day. Only a live day
 -- ($live) catches up; a backfill's or a simulation's schema has no backfill runs anyway.
@@ -7,18 +8,21 @@
 -- level, so the document demands what is owed on the day it is sent; a case that reaches a
 -- higher level (today: levels_due) needs no reminder of a lower one. A level whose catch-up a failed
 -- run started is completed by the next run, whichever command recovers.
+-- Like every model, it reads the ledger as it stood before $as_of: the day's own rows (a catch-up
+-- sent by an earlier run of the day) are planned again under their keys, which the ledger insert
+-- skips (`on conflict do nothing`), so a re-run sends nothing twice and explain shows the day as it ran.
 with latest_backfill as (
     select first_day, last_day, catch_up
     from backfill_runs
     where last_day < $as_of and $live
-    order by last_day desc, backfill_id desc
+    order by sequence_no desc
     limit 1
 ),
 
 caught_up as (
-    select case_id, level_no, action_key, executed_on
+    select case_id, level_no, action_key
     from action_ledger
-    where action_key like '%+catch_up'
+    where action_key like '%+catch_up' and executed_on < $as_of
 ),
 
 missed as (
@@ -34,20 +38,19 @@ missed as (
       and not exists (
           select 1 from action_ledger h
           where h.case_id = l.case_id and h.level_no > l.level_no and h.dispatch_mode = 'live'
-            and status_is_done(h.status) and h.action_key not like '%+catch_up')
+            and h.executed_on < $as_of and status_is_done(h.status) and h.action_key not like '%+catch_up')
 ),
 
--- `highest`: one level per case; `each`: one level a day. Per action, not per case: a level whose
--- catch-up started (one action went out, another was only rendered when the run failed and was
--- rewound by the next run) keeps its remaining actions eligible, so a re-run or a recovery sends
--- them; it never starts a second level
+-- `highest`: one level per case; `each`: one level a day (chosen_levels picks one per case and day).
+-- Per action, not per case: a level whose catch-up started (one action went out, another was only
+-- rendered when the run failed and was rewound by the next run) keeps its remaining actions
+-- eligible, so a re-run or a recovery sends them; it never starts a second level
 eligible as (
     select *
     from missed m
     where not exists (
         select 1 from caught_up c
-        where c.case_id = m.case_id and c.level_no <> m.level_no
-          and (m.catch_up = 'highest' or c.executed_on = $as_of)
+        where c.case_id = m.case_id and c.level_no <> m.level_no and m.catch_up = 'highest'
     )
 ),
 

@@ -106,8 +106,17 @@ create table if not exists backfill_runs (
     catch_up varchar not null,
     actions_before integer not null,
     actions_after integer not null,
-    differences integer not null
+    differences integer not null,
+    sequence_no integer
 );
+-- the order backfills were run in (the latest run's catch-up choice is the one in force). Databases
+-- made before the column: their backfills are numbered in the order their rows were inserted
+alter table backfill_runs add column if not exists sequence_no integer;
+update backfill_runs set sequence_no = r.n
+from (select backfill_id,
+             (select coalesce(max(sequence_no), 0) from backfill_runs) + row_number() over (order by rowid) as n
+      from backfill_runs where sequence_no is null) r
+where backfill_runs.backfill_id = r.backfill_id;
 create table if not exists backfill_differences (
     backfill_id varchar not null,
     kind varchar not null,

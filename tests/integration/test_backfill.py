@@ -97,6 +97,46 @@ def test_the_next_live_days_catch_up_as_the_user_chose(tmp_path, mode, expected)
     assert query(s, "select count(*) from action_ledger where status = 'not_dispatched'") == [(2,)]
 
 
+# R1: two backfills ending on the same day. Their ids compare as text (`bf-<start>-<end>-<n>`: the later
+# start sorts last, and `-10` before `-9`), so the live day followed whichever id sorted last, not the
+# choice the user made last.
+@pytest.mark.parametrize("first, second, expected", [
+    ("none", "highest", [("ct-CT1-20260316/L2/reminder+catch_up", "2026-04-01", "sent", Decimal("0.00"))]),
+    ("highest", "none", []),
+])
+def test_the_next_live_day_follows_the_backfill_run_last(tmp_path, first, second, expected):
+    s = _world(tmp_path).write()
+    _backfill(s, "2026-03-20", "2026-03-31", catch_up=first)
+    _backfill(s, "2026-03-16", "2026-03-31", catch_up=second)  # done again, wider: the user's latest choice
+    assert query(s, "select backfill_id, catch_up, sequence_no from backfill_runs order by sequence_no") == [
+        ("bf-2026-03-20-2026-03-31-1", first, 1), ("bf-2026-03-16-2026-03-31-1", second, 2)]
+    _live(s, "2026-04-01")
+    assert query(s, "select action_key, executed_on::varchar, status, fee from action_ledger "
+                    "where action_key like '%+catch_up' order by 1") == expected
+
+
+def test_backfills_recorded_before_their_order_was_are_numbered_in_the_order_they_ran(tmp_path):
+    import duckdb
+
+    s = _world(tmp_path).write()
+    _backfill(s, "2026-03-20", "2026-03-31", catch_up="none")
+    _backfill(s, "2026-03-16", "2026-03-31", catch_up="highest")
+    # the database as an earlier release left it: no sequence_no, made by another release
+    con = duckdb.connect(str(s.database))
+    con.execute("alter table backfill_runs drop column sequence_no")
+    con.execute("drop macro state_schema_release")
+    con.close()
+    _live(s, "2026-04-01")  # ensure_state numbers them in the order their rows were inserted
+    assert query(s, "select backfill_id, catch_up, sequence_no from backfill_runs order by sequence_no") == [
+        ("bf-2026-03-20-2026-03-31-1", "none", 1), ("bf-2026-03-16-2026-03-31-1", "highest", 2)]
+    assert query(s, "select action_key, executed_on::varchar, status, fee from action_ledger "
+                    "where action_key like '%+catch_up' order by 1") == [
+        ("ct-CT1-20260316/L2/reminder+catch_up", "2026-04-01", "sent", Decimal("0.00"))]
+    _backfill(s, "2026-03-16", "2026-04-01", catch_up="none")  # the next one follows them
+    assert query(s, "select backfill_id, sequence_no from backfill_runs order by sequence_no") == [
+        ("bf-2026-03-20-2026-03-31-1", 1), ("bf-2026-03-16-2026-03-31-1", 2), ("bf-2026-03-16-2026-04-01-1", 3)]
+
+
 def _live(settings, *days):
     """Live days after the backfill, in the order given, with one connection and ingestion."""
     with run_mod.connect(settings.database) as con:
@@ -206,3 +246,61 @@ def test_catch_up_letters_survive_a_live_day_that_failed_while_sending(tmp_path,
                     "order by 1") == [("ct-CT1-20260316/L2/reminder+catch_up", "sent"),
                                       ("ct-CT1-20260316/L2/sms+catch_up", "sent")]
     assert sorted(keys_in_batches(s.print_folder, date(2026, 4, 1))) == ["ct-CT1-20260316/L2/reminder+catch_up"]
+
+
+# R3: an export a live day recorded (status `recorded`, listed in contract_terminations) is no dispatch
+# record; a backfill over its day deleted it and adopted its own `not_dispatched` row, so the contract
+# silently stopped being ended, and the report said nothing differed.
+ESCALATION = [
+    {"name": "Reminder and webhook", "timing": {"after": "due_date", "days": 7}, "fee": {"EUR": "2.50"},
+     "actions": [{"type": "webhook"}, {"type": "reminder"}]},
+    {"name": "End contract", "timing": {"after": "due_date", "days": 14},
+     "actions": [{"type": "end_contract", "when": "immediately"}]},
+]
+ENDED_LIVE = [
+    ("ct-CT1-20260316/L1/reminder", "2026-03-22", "sent", "live", Decimal("0.00"), Decimal("32.50")),
+    ("ct-CT1-20260316/L1/webhook", "2026-03-22", "sent", "live", Decimal("2.50"), Decimal("32.50")),
+    ("ct-CT1-20260316/L2/end_contract", "2026-03-29", "recorded", "live", Decimal("0.00"), Decimal("32.50"))]
+LEDGER_ROWS = ("select action_key, executed_on::varchar, status, dispatch_mode, fee, amount_demanded "
+               "from action_ledger order by executed_on, action_key")
+TERMINATIONS = "select action_key, mode, effective_on::varchar, credit_note_amount from contract_terminations"
+
+
+def _ended_live(tmp_path):
+    doc = policy(ESCALATION)
+    doc["policies"][0]["versions"].append({"effective_from": "2027-01-01", "scope": "contract", "thresholds": {},
+                                           "levels": V2_LEVELS})
+    w = World(tmp_path, doc)
+    w.customer().contract(billed_until="2026-03-31")
+    w.invoice("I1", "30.00", "2026-03-01", "2026-03-15", period_start="2026-03-01", period_end="2026-03-31")
+    s = w.run("2026-03-16", "2026-03-31", dispatch=True)
+    assert query(s, LEDGER_ROWS) == ENDED_LIVE
+    assert query(s, TERMINATIONS) == [("ct-CT1-20260316/L2/end_contract", "immediately", "2026-03-29",
+                                       Decimal("1.94"))]
+    return s
+
+
+def test_a_backfill_keeps_an_export_a_live_day_recorded(tmp_path):
+    s = _ended_live(tmp_path)
+    result = _backfill(s, "2026-03-16", "2026-03-31", catch_up="none")  # the same version, the same inputs
+    assert result.differences == {}
+    assert query(s, LEDGER_ROWS) == ENDED_LIVE
+    assert query(s, TERMINATIONS) == [("ct-CT1-20260316/L2/end_contract", "immediately", "2026-03-29",
+                                       Decimal("1.94"))]
+
+
+def test_a_backfill_that_would_not_have_ended_the_contract_reports_it_and_keeps_the_export(tmp_path):
+    s = _ended_live(tmp_path)
+    result = _backfill(s, "2026-03-16", "2026-03-31", catch_up="none", version="v2")  # no end_contract in v2
+    assert result.differences == {"changed": 1, "would_not_have_happened": 2}
+    assert query(s, "select kind, action_key, before_status, before_executed_on::varchar, after_executed_on::varchar, "
+                    "before_fee, after_fee from backfill_differences order by action_key") == [
+        ("changed", "ct-CT1-20260316/L1/reminder", "sent", "2026-03-22", "2026-03-18", Decimal("0.00"),
+         Decimal("2.50")),
+        ("would_not_have_happened", "ct-CT1-20260316/L1/webhook", "sent", "2026-03-22", None, Decimal("2.50"), None),
+        ("would_not_have_happened", "ct-CT1-20260316/L2/end_contract", "recorded", "2026-03-29", None,
+         Decimal("0.00"), None)]
+    # what was sent and exported stays the record: the contract was ended on 29 March
+    assert query(s, LEDGER_ROWS) == ENDED_LIVE
+    assert query(s, TERMINATIONS) == [("ct-CT1-20260316/L2/end_contract", "immediately", "2026-03-29",
+                                       Decimal("1.94"))]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import duckdb
@@ -203,3 +203,51 @@ def test_customer_case_follows_the_oldest_receivable_of_all_its_contracts(tmp_pa
         "customer", "I2", 9, Decimal("50.00"), Decimal("50.00"))
     assert (e.current_level.level_no, e.next_action.level_no, e.next_action.runs_on) == (1, 2, D("2026-03-16"))
     assert "Dunned         customer CU1, all contracts in EUR" in format_explanation(e)
+
+
+CATCH_UP_LEVELS = [("due_date", 7, 7), ("previous_level", 0, 7, {"EUR": "5.00"}), ("previous_level", 3, 7)]
+
+
+def _backfilled_then_live(tmp_path, mode, live_days):
+    from pipeline.engine import run as run_mod
+    from pipeline.engine.backfill import backfill
+
+    w = World(tmp_path, policy(CATCH_UP_LEVELS))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-15")
+    s = w.write()
+    with run_mod.connect(s.database) as con:
+        run_mod.load_inputs(con, s)
+        backfill(con, D("2026-03-16"), D("2026-03-31"), s, catch_up=mode)
+        for day in live_days:
+            run_mod.run_day(con, D(day), s)
+    return s
+
+
+BACKFILLED = [LevelStep(1, "Level 1", "reminder", "not_dispatched", D("2026-03-22"), D("2026-03-22"), D("2026-03-29")),
+              LevelStep(2, "Level 2", "reminder", "not_dispatched", D("2026-03-29"), D("2026-03-29"), D("2026-04-05"))]
+
+
+# (level caught up, its day, the day explain gives for level 3 as of that day)
+@pytest.mark.parametrize("mode, caught_up, l3_on", [
+    ("highest", [(2, "2026-04-01", "2026-04-11")], "2026-04-11"),
+    # as of 1 April level 3 follows level 2 of the backfill (due 5 April + 3); the catch-up of
+    # level 2 on 2 April moves it (what a day's outlook cannot know on 1 April)
+    ("each", [(1, "2026-04-01", "2026-04-08"), (2, "2026-04-02", "2026-04-12")], "2026-04-12"),
+])
+def test_a_catch_up_shows_on_its_day_and_times_the_next_level_as_the_ledger_does(tmp_path, mode, caught_up, l3_on):
+    # R2: the catch-up model read the whole ledger, so explaining the day a catch-up was sent (or any
+    # day before it) planned no catch-up: explain left it out and timed the next level from the backfill
+    days = ["2026-04-01", "2026-04-01"] + [f"2026-04-{d:02d}" for d in range(2, 13)]  # 1 April run twice
+    s = _backfilled_then_live(tmp_path, mode, days)
+    assert query(s, "select action_key, executed_on::varchar, status, fee, amount_demanded from action_ledger "
+                    "where executed_on >= '2026-04-01' order by executed_on, action_key") == [
+        *[(f"ct-CT1-20260316/L{n}/reminder+catch_up", on, "sent", Decimal("0.00"), Decimal("105.00"))
+          for n, on, _ in caught_up],
+        ("ct-CT1-20260316/L3/reminder", l3_on, "sent", Decimal("0.00"), Decimal("105.00"))]
+    history = list(BACKFILLED)
+    for n, on, next_on in caught_up:
+        e = explain(s, "ct-CT1-20260316", D(on))
+        history.append(LevelStep(n, f"Level {n}", "reminder", "sent", D(on), D(on), D(on) + timedelta(days=7)))
+        assert e.history == history
+        assert e.fees_total == Decimal("5.00")
+        assert (e.next_action.level_no, e.next_action.scheduled_on, e.next_action.runs_on) == (3, D(next_on), D(next_on))

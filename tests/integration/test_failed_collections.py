@@ -310,3 +310,30 @@ def test_explain_shows_the_step_reached_and_what_the_next_one_waits_for(tmp_path
     # no result of the 5 March retry yet: the transfer offer waits for it 10 days at most
     assert waiting[-1] == "Next action    L2 Transfer, scheduled 2026-03-15, runs on 2026-03-15"
     assert opening[-1] == "Next action    L1 Retry, scheduled 2026-03-05, runs on 2026-03-05"
+
+
+def test_explain_shows_a_delayed_sms_on_its_day_and_a_re_run_sends_it_once(tmp_path):
+    # R2: the delayed SMS was planned only while no ledger row had its key, whatever the row's day, so
+    # explaining the day it went out (the models as of that day) left it out
+    from pipeline.reporting.explain import LevelStep, explain_case
+
+    steps = [{"type": "payment_alternative", "name": "Link", "channels": "email_and_sms", "grace_days": 10,
+              "sms_delay_days": 4}]
+    w = _world(tmp_path, {"payment_link": "https://pay.example.com/{case_key}", "steps": {"soft": steps}},
+               phone="+4917612345678")
+    w.invoice("I1", "80.00", "2026-03-01", "2026-03-01")
+    _failed(w, "P1", "I1", "2026-03-02", "AM04", amount="80.00")
+    settings = w.run("2026-03-01", "2026-03-06", dispatch=True)
+    ledger = "select action_key, executed_on::varchar, status, amount_demanded from action_ledger order by 2, 1"
+    sent = [("cc-P1/S1/reminder", "2026-03-02", "sent", Decimal("80.00")),
+            ("cc-P1/S1/sms", "2026-03-06", "sent", Decimal("80.00"))]
+    assert query(settings, ledger) == sent
+    with run_mod.connect(settings.database) as con:
+        run_mod.load_inputs(con, settings)
+        run_mod.run_day(con, date(2026, 3, 6), settings)  # the SMS's day again: planned again, not sent again
+        on_the_day = explain_case(con, "cc-P1", date(2026, 3, 6))
+    assert query(settings, ledger) == sent
+    assert sorted(p.name for p in settings.outbox.rglob("sms.json")) == ["sms.json"]
+    assert on_the_day.history == [
+        LevelStep(1, "Link", "reminder", "sent", date(2026, 3, 2), date(2026, 3, 2), date(2026, 3, 12)),
+        LevelStep(1, "Link", "sms", "sent", date(2026, 3, 6), date(2026, 3, 6), date(2026, 3, 12))]
