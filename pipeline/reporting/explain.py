@@ -115,6 +115,9 @@ def _next_action(e: Explanation, o: dict) -> NextAction | None:
         held.append("pause flag on the followed invoice")
     if o["held_by_failed_collection"]:
         held.append("a failed collection being worked on for the contract")
+    if o["held_by_quarantine"]:
+        held.append("an input row naming it is in the quarantine (see table quarantine): fix the row and "
+                    "ingest again")
     if o["in_grace_until"]:
         held.append(f"the grace period of the followed invoice, until {o['in_grace_until']}")
     if o["awaiting_confirmation_key"]:

@@ -7,8 +7,15 @@
 -- of what failed (the largest failed amount: a retry of the same invoice is the same money)
 -- and what is open of the invoice; for transactions bound to no invoice, the smaller of
 -- what failed (a retry's result not counted again) and the contract's open amount beyond
--- those invoices.
-with continuing as (
+-- those invoices. A quarantined row naming the customer, a contract or invoice of the case holds
+-- its steps like a suspension (int_quarantine_holds: the money may have been paid).
+with suspended_targets as (
+    select scope, target_id from int_suspensions_in_force
+    union
+    select scope, target_id from int_quarantine_holds
+),
+
+continuing as (
     select case_id, target_id, contract_id, customer_id, currency, policy_id, policy_version, routed_by,
            failure_type, counting, step_count, last_step_no, last_step_on, fees_total, next_due_from,
            false as is_new
@@ -81,8 +88,8 @@ latest_failures as (
 
 held_payments as (
     select p.case_id,
-           bool_or(p.contract_id in (select target_id from int_suspensions_in_force where scope = 'contract')
-                   or p.invoice_id in (select target_id from int_suspensions_in_force where scope = 'invoice')
+           bool_or(p.contract_id in (select target_id from suspended_targets where scope = 'contract')
+                   or p.invoice_id in (select target_id from suspended_targets where scope = 'invoice')
                    or coalesce(i.dunning_paused, false)) as held
     from int_col_active_payments p
     left join stg_invoices i on i.invoice_id = p.invoice_id
@@ -96,8 +103,8 @@ final as (
            l.payment_id, l.invoice_id, l.mandate_id, l.failed_on, l.reason_code, l.reason,
            r.days_overdue,
            cu.apply_fees,
-           exists (select 1 from int_suspensions_in_force s where s.scope = 'global')
-           or c.customer_id in (select target_id from int_suspensions_in_force where scope = 'customer')
+           exists (select 1 from suspended_targets s where s.scope = 'global')
+           or c.customer_id in (select target_id from suspended_targets where scope = 'customer')
            or coalesce(h.held, false)
            or cu.dunning_disabled as held
     from cases c

@@ -2,7 +2,10 @@
 -- balance (following its oldest open receivable), each open invoice, and a customer's
 -- contracts in one currency together (following their oldest open receivable). Carries what
 -- the case rules need: overdue amount, the followed receivable's dates, whether dunning
--- is suspended, and the customer's flags.
+-- is suspended, and the customer's flags. A quarantined row naming the target's contract,
+-- customer or followed invoice holds it like a suspension (`held_by_quarantine`,
+-- int_quarantine_holds: its data is incomplete); for a customer-scope target, a held contract of
+-- the customer in that currency holds it too.
 with global_suspension as (
     select count(*) > 0 as active from int_suspensions_in_force where scope = 'global'
 ),
@@ -55,6 +58,21 @@ targets as (
     select * from customer_targets
 ),
 
+-- held because a quarantined row names what the target follows (the one place this is decided:
+-- case_outlook and explain read this column)
+flagged as (
+    select t.*,
+           exists (select 1 from int_quarantine_holds where scope = 'global')
+           or t.customer_id in (select target_id from int_quarantine_holds where scope = 'customer')
+           or t.contract_id in (select target_id from int_quarantine_holds where scope = 'contract')
+           or t.followed_invoice_id in (select target_id from int_quarantine_holds where scope = 'invoice')
+           or (t.scope = 'customer'
+               and t.target_id in (select customer_id || '-' || currency from int_quarantine_holds
+                                   where scope = 'contract' and customer_id is not null and currency is not null))
+               as held_by_quarantine
+    from targets t
+),
+
 final as (
     select t.*,
            cu.dunning_disabled, cu.apply_fees,
@@ -63,12 +81,13 @@ final as (
            or t.customer_id in (select target_id from int_suspensions_in_force where scope = 'customer')
            or t.contract_id in (select target_id from int_suspensions_in_force where scope = 'contract')
            or t.followed_invoice_id in (select target_id from int_suspensions_in_force where scope = 'invoice')
+           or t.held_by_quarantine
            -- a failed collection being worked on (int_col_dunning_holds): no second demand for the money
            or t.contract_id in (select contract_id from int_col_dunning_holds)
            or (t.scope = 'customer'
                and t.target_id in (select customer_id || '-' || currency from int_col_dunning_holds))
            as suspended
-    from targets t
+    from flagged t
     join stg_customers cu using (customer_id)
 )
 

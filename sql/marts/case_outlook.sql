@@ -7,7 +7,8 @@
 -- pending levels after it are re-anchored on its due date and their reach taken again.
 -- Which level runs, courtesy, the threshold and the holds are levels_due's own rules, the
 -- macros of sql/schema/025_level_rules_macro.sql (anchors: 015_timing_macro.sql). Holds stand
--- as on $as_of: a suspension in force holds until the day dunning resumes (NULL: open-ended);
+-- as on $as_of: a suspension in force holds until the day dunning resumes (NULL: open-ended), a
+-- quarantined row naming the target until it is fixed (int_dunning_targets.held_by_quarantine);
 -- on resumption the highest level whose time has come runs at once. A level that is not a
 -- courtesy level waits until the followed receivable is past the grace period. Amounts do not
 -- move: a courtesy level demands the receivables due by its own due date as they stand today.
@@ -45,7 +46,7 @@ after_day as (
            a.followed_invoice_id,
            a.followed_invoice_date, a.followed_due_date, a.followed_scheduled_payment_on, a.last_level_due_date,
            a.open_amount, a.overdue_amount, a.threshold, a.grace_days, a.days_overdue, a.dunning_disabled,
-           t.contract_id as followed_contract_id, t.followed_paused,
+           t.contract_id as followed_contract_id, t.followed_paused, t.held_by_quarantine,
            greatest(a.last_level_no, coalesce(d.level_no, 0)) as done_level_no,
            case when d.level_no >= a.last_level_no then d.level_due_date else a.last_level_due_date end
                as done_level_due_date,
@@ -189,6 +190,7 @@ holds as (
 runs as (
     select *,
            case when held_by_open_suspension is null and not held_by_pause_flag and not held_by_failed_collection
+                     and not held_by_quarantine
                      and awaiting_confirmation_key is null and not nothing_overdue and not below_threshold
                      and not dunning_disabled
                 then resume_day end as runs_on
@@ -215,6 +217,7 @@ final as (
            r.held_by_open_suspension,
            r.held_by_pause_flag,
            r.held_by_failed_collection,
+           r.held_by_quarantine,
            r.in_grace_until,
            r.awaiting_confirmation_key,
            r.nothing_overdue,
@@ -239,6 +242,8 @@ final as (
                          then 'suspended without end (' || r.held_by_open_suspension || ')' end,
                     case when r.held_by_pause_flag then 'followed invoice paused' end,
                     case when r.held_by_failed_collection then 'a failed collection is being worked on' end,
+                    case when r.held_by_quarantine
+                         then 'held: a quarantined input row names it (see table quarantine)' end,
                     case when r.awaiting_confirmation_key is not null
                          then 'awaiting confirmation of ' || r.awaiting_confirmation_key end,
                     case when r.nothing_overdue then 'nothing overdue' end,
