@@ -363,12 +363,16 @@ def _with_python_inputs(models: Iterable[str]) -> list[str]:
 # instead of being planned and run (a company without failed-collection policies saves about a
 # third of a day's model time). Guards are conservative: any collection step in any policy
 # version, or any collection case ever opened, runs the folder; any backfill whose catch-up sends
-# something runs the catch-up model. Each guard is a fixed query of no parameters.
+# something runs the catch-up model; any quarantined row of a table that can hold something runs
+# the holds (80-90 ms at 1M contracts even on an empty quarantine: it looks up contracts and
+# invoices). Each guard is a fixed query of no parameters.
 GUARDS = {
     "collections": "select exists (select 1 from policy_collections) "
                    "or exists (select 1 from case_register where scope = 'collection')",
     "int_catch_up_actions": "select exists (select 1 from backfill_runs where catch_up <> 'none')",
     "int_waiting_contracts": "select exists (select 1 from stg_contracts where policy is not null)",
+    "int_quarantine_holds": "select exists (select 1 from quarantine "
+                            "where table_name in ('invoices', 'payments', 'suspensions'))",
 }
 
 

@@ -97,7 +97,7 @@ def test_the_next_live_days_catch_up_as_the_user_chose(tmp_path, mode, expected)
     assert query(s, "select count(*) from action_ledger where status = 'not_dispatched'") == [(2,)]
 
 
-# R1: two backfills ending on the same day. Their ids compare as text (`bf-<start>-<end>-<n>`: the later
+# Two backfills ending on the same day. Their ids compare as text (`bf-<start>-<end>-<n>`: the later
 # start sorts last, and `-10` before `-9`), so the live day followed whichever id sorted last, not the
 # choice the user made last.
 @pytest.mark.parametrize("first, second, expected", [
@@ -248,7 +248,7 @@ def test_catch_up_letters_survive_a_live_day_that_failed_while_sending(tmp_path,
     assert sorted(keys_in_batches(s.print_folder, date(2026, 4, 1))) == ["ct-CT1-20260316/L2/reminder+catch_up"]
 
 
-# R3: an export a live day recorded (status `recorded`, listed in contract_terminations) is no dispatch
+# An export a live day recorded (status `recorded`, listed in contract_terminations) is no dispatch
 # record; a backfill over its day deleted it and adopted its own `not_dispatched` row, so the contract
 # silently stopped being ended, and the report said nothing differed.
 ESCALATION = [

@@ -235,7 +235,7 @@ BACKFILLED = [LevelStep(1, "Level 1", "reminder", "not_dispatched", D("2026-03-2
     ("each", [(1, "2026-04-01", "2026-04-08"), (2, "2026-04-02", "2026-04-12")], "2026-04-12"),
 ])
 def test_a_catch_up_shows_on_its_day_and_times_the_next_level_as_the_ledger_does(tmp_path, mode, caught_up, l3_on):
-    # R2: the catch-up model read the whole ledger, so explaining the day a catch-up was sent (or any
+    # the catch-up model read the whole ledger, so explaining the day a catch-up was sent (or any
     # day before it) planned no catch-up: explain left it out and timed the next level from the backfill
     days = ["2026-04-01", "2026-04-01"] + [f"2026-04-{d:02d}" for d in range(2, 13)]  # 1 April run twice
     s = _backfilled_then_live(tmp_path, mode, days)

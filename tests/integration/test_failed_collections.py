@@ -313,7 +313,7 @@ def test_explain_shows_the_step_reached_and_what_the_next_one_waits_for(tmp_path
 
 
 def test_explain_shows_a_delayed_sms_on_its_day_and_a_re_run_sends_it_once(tmp_path):
-    # R2: the delayed SMS was planned only while no ledger row had its key, whatever the row's day, so
+    # the delayed SMS was planned only while no ledger row had its key, whatever the row's day, so
     # explaining the day it went out (the models as of that day) left it out
     from pipeline.reporting.explain import LevelStep, explain_case
 
