@@ -62,21 +62,25 @@ def _settings(config: Path | None) -> Settings:
 
 def _lint_policy(settings: Settings) -> None:
     """The policy linter before a live day plans: warnings printed, an error stops the day (exit 2)."""
-    from pipeline.config.policy import PolicyError, load_policy_file
-    from pipeline.config.policy_lint import lint
+    from pipeline.config.policy import PolicyError
+    from pipeline.config.policy_lint import PolicyLintError, before_a_live_day
 
     try:
-        policies = load_policy_file(settings.policy_file)
+        findings = before_a_live_day(settings, _read_only(settings.database))
     except PolicyError as exc:
         console.print(Text(str(exc), style="bold red"), soft_wrap=True)
         raise typer.Exit(EXIT_SETTINGS) from None
-    findings = lint(settings.policy_file, policies, settings.templates, _read_only(settings.database))
+    except PolicyLintError as exc:
+        _print_findings(exc.findings)
+        console.print(Text("nothing planned or sent: fix the policy file first", style="bold red"))
+        raise typer.Exit(EXIT_SETTINGS) from None
+    _print_findings(findings)
+
+
+def _print_findings(findings) -> None:
     for finding in findings:
         console.print(Text(str(finding), style="bold red" if finding.severity == "error" else "yellow"),
                       soft_wrap=True)
-    if any(f.severity == "error" for f in findings):
-        console.print(Text("nothing planned or sent: fix the policy file first", style="bold red"))
-        raise typer.Exit(EXIT_SETTINGS)
 
 
 def _read_only(database: Path):

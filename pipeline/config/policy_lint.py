@@ -48,6 +48,28 @@ class Finding:
         return f"{self.file}: {self.key}: {self.severity}: {self.message}"
 
 
+class PolicyLintError(ValueError):
+    """The linter found errors in the policy file: a live day plans and sends nothing."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        self.findings = findings  # every finding, errors first
+        errors = "\n".join(str(f) for f in findings if f.severity == "error")
+        super().__init__(f"{errors}\nnothing planned or sent: fix the policy file first")
+
+
+def before_a_live_day(settings, con=None) -> list[Finding]:
+    """The linter as a live day runs it before it ingests anything (`dunning run`; in Dagster the
+    `billing_inputs` step of a day that is no backfill): returns the findings, all warnings; raises
+    PolicyLintError if any is an error, PolicyError if the file does not load. `con` (optional) is
+    the database before the day loads the policy, for the versions taking effect retroactively."""
+    from pipeline.config.policy import load_policy_file
+
+    findings = lint(settings.policy_file, load_policy_file(settings.policy_file), settings.templates, con)
+    if any(f.severity == "error" for f in findings):
+        raise PolicyLintError(findings)
+    return findings
+
+
 def lint(path: Path, policies: PolicyFile, templates: Path | None = None, con=None) -> list[Finding]:
     """Every finding for a policy file that loaded; errors first, then warnings, each in file order."""
     found: list[Finding] = []

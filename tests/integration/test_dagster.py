@@ -128,6 +128,68 @@ def test_a_range_backfill_is_one_run_equal_to_the_cli_backfill_and_sends_nothing
     assert not settings.outbox.exists() or not any(settings.outbox.rglob("*.eml"))
 
 
+@pytest.mark.parametrize("tags", [
+    # a backfill of one partition of the assets (single-run policy): the range tags, start == end
+    {"dagster/backfill": "bkfl0001", "dagster/asset_partition_range_start": "2026-05-25",
+     "dagster/asset_partition_range_end": "2026-05-25"},
+    # a job's backfill: one run per partition, tagged with the backfill
+    {"dagster/backfill": "bkfl0002", "dagster/partition": "2026-05-25"},
+])
+def test_a_backfill_of_one_partition_sends_nothing_as_the_cli_backfill_of_one_day(tmp_path, tags):
+    """A run of one day that is part of a backfill was taken for the live day (it planned live and
+    sent, ignoring the catch-up choice and recording no backfill): only the width of the range was
+    looked at."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    cli_world, dagster_world = _world(tmp_path / "cli"), _world(tmp_path / "dagster")
+    cli_config = str(cli_world.write_config())
+    for args in (["run", "--as-of", "2026-05-24"],
+                 ["backfill", "--from", "2026-05-25", "--to", "2026-05-25", "--catch-up", "highest"]):
+        out = CliRunner().invoke(app, [*args, "--config", cli_config])
+        assert out.exit_code == 0, out.output
+    settings = dagster_world.write()
+    resources = {"dunning": DunningResource(config_file=str(dagster_world.write_config()))}
+    instance = dg.DagsterInstance.ephemeral()
+    _materialize(instance, resources, "2026-05-24")
+    kwargs = {"partition_key": tags["dagster/partition"]} if "dagster/partition" in tags else {}
+    result = dg.materialize(ASSETS, resources=resources, instance=instance, tags=tags, **kwargs,
+                            run_config={"ops": {"dunning_state": {"config": {"catch_up": "highest"}}}})
+    assert result.success
+    assert result.asset_materializations_for_node("outbox_documents")[0].metadata["documents_written"].value == 0
+    ledger = "select action_key, executed_on::varchar, status, dispatch_mode from action_ledger order by 1"
+    assert query(settings, ledger) == query(cli_world.write(), ledger) == [
+        ("ct-CT1-20260524/L1/reminder", "2026-05-24", "sent", "live"),
+        ("ct-CT2-20260524/L1/reminder", "2026-05-25", "not_dispatched", "backfill")]
+    assert query(settings, "select first_day::varchar, last_day::varchar, catch_up from backfill_runs") == [
+        ("2026-05-25", "2026-05-25", "highest")]
+
+
+def test_a_live_day_with_a_policy_lint_error_plans_and_sends_nothing_as_the_cli(tmp_path):
+    """`dunning run` lints the policy file first and stops on an error; the Dagster day did not lint."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    w = World(tmp_path, policy([("due_date", 14, 7), ("previous_level", -3, 7)]))  # L2 before L1's deadline
+    w.customer("CU1").contract("CT1", "CU1").invoice("I1", "100.00", "2026-04-26", "2026-05-10")
+    config = w.write_config()
+    settings = w.write()
+    cli = CliRunner().invoke(app, ["run", "--as-of", "2026-05-24", "--config", str(config)])
+    assert cli.exit_code == 2, cli.output
+    result = dg.materialize(ASSETS, partition_key="2026-05-24",
+                            resources={"dunning": DunningResource(config_file=str(config))},
+                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert failure.step_key == "billing_inputs"
+    assert ("timed -3 days after the previous level's own due date" in failure.event_specific_data.error.message
+            and "nothing planned or sent: fix the policy file first" in failure.event_specific_data.error.message)
+    # nothing ingested, planned or sent: the day stopped before it touched the database
+    assert query(settings, "select table_name from information_schema.tables") == []
+
+
 def test_the_state_code_version_follows_the_sql_and_the_policy(tmp_path, monkeypatch):
     from dagster_project import code_versions
 

@@ -18,8 +18,10 @@ A range of partitions runs as one run (single-run backfill policy) through the
 same `pipeline.engine.backfill.backfill` as `dunning backfill --from --to`; the
 catch-up choice is the run config `catch_up` of `dunning_state` (none, highest,
 each; default none; the old run tag `dunning/catch_up` is still read when the
-config is left at none). A range never dispatches (nothing dated in the past is
-sent). A partition before the latest day computed is refused with the CLI's
+config is left at none). A backfill never dispatches (nothing dated in the past is
+sent), also a backfill of one partition: what makes a run a backfill is its tags, not
+its width (`partitions.is_backfill_run`). A live day's `billing_inputs` runs the policy
+linter first, as `dunning run` does. A partition before the latest day computed is refused with the CLI's
 message: recomputing it would discard the later days, which only a backfill of the
 range through the latest day does.
 """
@@ -32,7 +34,7 @@ import dagster as dg
 from pydantic import Field
 
 from dagster_project.checks import check_result, check_spec
-from dagster_project.partitions import DUCKDB_POOL, daily_partitions
+from dagster_project.partitions import DUCKDB_POOL, daily_partitions, is_backfill_run
 from dagster_project.resources import DunningResource
 from dagster_project.tables import DOCUMENT_CHANNELS, STATE_MODELS, document_key, spec
 from pipeline.engine import checks as promises
@@ -111,7 +113,7 @@ def dunning_state(context: dg.AssetExecutionContext, dunning: DunningResource, c
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
         promises.snapshot_dispatched(con)
         try:
-            if start == end:
+            if not is_backfill_run(context):
                 result = pipeline_run.plan_day(con, start, pipeline_run.RunMode.LIVE, settings=settings)
                 blocked = result.dispatch_blocked
                 for warning in result.warnings:
@@ -200,8 +202,8 @@ def outbox_documents(context: dg.AssetExecutionContext, dunning: DunningResource
     start, end = _range(context)
     settings = dunning.settings()
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
-        if start != end:
-            context.log.info("a backfill range sends nothing: documents dated in the past are never dispatched")
+        if is_backfill_run(context):
+            context.log.info("a backfill sends nothing: documents dated in the past are never dispatched")
             written: dict[str, int] = {}
         else:
             con.execute("""create or replace temp table pending_before as

@@ -12,7 +12,7 @@ that lost rows), and a warning when rows were quarantined.
 import dagster as dg
 
 from dagster_project.checks import check_result, check_spec
-from dagster_project.partitions import DUCKDB_POOL, daily_partitions
+from dagster_project.partitions import DUCKDB_POOL, daily_partitions, is_backfill_run
 from dagster_project.resources import DunningResource
 from dagster_project.tables import billing_files_spec, spec
 from pipeline.config.input_tables import INPUT_TABLES
@@ -42,9 +42,21 @@ billing_files = billing_files_spec()
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def billing_inputs(context: dg.AssetExecutionContext, dunning: DunningResource):
-    """Customers, contracts, invoices, payments and suspensions loaded into the stg_* tables."""
+    """Customers, contracts, invoices, payments and suspensions loaded into the stg_* tables.
+
+    A live day first runs the policy linter, as `dunning run` does: an error stops the day before
+    anything is ingested, planned or sent (a backfill, like `dunning backfill`, does not lint)."""
+    from pipeline.config.policy import PolicyError
+    from pipeline.config.policy_lint import PolicyLintError, before_a_live_day
+
     settings = dunning.settings()
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
+        if not is_backfill_run(context):
+            try:
+                for finding in before_a_live_day(settings, con):
+                    context.log.warning(str(finding))
+            except (PolicyError, PolicyLintError) as exc:
+                raise dg.Failure(description=str(exc), allow_retries=False) from None
         _, reports = pipeline_run.load_inputs(con, settings)
         messages = quarantine_messages(con)
         promises.record_rows_read(con, [(r.table, r.rows_read) for r in reports])
