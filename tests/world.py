@@ -142,3 +142,25 @@ def actions(settings: Settings) -> list[tuple]:
     return [(d.isoformat(), c, lv, a, str(amt)) for d, c, lv, a, amt in query(
         settings, "select executed_on, case_id, level_no, action, amount_demanded from action_ledger "
                   "order by executed_on, action_key")]
+
+
+def one_invoice_world(root: Path) -> World:
+    """CU1, CT1 and one invoice I1 (100.00, due 2026-03-10): the ingestion tests' starting point."""
+    w = World(root, policy([("due_date", 1, 0)]))
+    w.customer("CU1").contract("CT1", "CU1").invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    return w
+
+
+def ingest_only(settings: Settings):
+    """Ingestion alone, in a read-write connection the caller closes: (connection, reports by table),
+    every report balanced (rows read = loaded + quarantined)."""
+    import duckdb
+
+    from pipeline.config.policy import load_policy_file
+    from pipeline.warehouse.ingest import ingest
+
+    con = duckdb.connect(str(settings.database))
+    reports = {r.table: r for r in ingest(con, settings.data_dir, load_policy_file(settings.policy_file).handles)}
+    for r in reports.values():
+        assert r.balanced, r
+    return con, reports

@@ -40,11 +40,12 @@ with quarantined as (
     where table_name in ('invoices', 'payments', 'suspensions')
 ),
 
-invoice_contracts as (
+-- an invoice's or a payment's own contract
+named_contracts as (
     select q.table_name, q.source_file, q.source_row, q.rule,
            'contract' as scope, q.contract_id as target_id, 'contract_id' as named_by
     from quarantined q
-    where q.table_name = 'invoices' and q.contract_id is not null
+    where q.table_name in ('invoices', 'payments') and q.contract_id is not null
 ),
 
 -- the contract named does not place the invoice with the customer named (none, unknown, another's)
@@ -55,13 +56,6 @@ invoice_customers as (
     where q.table_name = 'invoices' and q.customer_id is not null
       and not exists (select 1 from stg_contracts k
                       where k.contract_id = q.contract_id and k.customer_id = q.customer_id)
-),
-
-payment_contracts as (
-    select q.table_name, q.source_file, q.source_row, q.rule,
-           'contract' as scope, q.contract_id as target_id, 'contract_id' as named_by
-    from quarantined q
-    where q.table_name = 'payments' and q.contract_id is not null
 ),
 
 payment_invoice_contracts as (
@@ -99,9 +93,8 @@ suspension_globals as (
 ),
 
 holds as (
-    select * from invoice_contracts
+    select * from named_contracts
     union all select * from invoice_customers
-    union all select * from payment_contracts
     union all select * from payment_invoice_contracts
     union all select * from suspension_targets
     union all select * from suspension_globals

@@ -17,21 +17,9 @@ import pytest
 from pipeline.config.input_tables import INPUT_TABLES_BY_NAME, MONEY_LIMIT
 from pipeline.config.policy import load_policy_file
 from pipeline.warehouse.ingest import IngestError, ingest, quarantine_messages
-from world import World, policy, query
+from world import World, ingest_only, one_invoice_world, policy, query
 
 
-def _world(tmp_path) -> World:
-    w = World(tmp_path, policy([("due_date", 1, 0)]))
-    w.customer("CU1").contract("CT1", "CU1").invoice("I1", "100.00", "2026-03-01", "2026-03-10")
-    return w
-
-
-def _ingest(settings):
-    con = duckdb.connect(str(settings.database))
-    reports = {r.table: r for r in ingest(con, settings.data_dir, load_policy_file(settings.policy_file).handles)}
-    for r in reports.values():
-        assert r.balanced, r
-    return con, reports
 
 
 def _quarantined(con, table="invoices"):
@@ -53,11 +41,11 @@ def _to_parquet(settings, table: str, **types: str) -> None:
 # -- Parquet: a DECIMAL with 3 decimals was rounded to 2, a TIMESTAMP lost its time of day ----------
 
 def test_parquet_decimal_with_three_decimals_is_quarantined_not_rounded(tmp_path):
-    w = _world(tmp_path)
+    w = one_invoice_world(tmp_path)
     w.invoice("I2", "12.345", "2026-03-01", "2026-03-10").invoice("I3", "12.340", "2026-03-01", "2026-03-10")
     settings = w.write()
     _to_parquet(settings, "invoices", amount="DECIMAL(18,3)")
-    con, reports = _ingest(settings)
+    con, reports = ingest_only(settings)
     assert _quarantined(con) == [(2, "invalid_amount", "amount", "12.345")]
     # 12.340 is exactly 12.34: it loads, unchanged
     assert con.execute("select invoice_id, amount from stg_invoices order by 1").fetchall() == [
@@ -66,43 +54,43 @@ def test_parquet_decimal_with_three_decimals_is_quarantined_not_rounded(tmp_path
 
 
 def test_parquet_timestamp_with_a_time_of_day_is_quarantined_not_truncated(tmp_path):
-    w = _world(tmp_path)
+    w = one_invoice_world(tmp_path)
     w.invoice("I2", "10.00", "2026-03-01", "2026-03-10 12:30:00")
     w.rows["invoices"][0]["due_date"] = "2026-03-10 00:00:00"  # midnight: the date itself
     settings = w.write()
     _to_parquet(settings, "invoices", due_date="TIMESTAMP")
-    con, _ = _ingest(settings)
+    con, _ = ingest_only(settings)
     assert _quarantined(con) == [(2, "invalid_date", "due_date", "2026-03-10 12:30:00")]
     assert con.execute("select due_date from stg_invoices").fetchall() == [(date(2026, 3, 10),)]
 
 
 def test_parquet_timestamp_with_time_zone_for_a_date_stops_naming_file_and_column(tmp_path):
-    w = _world(tmp_path)
+    w = one_invoice_world(tmp_path)
     settings = w.write()
     _to_parquet(settings, "invoices", due_date="TIMESTAMPTZ")
     with pytest.raises(IngestError, match=r"invoices.parquet: column due_date is TIMESTAMP WITH TIME ZONE"):
-        _ingest(settings)
+        ingest_only(settings)
 
 
 def test_parquet_dates_and_amounts_outside_the_plausible_limits_are_quarantined(tmp_path):
-    w = _world(tmp_path)
+    w = one_invoice_world(tmp_path)
     w.invoice("I2", "10.00", "0001-01-01", "2026-03-10")
     w.invoice("I3", "1000000000000.00", "2026-03-01", "2026-03-10")
     w.invoice("I4", "999999999999.99", "2026-03-01", "2026-03-10")
     settings = w.write()
     _to_parquet(settings, "invoices", invoice_date="DATE", amount="DECIMAL(18,2)")
-    con, _ = _ingest(settings)
+    con, _ = ingest_only(settings)
     assert _quarantined(con) == [(2, "date_out_of_range", "invoice_date", "0001-01-01"),
                                  (3, "amount_out_of_range", "amount", "1000000000000.00")]
 
 
 def test_parquet_integer_for_a_boolean_is_quarantined_unless_zero_or_one(tmp_path):
-    w = _world(tmp_path)
+    w = one_invoice_world(tmp_path)
     w.invoice("I2", "10.00", "2026-03-01", "2026-03-10", dunning_paused="2")
     w.rows["invoices"][0]["dunning_paused"] = "1"
     settings = w.write()
     _to_parquet(settings, "invoices", dunning_paused="INTEGER")
-    con, _ = _ingest(settings)
+    con, _ = ingest_only(settings)
     assert _quarantined(con) == [(2, "invalid_boolean", "dunning_paused", "2")]
     assert con.execute("select dunning_paused from stg_invoices").fetchall() == [(True,)]
 
@@ -120,16 +108,16 @@ def test_parquet_integer_for_a_boolean_is_quarantined_unless_zero_or_one(tmp_pat
     ("2026-02-29", "invalid_date"),
 ])
 def test_dates_load_only_as_plausible_calendar_dates(tmp_path, value, rule):
-    w = _world(tmp_path)
+    w = one_invoice_world(tmp_path)
     w.invoice("I2", "10.00", "2026-03-01", "2026-03-10", voided_on=value)
-    con, _ = _ingest(w.write())
+    con, _ = ingest_only(w.write())
     assert _quarantined(con) == [(2, rule, "voided_on", value)]
 
 
 def test_the_plausible_date_limits_themselves_load(tmp_path):
-    w = _world(tmp_path)
+    w = one_invoice_world(tmp_path)
     w.invoice("I2", "10.00", "1900-01-01", "2199-12-31")
-    con, _ = _ingest(w.write())
+    con, _ = ingest_only(w.write())
     assert _quarantined(con) == []
     assert con.execute("select invoice_date, due_date from stg_invoices where invoice_id = 'I2'").fetchall() == [
         (date(1900, 1, 1), date(2199, 12, 31))]
@@ -150,17 +138,17 @@ def test_the_plausible_date_limits_themselves_load(tmp_path):
     ("+5.00", "invalid_amount"),
 ])
 def test_amounts_load_only_exactly_and_within_the_plausible_limit(tmp_path, value, rule):
-    w = _world(tmp_path)
+    w = one_invoice_world(tmp_path)
     w.invoice("I2", value, "2026-03-01", "2026-03-10")
-    con, _ = _ingest(w.write())
+    con, _ = ingest_only(w.write())
     assert _quarantined(con) == [(2, rule, "amount", value)]
 
 
 def test_amounts_written_with_trailing_zeros_or_leading_zeros_load_unchanged(tmp_path):
-    w = _world(tmp_path)
+    w = one_invoice_world(tmp_path)
     w.invoice("I2", "12.500", "2026-03-01", "2026-03-10").invoice("I3", "007.10", "2026-03-01", "2026-03-10")
     w.invoice("I4", "-999999999999.99", "2026-03-01", "2026-03-10")
-    con, _ = _ingest(w.write())
+    con, _ = ingest_only(w.write())
     assert _quarantined(con) == []
     assert con.execute("select amount from stg_invoices order by invoice_id").fetchall() == [
         (Decimal("100.00"),), (Decimal("12.50"),), (Decimal("7.10"),), (Decimal("-999999999999.99"),)]
@@ -186,31 +174,31 @@ def test_two_maximal_amounts_on_one_contract_run_through_the_daily_models(tmp_pa
 
 @pytest.mark.parametrize("content", [b"", b"\r\n", b"\xef\xbb\xbf"])
 def test_an_empty_file_stops_the_run_saying_it_is_empty(tmp_path, content):
-    settings = _world(tmp_path).write()
+    settings = one_invoice_world(tmp_path).write()
     (settings.data_dir / "payments.csv").write_bytes(content)
     with pytest.raises(IngestError, match=r"payments.csv: the file is empty \(not even a header line\)"):
-        _ingest(settings)
+        ingest_only(settings)
 
 
 def test_an_empty_parquet_file_stops_the_run_saying_it_is_empty(tmp_path):
-    settings = _world(tmp_path).write()
+    settings = one_invoice_world(tmp_path).write()
     (settings.data_dir / "payments.csv").unlink()
     (settings.data_dir / "payments.parquet").write_bytes(b"")
     with pytest.raises(IngestError, match=r"payments.parquet: the file is empty \(0 bytes\)"):
-        _ingest(settings)
+        ingest_only(settings)
 
 
 def test_a_byte_order_mark_and_a_tab_delimiter_are_read(tmp_path):
-    settings = _world(tmp_path).write()
+    settings = one_invoice_world(tmp_path).write()
     path = settings.data_dir / "invoices.csv"
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b",", b"\t"))
-    con, _ = _ingest(settings)
+    con, _ = ingest_only(settings)
     assert con.execute("select invoice_id, amount from stg_invoices").fetchall() == [("I1", Decimal("100.00"))]
 
 
 def test_a_header_only_file_is_a_table_without_rows(tmp_path):
-    settings = _world(tmp_path).write()
-    _, reports = _ingest(settings)  # the world has no payments: payments.csv is its header line
+    settings = one_invoice_world(tmp_path).write()
+    _, reports = ingest_only(settings)  # the world has no payments: payments.csv is its header line
     assert (settings.data_dir / "payments.csv").read_text().count("\n") == 1
     assert reports["payments"].rows_read == 0
 
@@ -222,13 +210,13 @@ def _append_lines(settings, table, *lines: str) -> None:
 
 
 def test_a_ragged_row_is_quarantined_naming_its_line(tmp_path):
-    w = _world(tmp_path)
+    w = one_invoice_world(tmp_path)
     w.invoice("I2", "10.00", "2026-03-01", "2026-03-10")
     settings = w.write()
     _append_lines(settings, "invoices", "I3,N-I3,CT1,CU1,2026-03-01",            # line 4: too few values
                   "I4,N-I4,CT1,CU1,2026-03-01,2026-03-10,1.00,EUR,,false,,,,x,y",  # line 5: too many
                   "I5,N-I5,CT1,CU1,2026-03-01,2026-03-10,5.00,EUR,,false,,,")      # line 6: fine
-    con, reports = _ingest(settings)
+    con, reports = ingest_only(settings)
     assert [r[:3] for r in _quarantined(con)] == [(3, "wrong_column_count", None), (4, "wrong_column_count", None)]
     assert con.execute("select invoice_id, _source_row from stg_invoices order by 1").fetchall() == [
         ("I1", 1), ("I2", 2), ("I5", 5)]
@@ -240,12 +228,12 @@ def test_a_ragged_row_is_quarantined_naming_its_line(tmp_path):
 
 
 def test_an_unmatched_quote_in_one_row_is_quarantined_not_kept_in_the_value(tmp_path):
-    settings = _world(tmp_path).write()
+    settings = one_invoice_world(tmp_path).write()
     _append_lines(settings, "invoices",
                   'I2,"N-I2"x,CT1,CU1,2026-03-01,2026-03-10,10.00,EUR,,false,,,',   # text after the closing quote
                   'I3,N-I3,CT1,CU1,2026-03-01,2026-03-10,10.00,EUR,,false,,,',
                   'I4,"N-I4,CT1,CU1,2026-03-01,2026-03-10,10.00,EUR,,false,,,')     # never closed, last line
-    con, reports = _ingest(settings)
+    con, reports = ingest_only(settings)
     assert [r[:3] for r in _quarantined(con)] == [(2, "invalid_quote", "invoice_number"),
                                                   (4, "invalid_quote", "invoice_number")]
     assert con.execute("select invoice_id, invoice_number from stg_invoices order by 1").fetchall() == [
@@ -254,41 +242,41 @@ def test_an_unmatched_quote_in_one_row_is_quarantined_not_kept_in_the_value(tmp_
 
 
 def test_a_row_that_is_not_utf8_is_quarantined(tmp_path):
-    settings = _world(tmp_path).write()
+    settings = one_invoice_world(tmp_path).write()
     path = settings.data_dir / "invoices.csv"
     path.write_bytes(path.read_bytes() + b"I2,N-I2,CT1,CU1,2026-03-01,2026-03-10,10.00,EUR,,false,,,\r\n"
                      + "I3,Müller,CT1,CU1,2026-03-01,2026-03-10,10.00,EUR,,false,,,\r\n".encode("latin-1"))
-    con, reports = _ingest(settings)
+    con, reports = ingest_only(settings)
     assert [r[:2] for r in _quarantined(con)] == [(3, "invalid_encoding")]
     assert reports["invoices"].rows_loaded == 2
 
 
 def test_a_quote_left_open_that_swallows_later_lines_stops_naming_the_line(tmp_path):
-    settings = _world(tmp_path).write()
+    settings = one_invoice_world(tmp_path).write()
     _append_lines(settings, "invoices",
                   'I2,"N-I2,CT1,CU1,2026-03-01,2026-03-10,10.00,EUR,,false,,,',
                   'I3,N-I3,CT1,CU1,2026-03-01,2026-03-10,10.00,EUR,,false,,,')
     with pytest.raises(IngestError, match=r"invoices.csv line 3, column invoice_number: a quote is opened and "
                                           r"never closed"):
-        _ingest(settings)
+        ingest_only(settings)
 
 
 def test_a_file_mixing_line_endings_stops_naming_the_first_odd_line(tmp_path):
-    settings = _world(tmp_path).write()
+    settings = one_invoice_world(tmp_path).write()
     path = settings.data_dir / "invoices.csv"
     path.write_bytes(path.read_bytes() + b"I2,N-I2,CT1,CU1,2026-03-01,2026-03-10,10.00,EUR,,false,,,2026-03-20\n"
                      b"I3,N-I3,CT1,CU1,2026-03-01,2026-03-10,10.00,EUR,,false,,,2026-03-20\r\n")
     with pytest.raises(IngestError, match=r"invoices.csv: cannot be read as CSV: a line break that is not the "
                                           r"file's own \(first at line 3\)"):
-        _ingest(settings)
+        ingest_only(settings)
 
 
 def test_line_numbers_count_lines_of_values_that_span_lines(tmp_path):
-    w = _world(tmp_path)
+    w = one_invoice_world(tmp_path)
     w.rows["invoices"][0]["note"] = "two\nlines"   # an extra column: flows through, spans lines 2-3
     w.invoice("I2", "10.00", "2026-03-01", "2026-13-45", note="")
     settings = w.write()
-    con, _ = _ingest(settings)
+    con, _ = ingest_only(settings)
     assert con.execute("select note from stg_invoices").fetchall() == [("two\nlines",)]
     assert quarantine_messages(con) == [
         (f"{settings.data_dir / 'invoices.csv'} row 2 (line 4), column due_date: '2026-13-45' invalid_date: "
@@ -296,7 +284,7 @@ def test_line_numbers_count_lines_of_values_that_span_lines(tmp_path):
 
 
 def test_rows_and_lines_stay_right_after_values_spanning_lines_blank_lines_and_rejected_rows(tmp_path):
-    w = _world(tmp_path)
+    w = one_invoice_world(tmp_path)
     w.rows["invoices"][0]["note"] = "two\nlines"                       # row 1, lines 2-3
     settings = w.write()
     _append_lines(settings, "invoices",
@@ -304,7 +292,7 @@ def test_rows_and_lines_stay_right_after_values_spanning_lines_blank_lines_and_r
                   "I2,N-I2,CT1",                                       # row 2, line 5: ragged
                   "I3,N-I3,CT1,CU1,2026-03-01,2026-13-45,1.00,EUR,,false,,,,",  # row 3, line 6: bad date
                   "I4,N-I4,CT1,CU1,2026-03-01,2026-03-10,1.00,EUR,,false,,,,")  # row 4, line 7
-    con, reports = _ingest(settings)
+    con, reports = ingest_only(settings)
     path = settings.data_dir / "invoices.csv"
     assert quarantine_messages(con) == [
         f"{path} row 2 (line 5): wrong_column_count: 3 values, the header has 14 columns -> quarantined from invoices",
@@ -316,20 +304,20 @@ def test_rows_and_lines_stay_right_after_values_spanning_lines_blank_lines_and_r
 
 
 def test_semicolon_files_are_read_by_their_header(tmp_path):
-    settings = _world(tmp_path).write()
+    settings = one_invoice_world(tmp_path).write()
     path = settings.data_dir / "invoices.csv"
     path.write_text(path.read_text().replace(",", ";"))
-    con, _ = _ingest(settings)
+    con, _ = ingest_only(settings)
     assert con.execute("select invoice_id, amount from stg_invoices").fetchall() == [("I1", Decimal("100.00"))]
 
 
 def test_a_header_naming_a_column_twice_stops(tmp_path):
-    settings = _world(tmp_path).write()
+    settings = one_invoice_world(tmp_path).write()
     path = settings.data_dir / "customers.csv"
     lines = path.read_text().splitlines()
     path.write_text("\n".join([lines[0] + ",email"] + [line + ",x" for line in lines[1:]]) + "\n")
     with pytest.raises(IngestError, match=r"customers.csv: column email appears twice in the header"):
-        _ingest(settings)
+        ingest_only(settings)
 
 
 # -- text: control characters are quarantined, everything else loads unchanged --------------------
@@ -337,10 +325,10 @@ def test_a_header_naming_a_column_twice_stops(tmp_path):
 @pytest.mark.parametrize("bad,code", [("CT\x001", "U+0000"), ("CT\r1", "U+000D"), ("CT\n1", "U+000A"),
                                       ("CT\t1", "U+0009"), ("CT\x1b1", "U+001B"), ("CT\x7f1", "U+007F")])
 def test_ids_with_control_characters_are_quarantined(tmp_path, bad, code):
-    w = _world(tmp_path)
+    w = one_invoice_world(tmp_path)
     w.contract(bad, "CU1")
     settings = w.write()
-    con, _ = _ingest(settings)
+    con, _ = ingest_only(settings)
     assert _quarantined(con, "contracts") == [(2, "control_character", "contract_id", bad)]
     assert code in con.execute("select message from quarantine").fetchall()[0][0]
 
@@ -352,16 +340,16 @@ def test_ids_with_spaces_non_ascii_dots_and_quotes_load_unchanged(tmp_path):
     for n, contract_id in enumerate(ids):
         w.contract(contract_id, "CU 1").invoice(f"I {n}", "10.00", "2026-03-01", "2026-03-10",
                                                 contract_id=contract_id, customer_id="CU 1")
-    con, _ = _ingest(w.write())
+    con, _ = ingest_only(w.write())
     assert _quarantined(con, "contracts") == [] and _quarantined(con) == []
     assert sorted(r[0] for r in con.execute("select contract_id from stg_contracts").fetchall()) == sorted(ids)
     assert sorted(r[0] for r in con.execute("select contract_id from stg_invoices").fetchall()) == sorted(ids)
 
 
 def test_a_value_of_only_spaces_is_empty(tmp_path):
-    w = _world(tmp_path)
+    w = one_invoice_world(tmp_path)
     w.invoice("I2", "10.00", "2026-03-01", "2026-03-10", voided_on="   ", invoice_number="  ")
-    con, _ = _ingest(w.write())
+    con, _ = ingest_only(w.write())
     assert _quarantined(con) == [(2, "missing_value", "invoice_number", None)]
 
 

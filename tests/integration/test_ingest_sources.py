@@ -19,23 +19,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config.input_tables import INPUT_TABLES_BY_NAME
-from pipeline.config.policy import load_policy_file
-from pipeline.warehouse.ingest import IngestError, ingest
-from world import World, policy
+from pipeline.warehouse.ingest import IngestError
+from world import ingest_only, one_invoice_world
 
 
-def _world(tmp_path) -> World:
-    w = World(tmp_path, policy([("due_date", 1, 0)]))
-    w.customer("CU1").contract("CT1", "CU1").invoice("I1", "100.00", "2026-03-01", "2026-03-10")
-    return w
-
-
-def _ingest(settings):
-    con = duckdb.connect(str(settings.database))
-    reports = {r.table: r for r in ingest(con, settings.data_dir, load_policy_file(settings.policy_file).handles)}
-    for r in reports.values():
-        assert r.balanced, r
-    return con, reports
 
 
 def _quarantine(con, table):
@@ -78,22 +65,22 @@ def _write_csv(path, header: list[str], rows: list[list[str]]) -> None:
 ])
 def test_parquet_files_of_one_table_are_each_typed_by_their_own_types(tmp_path, type_a, amount_a, type_b, amount_b,
                                                                         loaded, quarantined):
-    settings = _world(tmp_path).write()
+    settings = one_invoice_world(tmp_path).write()
     (settings.data_dir / "payments.csv").unlink()
     _write_parquet(settings.data_dir / "payments_a.parquet", _payment_sql("P1", amount_a, type_a))
     _write_parquet(settings.data_dir / "payments_b.parquet", _payment_sql("P2", amount_b, type_b))
-    con, reports = _ingest(settings)
+    con, reports = ingest_only(settings)
     assert con.execute("select payment_id, amount from stg_payments order by 1").fetchall() == loaded
     assert _quarantine(con, "payments") == quarantined
     assert (reports["payments"].rows_read, reports["payments"].rows_loaded) == (2, len(loaded))
 
 
 def test_a_parquet_file_and_a_csv_file_of_one_table_keep_their_values(tmp_path):
-    w = _world(tmp_path)
+    w = one_invoice_world(tmp_path)
     w.payment("P1", "10.10", "2026-03-05")
     settings = w.write()
     _write_parquet(settings.data_dir / "payments_b.parquet", _payment_sql("P2", "100", "DECIMAL(38,0)"))
-    con, _ = _ingest(settings)
+    con, _ = ingest_only(settings)
     assert con.execute("select payment_id, amount, invoice_id from stg_payments order by 1").fetchall() == [
         ("P1", Decimal("10.10"), None), ("P2", Decimal("100.00"), None)]
     assert _quarantine(con, "payments") == []
@@ -121,10 +108,10 @@ PAYMENT_ROW = ["P1", "CT1", "", "100.00", "EUR", "2026-03-05", "settled", "", ""
 ])
 def test_a_csv_header_name_differing_only_in_letter_case_stops_naming_file_and_column(tmp_path, header, row,
                                                                                       message):
-    settings = _world(tmp_path).write()
+    settings = one_invoice_world(tmp_path).write()
     _write_csv(settings.data_dir / "payments.csv", header, [row])
     with pytest.raises(IngestError) as exc:
-        _ingest(settings)
+        ingest_only(settings)
     assert str(exc.value).startswith(f"{settings.data_dir / message}")
 
 
@@ -137,24 +124,24 @@ def test_a_csv_header_name_differing_only_in_letter_case_stops_naming_file_and_c
 ])
 def test_a_parquet_column_name_differing_only_in_letter_case_stops_naming_file_and_column(tmp_path, names,
                                                                                           message):
-    settings = _world(tmp_path).write()
+    settings = one_invoice_world(tmp_path).write()
     (settings.data_dir / "payments.csv").unlink()
     values = {"payment_id": "P1", "contract_id": "CT1", "Invoice_ID": "I1", "amount": "10.00", "currency": "EUR",
               "booked_on": "2026-03-05", "status": "settled", "Amount": "1"}
     # pyarrow: DuckDB itself would rename the second column Amount_1 when writing
     pq.write_table(pa.table({n: [values[n]] for n in names}), settings.data_dir / "payments.parquet")
     with pytest.raises(IngestError) as exc:
-        _ingest(settings)
+        ingest_only(settings)
     assert str(exc.value).startswith(f"{settings.data_dir / message}")
 
 
 def test_extra_columns_of_two_files_differing_only_in_letter_case_stop_naming_the_file(tmp_path):
-    w = _world(tmp_path)
+    w = one_invoice_world(tmp_path)
     w.payment("P1", "10.00", "2026-03-05", note="a")
     settings = w.write()
     _write_csv(settings.data_dir / "payments_b.csv", [*PAYMENT_HEADER, "Note"], [["P2", *PAYMENT_ROW[1:], "b"]])
     with pytest.raises(IngestError) as exc:
-        _ingest(settings)
+        ingest_only(settings)
     assert str(exc.value).startswith(
         f"{settings.data_dir / 'payments_b.csv'}: column Note differs from column note of another file of the "
         "table only in letter case")
@@ -163,12 +150,12 @@ def test_extra_columns_of_two_files_differing_only_in_letter_case_stop_naming_th
 @pytest.mark.parametrize("name", ["_source_file", "_source_row", "_type_fault", "_violation", "_record",
                                   "file_row_number", "_Source_File"])
 def test_a_csv_column_named_like_an_internal_column_stops_naming_file_and_column(tmp_path, name):
-    settings = _world(tmp_path).write()
+    settings = one_invoice_world(tmp_path).write()
     # the values of such a column became the file name in quarantine messages, or a raw DuckDB error
     _write_csv(settings.data_dir / "payments.csv", [*PAYMENT_HEADER, name],
                [[*PAYMENT_ROW, "7"], ["P2", "CT1", "", "1x", *PAYMENT_ROW[4:], "8"]])
     with pytest.raises(IngestError) as exc:
-        _ingest(settings)
+        ingest_only(settings)
     assert str(exc.value) == (
         f"{settings.data_dir / 'payments.csv'}: column {name} has a name ingestion uses internally "
         "(_source_file, _source_row, _type_fault, _violation, _record, file_row_number, in any letter case): "
@@ -176,12 +163,12 @@ def test_a_csv_column_named_like_an_internal_column_stops_naming_file_and_column
 
 
 def test_a_parquet_column_named_file_row_number_stops_naming_file_and_column(tmp_path):
-    settings = _world(tmp_path).write()
+    settings = one_invoice_world(tmp_path).write()
     (settings.data_dir / "payments.csv").unlink()
     _write_parquet(settings.data_dir / "payments.parquet",
                    _payment_sql("P1", "10.00", "DECIMAL(18,2)") + ", 3 as file_row_number")
     with pytest.raises(IngestError) as exc:
-        _ingest(settings)
+        ingest_only(settings)
     assert str(exc.value).startswith(
         f"{settings.data_dir / 'payments.parquet'}: column file_row_number has a name ingestion uses internally")
 
@@ -189,14 +176,14 @@ def test_a_parquet_column_named_file_row_number_stops_naming_file_and_column(tmp
 @pytest.mark.parametrize("name", ["contract_currency", "invoice_known", "contract_known", "v", "s", "t", "row",
                                   "priority", "rule", "c"])
 def test_extra_columns_named_like_the_rules_own_names_flow_through_without_changing_them(tmp_path, name):
-    w = _world(tmp_path)
+    w = one_invoice_world(tmp_path)
     # contract_currency = USD made a matching EUR payment a currency_mismatch; v, s, invoice_known: raw errors
     w.payment("P1", "10.00", "2026-03-05", invoice_id="I1", **{name: "USD"})
     w.payment("P2", "1x", "2026-03-05", **{name: "7"})
     w.payment("P3", "10.00", "2026-03-05", currency="USD", **{name: "EUR"})
     w.rows["customers"][0][name] = "true"
     settings = w.write()
-    con, reports = _ingest(settings)
+    con, reports = ingest_only(settings)
     assert con.execute(f'select payment_id, amount, "{name}" from stg_payments').fetchall() == [
         ("P1", Decimal("10.00"), "USD")]
     assert _quarantine(con, "payments") == [
@@ -209,11 +196,11 @@ def test_extra_columns_named_like_the_rules_own_names_flow_through_without_chang
 # -- duplicate ids ---------------------------------------------------------------------------------
 
 def test_a_duplicate_id_quarantines_the_copy_that_passed_when_another_broke_a_type_rule(tmp_path):
-    settings = _world(tmp_path).write()
+    settings = one_invoice_world(tmp_path).write()
     header = INPUT_TABLES_BY_NAME["invoices"].column_names
     _write_csv(settings.data_dir / "invoices_b.csv", header,
                [["I1", "N1", "CT1", "CU1", "2026-03-01", "2026-03-10", "1x", "EUR", "", "false", "", "", ""]])
-    con, reports = _ingest(settings)
+    con, reports = ingest_only(settings)
     assert con.execute("select invoice_id from stg_invoices").fetchall() == []
     assert _quarantine(con, "invoices") == [
         ("invoices", "invoices.csv", 1, "duplicate_id", "invoice_id", "I1"),
@@ -223,12 +210,12 @@ def test_a_duplicate_id_quarantines_the_copy_that_passed_when_another_broke_a_ty
 
 
 def test_a_duplicate_id_counts_a_copy_quarantined_by_a_value_rule_or_a_parquet_type_rule(tmp_path):
-    w = _world(tmp_path)
+    w = one_invoice_world(tmp_path)
     w.payment("P1", "10.00", "2026-03-05").payment("P1", "10.00", "2026-03-05", status="")  # missing_value
     w.payment("P2", "10.00", "2026-03-05").payment("P3", "10.00", "2026-03-05")
     settings = w.write()
     _write_parquet(settings.data_dir / "payments_b.parquet", _payment_sql("P2", "1.005", "DECIMAL(18,3)"))
-    con, reports = _ingest(settings)
+    con, reports = ingest_only(settings)
     assert con.execute("select payment_id from stg_payments").fetchall() == [("P3",)]
     assert _quarantine(con, "payments") == [
         ("payments", "payments.csv", 1, "duplicate_id", "payment_id", "P1"),
