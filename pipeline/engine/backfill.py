@@ -9,7 +9,9 @@ everything else in the range is recomputed with the same keys.
 The days are recomputed in a work schema seeded with the state before the
 first day (`pipeline.warehouse.work_schemas`), so what was really sent in the range does not
 steer the recomputation. The difference report compares that result with the
-ledger rows of the range as they were. Then the result is adopted: it
+ledger rows of the range as they were; a recomputed case that opened the same target as a live case
+on another day takes the live case's id first (`_continue_live_cases`), so what was sent counts as
+done. Then the result is adopted: it
 replaces the range's state, except for rows that record a dispatch (sent,
 prepared, failed, ...) and exports a live day recorded (an end_contract listed
 in contract_terminations, ...): they left the system and stay as the record of
@@ -86,6 +88,7 @@ def backfill(con, start: date, end: date, settings: Settings, *, catch_up: str,
     # steer it, so the report can say what should (not) have happened
     schemas.seed(con, WORK_SCHEMA, start)
     results = run_in_schema(con, WORK_SCHEMA, start, end, policy_version=policy_version, on_day=on_day)
+    _continue_live_cases(con, start)
     counts = _record_differences(con, backfill_id, start, end)
     before = con.execute("select count(*) from action_ledger where executed_on between ? and ?",
                          [start, end]).fetchall()[0][0]
@@ -130,6 +133,75 @@ def run_in_schema(con, schema: str, start: date, end: date, *, policy_version: s
     return results
 
 
+# The live cases a recomputed case continues: a live case opened in the range that has something a
+# customer or a downstream system received (KEPT_BY_BACKFILL), whose id the recomputation does not
+# have (it opened the same target on another day: a corrected due date, a late payment, another
+# version's grace), paired with the recomputed case of the same scope and target whose open period
+# overlaps it, each with at most one (the earliest both ways). Collection cases are left out: their
+# details carry their id (a collection request's URL), which a rename cannot rewrite.
+_CONTINUED_CASES = f"""
+create or replace temp table continued_cases as
+with live as (
+    select r.case_id, r.scope, r.target_id, r.opened_on, r.closed_on
+    from main.case_register r
+    where r.opened_on >= $start and r.scope <> 'collection'
+      and r.case_id not in (select case_id from {WORK_SCHEMA}.case_register)
+      and exists (select 1 from main.action_ledger l where l.case_id = r.case_id and {KEPT_BY_BACKFILL})
+),
+
+recomputed as (
+    select case_id, scope, target_id, opened_on, closed_on
+    from {WORK_SCHEMA}.case_register
+    where opened_on >= $start and scope <> 'collection'
+      and case_id not in (select case_id from main.case_register)
+),
+
+overlapping as (
+    select l.case_id as live_id, r.case_id as recomputed_id,
+           l.opened_on as live_opened_on, r.opened_on as recomputed_opened_on
+    from live l
+    join recomputed r using (scope, target_id)
+    where r.opened_on <= coalesce(l.closed_on, date '9999-12-31')
+      and l.opened_on <= coalesce(r.closed_on, date '9999-12-31')
+),
+
+final as (
+    select live_id, recomputed_id
+    from overlapping
+    qualify row_number() over (partition by live_id order by recomputed_opened_on, recomputed_id) = 1
+        and row_number() over (partition by recomputed_id order by live_opened_on, live_id) = 1
+)
+
+select * from final
+"""
+
+
+def _continue_live_cases(con, start: date) -> int:
+    """Give each recomputed case that continues a live case (`_CONTINUED_CASES`) the live case's id, in the
+    work schema, before the comparison and the adoption; returns how many.
+
+    A case's id carries its opening day, so a backfill from before a live case opened that opens the
+    same target on another day would otherwise make a second case: the live one closed with its sent
+    levels, the recomputed one adopted with the same levels again as `not_dispatched`, their fees
+    counted a second time, and a catch-up sending a level the customer already has, under another
+    payment reference (`payment_reference(case_id)`). Under the live id the recomputed levels meet
+    the sent ones on their keys: what was sent stays the record (`_adopt`), the report says how the
+    level moved (`changed`), and the case keeps its reference. Its opening day is the recomputed one.
+    """
+    w = WORK_SCHEMA
+    con.execute(_CONTINUED_CASES, {"start": start})
+    n = con.execute("select count(*) from continued_cases").fetchall()[0][0]
+    if n:
+        # a key is the case id, then '/': the rest of it (level or step, action) stays
+        con.execute(f"""update {w}.action_ledger set case_id = c.live_id,
+                            action_key = c.live_id || substr(action_ledger.action_key, length(c.recomputed_id) + 1)
+                        from continued_cases c where action_ledger.case_id = c.recomputed_id""")
+        con.execute(f"""update {w}.case_register set case_id = c.live_id
+                        from continued_cases c where case_register.case_id = c.recomputed_id""")
+    con.execute("drop table continued_cases")
+    return n
+
+
 def _adopt(con, start: date) -> None:
     """Make the recomputed days the live state; rows that record a dispatch or a live export stay as they are."""
     w = WORK_SCHEMA
@@ -144,12 +216,14 @@ def _adopt(con, start: date) -> None:
     # old version next to the new version's levels, and plan no further level of either)
     con.execute(f"""insert into case_register by name select * from {w}.case_register
                     on conflict (case_id) do update set policy_id = excluded.policy_id,
-                        policy_version = excluded.policy_version, routed_by = excluded.routed_by""")
+                        policy_version = excluded.policy_version, routed_by = excluded.routed_by,
+                        opened_on = excluded.opened_on""")
     con.execute(f"""update case_register r set closed_on = s.closed_on, close_reason = s.close_reason
                     from {w}.case_register s
                     where r.case_id = s.case_id and r.closed_on is null and s.closed_on is not null""")
     # a case kept only by documents really sent, which the recomputation never opened, ends here
-    con.execute(f"""update case_register set closed_on = ?, close_reason = 'not_in_backfill'
+    # (never before it opened: a case opened inside the range closes on its opening day)
+    con.execute(f"""update case_register set closed_on = greatest(opened_on, ?), close_reason = 'not_in_backfill'
                     where closed_on is null and case_id not in (select case_id from {w}.case_register)""",
                 [start])
     con.execute(f"insert into action_ledger by name select * from {w}.action_ledger where executed_on >= ? "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -58,12 +58,84 @@ def test_a_backfill_under_another_version_reports_what_differs_and_keeps_what_wa
         ("bf-2026-03-16-2026-03-31-1", "none", 2, 1, 2)]
 
 
-def test_a_case_the_recomputation_never_opens_is_reported_and_closed(tmp_path):
+# from before the case opened too: it closes on its opening day, never before it
+@pytest.mark.parametrize("start", ["2026-03-16", "2026-03-10"])
+def test_a_case_the_recomputation_never_opens_is_reported_and_closed(tmp_path, start):
     s = _world(tmp_path, thresholds={"EUR": "500.00"}).run("2026-03-16", "2026-03-25", dispatch=True)
-    result = _backfill(s, "2026-03-16", "2026-03-25", catch_up="none", version="v2")
+    result = _backfill(s, start, "2026-03-25", catch_up="none", version="v2")
     assert result.differences == {"would_not_have_happened": 1}
-    assert query(s, "select case_id, closed_on::varchar, close_reason from case_register") == [
-        ("ct-CT1-20260316", "2026-03-16", "not_in_backfill")]
+    assert query(s, "select case_id, opened_on::varchar, closed_on::varchar, close_reason from case_register") == [
+        ("ct-CT1-20260316", "2026-03-16", "2026-03-16", "not_in_backfill")]
+
+
+CASE_LEVELS = "select action_key, executed_on::varchar, status, fee, fees_total from action_ledger order by 2, 1"
+
+
+# The invoice's due date corrected after the live days (15 March -> 17 March), a backfill from before
+# the case opened: the recomputation opens the same contract's case on 18 March instead of 16 March.
+# Its levels continue the live case under the live id: what the customer received stays the record
+# and counts as done, nothing is sent twice and no fee is counted twice.
+def test_a_recomputed_case_continues_the_live_case_it_overlaps(tmp_path):
+    w = _world(tmp_path)
+    s = w.run("2026-03-16", "2026-03-31", dispatch=True)
+    w.rows["invoices"][0]["due_date"] = "2026-03-17"
+    s = w.write()
+    result = _backfill(s, "2026-03-10", "2026-03-31", catch_up="highest")
+    assert result.differences == {"changed": 2}
+    assert query(s, "select kind, action_key, before_executed_on::varchar, after_executed_on::varchar, "
+                    "before_fee, after_fee from backfill_differences order by action_key") == [
+        ("changed", "ct-CT1-20260316/L1/reminder", "2026-03-22", "2026-03-24", Decimal("0.00"), Decimal("0.00")),
+        ("changed", "ct-CT1-20260316/L2/reminder", "2026-03-29", "2026-03-31", Decimal("5.00"), Decimal("5.00"))]
+    # one case, opened when the recomputation opened it
+    assert query(s, "select case_id, opened_on::varchar, closed_on, close_reason from case_register") == [
+        ("ct-CT1-20260316", "2026-03-18", None, None)]
+    assert query(s, CASE_LEVELS) == [
+        ("ct-CT1-20260316/L1/reminder", "2026-03-22", "sent", Decimal("0.00"), Decimal("0.00")),
+        ("ct-CT1-20260316/L2/reminder", "2026-03-29", "sent", Decimal("5.00"), Decimal("5.00"))]
+    _live(s, "2026-04-01")
+    assert query(s, CATCH_UP_ROWS) == []  # both levels reached the customer already
+    assert query(s, "select sum(fee) from fee_ledger") == [(Decimal("5.00"),)]
+
+
+# The due date corrected to 12 March: the recomputation opens on 13 March and reaches level 2 on 26
+# March, which the live days (level 1 sent on 22 March) never sent. The catch-up sends it under the
+# live case, so the letter carries the payment reference of the one the customer already has.
+def test_a_catch_up_of_a_continued_case_keeps_its_id_and_payment_reference(tmp_path):
+    w = _world(tmp_path)
+    s = w.run("2026-03-16", "2026-03-27", dispatch=True)
+    w.rows["invoices"][0]["due_date"] = "2026-03-12"
+    s = w.write()
+    result = _backfill(s, "2026-03-10", "2026-03-27", catch_up="highest")
+    assert result.differences == {"changed": 1, "would_have_happened": 1}
+    assert query(s, CASE_LEVELS) == [
+        ("ct-CT1-20260316/L1/reminder", "2026-03-22", "sent", Decimal("0.00"), Decimal("0.00")),
+        ("ct-CT1-20260316/L2/reminder", "2026-03-26", "not_dispatched", Decimal("5.00"), Decimal("5.00"))]
+    _live(s, "2026-03-28")
+    assert query(s, CATCH_UP_ROWS) == [("ct-CT1-20260316/L2/reminder+catch_up", "2026-03-28", Decimal("100.00"),
+                                        Decimal("0.00"), Decimal("5.00"), Decimal("105.00"), "sent")]
+    assert query(s, "select case_id, opened_on::varchar from case_register") == [("ct-CT1-20260316", "2026-03-13")]
+    assert query(s, "select count(distinct payment_reference(case_id)) from action_ledger where status = 'sent'") \
+        == [(1,)]
+
+
+# Only what reached someone ties a recomputed case to a live one: days planned and never sent are
+# replaced, and the case takes the id the recomputation gives it, as a backfill of new days does.
+def test_a_live_case_that_sent_nothing_is_replaced_by_the_recomputed_one(tmp_path):
+    w = _world(tmp_path)
+    s = w.write()
+    with run_mod.connect(s.database) as con:  # live days planned, never dispatched
+        run_mod.load_inputs(con, s)
+        for n in range(16):
+            run_mod.plan_day(con, date(2026, 3, 16) + timedelta(days=n), settings=s)
+    w.rows["invoices"][0]["due_date"] = "2026-03-17"
+    s = w.write()
+    assert query(s, "select distinct case_id, status from action_ledger") == [("ct-CT1-20260316", "planned")]
+    _backfill(s, "2026-03-10", "2026-03-31", catch_up="highest")
+    assert query(s, "select case_id, opened_on::varchar, closed_on from case_register") == [
+        ("ct-CT1-20260318", "2026-03-18", None)]
+    assert query(s, CASE_LEVELS) == [
+        ("ct-CT1-20260318/L1/reminder", "2026-03-24", "not_dispatched", Decimal("0.00"), Decimal("0.00")),
+        ("ct-CT1-20260318/L2/reminder", "2026-03-31", "not_dispatched", Decimal("5.00"), Decimal("5.00"))]
 
 
 def test_a_backfill_over_new_days_equals_running_them(tmp_path):
