@@ -22,11 +22,13 @@ shard that resumes and the collect step both apply:
 - an outcome line: that is the outcome;
 - `begin` and no outcome: the process died while the channel had it.
   Idempotent channels (webhook, SMS gateway: the receiver de-duplicates by the
-  idempotency key) send it again; SMTP cannot tell: `crashed`, to review;
+  idempotency key) send it again: `interrupted`, which the ledger keeps as a
+  record to send again (it may have arrived) until it is; SMTP cannot tell:
+  `crashed`, to review;
 - `reserve` and no `begin`, in the same boot: a killed process's flushed lines
   are all there, so it was never handed over: send it. In another boot (a
   power cut, another machine) a `begin` line may have been lost with the page
-  cache: SMTP goes to review, idempotent channels send again;
+  cache: SMTP goes to review, idempotent channels send again (`interrupted`);
 - nothing: never handed over.
 """
 
@@ -64,13 +66,17 @@ class Entry:
 
 
 def settled_outcome(entry: Entry | None, idempotent: bool, boot: str) -> str | None:
-    """What a hand-over that may have been cut short came to (module doc); None: hand it over (again)."""
+    """What a hand-over that may have been cut short came to (module doc); None: never handed over,
+    hand it over. `interrupted`: an idempotent channel may have it: hand it over again, under the
+    same idempotency key; until then it is a record of something that may have arrived."""
     if entry is None:
         return None
     if entry.outcome:
         return entry.outcome
     handed = entry.begun or (entry.reserved_boot is not None and (not boot or entry.reserved_boot != boot))
-    return None if idempotent or not handed else "crashed"
+    if not handed:
+        return None
+    return "interrupted" if idempotent else "crashed"
 
 
 class DispatchJournal:

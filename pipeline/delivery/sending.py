@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 IDEMPOTENT_CHANNELS = ("webhook", "sms")
 AMBIGUOUS_SMTP = ("the process stopped while the SMTP server had the message; it may or may not "
                   "have been delivered: check the mailbox or the relay's log, then confirm or resend")
+INTERRUPTED = ("the process stopped while the receiver had the message; it may have arrived, so it stays on "
+               "record and the next dispatch sends it again under the same idempotency key")
 
 
 
@@ -84,7 +86,7 @@ def recover(con, settings: Settings) -> dict[str, int]:
             continue
         entry = entries.get(key)
         outcome = settled_outcome(entry, channel in IDEMPOTENT_CHANNELS, boot)
-        if outcome is None:  # never handed over, or handed to a receiver that de-duplicates: send again
+        if outcome is None:  # never handed over: send it
             _settle(con, key, "rendered")
             counts["retry"] += 1
             continue
@@ -110,6 +112,10 @@ def outcome_fields(settings: Settings, attempts: int | None, outcome: str, provi
     attempts = attempts or 0
     if outcome == "crashed":  # a process died while the SMTP server had it: nobody knows
         return "needs_review", None, error, AMBIGUOUS_SMTP, attempts
+    if outcome == "interrupted":
+        # a receiver that de-duplicates may have it: a dispatch record (never recomputed away by a
+        # re-run of its day, unlike `rendered`) that the next dispatch sends again, as a retry
+        outcome, error = "transient", error or INTERRUPTED
     attempts += 1
     if outcome == "sent":
         return "sent", provider_id, None, None, attempts
@@ -146,7 +152,7 @@ def ledger_outcome(row: dict, entry: Entry | None, settings: Settings, boot: str
         path, waiting = row["document_path"], restored
     outcome = settled_outcome(entry, row["channel"] in IDEMPOTENT_CHANNELS, boot)
     if outcome is None:
-        return waiting  # not handed over (or to be sent again): the next dispatch sends it
+        return waiting  # not handed over: the next dispatch sends it
     status, provider_id, error, review, attempts = outcome_fields(
         settings, attempts, outcome, entry.provider_message_id, entry.error)
     return key, status, path, provider_id, error, review, attempts, False
@@ -274,7 +280,7 @@ def hand_over_all(rows: list[dict], entries: dict[str, Entry], journal: Dispatch
         outcome = settled_outcome(entry, row["channel"] in IDEMPOTENT_CHANNELS, boot)
         if outcome == "crashed" and not entry.outcome:
             journal.outcome(key, "crashed", None, AMBIGUOUS_SMTP)
-        if outcome is None:
+        if outcome in (None, "interrupted"):  # never handed over, or to a receiver that de-duplicates
             pending.append(row)
     if not pending:
         return

@@ -163,6 +163,41 @@ def test_killed_at_any_point_the_next_run_delivers_exactly_once(planned, tmp_pat
     assert set(out["batches"]) == LETTERS
 
 
+# Killed while an SMS (point 14) or a webhook (point 17) was being handed over, then recovered not by a
+# dispatch but by a re-run of the day, after the invoices were paid (the inputs changed). The re-run
+# recomputes only what no one was handed: the snapshot's rows are dispatch records, so it first
+# finishes and collects the snapshot (the receiver de-duplicates the message sent again) and only then
+# decides the day again. Nothing is lost from the ledger, nothing arrives twice.
+@pytest.mark.parametrize("kill_at, key", [(14, "ct-CT1-20260316/L1/sms"), (17, "ct-CT1-20260316/L1/webhook")])
+def test_killed_during_an_http_hand_over_a_rerun_with_new_payments_loses_and_repeats_nothing(
+        planned, tmp_path, kill_at, key, monkeypatch):
+    monkeypatch.setenv("TEST_SIGNING_SECRET", SECRET)
+    with SmtpServer() as smtp, WebhookReceiver(SECRET) as rx:
+        config = _config(planned, tmp_path / "run", smtp, rx)
+        trace = tmp_path / "points.log"
+        killed = _dispatch_process(config, DUNNING_KILL_AT=str(kill_at), DUNNING_CHECKPOINT_LOG=str(trace))
+        assert killed.returncode == -9, killed.stderr
+        assert trace.read_text().splitlines()[-1] == f"{kill_at} journal.begin {key}"
+        data = tmp_path / "data"
+        shutil.copytree(planned.root / "data", data)
+        with open(data / "payments.csv", "a", encoding="utf-8") as fh:  # every invoice paid the day before
+            fh.writelines(f"P{n},CT{n},I{n},{n}00.00,EUR,2026-03-21,settled,,,\n" for n in (1, 2, 3))
+        settings = Settings.load(config).model_copy(update={"data_dir": data})
+        with run_mod.connect(settings.database) as con:
+            run_mod.load_inputs(con, settings)
+            run_mod.run_day(con, DAY, settings)
+            run_mod.run_day(con, DAY, settings)  # and once more: nothing changes
+            cases = con.execute("select case_id, closed_on, close_reason from case_register order by 1").fetchall()
+        out = _outcome(config, smtp, rx)
+
+    everything = EMAILS | HTTP | LETTERS
+    assert out["ledger"] == {k: "sent" for k in everything}
+    assert out["delivered"] == Counter({k: 1 for k in everything})
+    assert out["review"] == []
+    # the day decided again on the new payments: every case closes, with its documents as the record
+    assert cases == [(f"ct-CT{n}-20260316", DAY, "balance_cleared") for n in (1, 2, 3)]
+
+
 # -- a shard killed mid-send ------------------------------------------------------------------------
 # The day in four shards (pipeline/delivery/shards.py): CT1's case falls in shard 2, CT2's and CT3's
 # in shard 3, which has emails, an SMS, a webhook and the letter. Shard 3 runs in a subprocess that
@@ -224,6 +259,55 @@ def test_a_shard_killed_mid_send_and_run_again_delivers_exactly_once(planned, tm
     assert out["delivered"] == Counter({k: 1 for k in everything - in_doubt})
     assert set(out["batches"]) == LETTERS
     assert not snapshot.folder.exists()  # collected: the ledger holds everything the journals said
+
+
+# A shard killed while an SMS (its point 10) or a webhook (13) was being handed over, and the snapshot
+# collected without running the shard again, as `dispatch.finish` collects after a failed shard. The
+# receiver may have the message: it stays in the ledger as a record, `failed` to be sent again, and a
+# re-run of the day with the invoices paid since (the cases close) neither recomputes it away nor
+# loses it; the dispatch of that re-run sends it again under the same idempotency key.
+@pytest.mark.parametrize("kill_at, key", [(10, "ct-CT2-20260316/L1/sms"), (13, "ct-CT2-20260316/L1/webhook")])
+def test_a_possibly_delivered_http_message_stays_on_record_through_a_rerun(planned, tmp_path, kill_at, key,
+                                                                            monkeypatch):
+    from pipeline.delivery.sending import INTERRUPTED
+    from pipeline.delivery.shards import collect, take_snapshot
+
+    monkeypatch.setenv("TEST_SIGNING_SECRET", SECRET)
+    with SmtpServer() as smtp, WebhookReceiver(SECRET) as rx:
+        config = _config(planned, tmp_path / "run", smtp, rx)
+        settings = Settings.load(config)
+        with run_mod.connect(settings.database) as con:
+            snapshot, _ = take_snapshot(con, DAY, settings, SHARDS)
+        trace = tmp_path / "points.log"
+        for shard in snapshot.busy_shards():
+            env = {"DUNNING_CHECKPOINT_LOG": str(trace), "DUNNING_KILL_AT": str(kill_at)} if shard == VICTIM else {}
+            done = _shard_process(config, snapshot.folder, shard, **env)
+            assert done.returncode == (-9 if shard == VICTIM else 0), done.stderr
+        assert trace.read_text().splitlines()[-1] == f"{kill_at} journal.begin {key}"
+        with run_mod.connect(settings.database) as con:
+            collect(con, snapshot, settings)
+            after_collect = con.execute("select status, attempts, last_error from action_ledger where action_key = ?",
+                                        [key]).fetchall()
+        data = tmp_path / "data"
+        shutil.copytree(planned.root / "data", data)
+        with open(data / "payments.csv", "a", encoding="utf-8") as fh:  # every invoice paid the day before
+            fh.writelines(f"P{n},CT{n},I{n},{n}00.00,EUR,2026-03-21,settled,,,\n" for n in (1, 2, 3))
+        settings = settings.model_copy(update={"data_dir": data})
+        with run_mod.connect(settings.database) as con:
+            run_mod.load_inputs(con, settings)
+            run_mod.run_day(con, DAY, settings)
+            run_mod.run_day(con, DAY, settings)  # and once more: nothing changes
+            again = con.execute("select status, attempts from action_ledger where action_key = ?", [key]).fetchall()
+        out = _outcome(config, smtp, rx)
+
+    assert after_collect == [("failed", 1, INTERRUPTED)]
+    assert again == [("sent", 2)]
+    # CT1's shard and what the victim had sent before, then the message sent again; the victim's rows
+    # it never reached went back, and the re-run decided them again: the cases closed, unsent
+    reached = ("notify_merchant", "reminder", "sms") + (("webhook",) if kill_at == 13 else ())
+    sent = {k for k in EMAILS | HTTP if k.startswith("ct-CT1")} | {f"ct-CT2-20260316/L1/{a}" for a in reached}
+    assert out["delivered"] == Counter({k: 1 for k in sent})
+    assert out["ledger"] == {k: "sent" for k in sent}
 
 
 # -- one process at a time on a shard ---------------------------------------------------------------
