@@ -133,14 +133,13 @@ def run_in_schema(con, schema: str, start: date, end: date, *, policy_version: s
     return results
 
 
-# The live cases a recomputed case continues: a live case opened in the range that has something a
-# customer or a downstream system received (KEPT_BY_BACKFILL), whose id the recomputation does not
-# have (it opened the same target on another day: a corrected due date, a late payment, another
-# version's grace), paired with the recomputed case of the same scope and target whose open period
-# overlaps it, each with at most one (the earliest both ways). Collection cases are left out: their
-# details carry their id (a collection request's URL), which a rename cannot rewrite.
-_CONTINUED_CASES = f"""
-create or replace temp table continued_cases as
+# The pairs of a live case and a recomputed case that may continue it: a live case opened in the range
+# that has something a customer or a downstream system received (KEPT_BY_BACKFILL), whose id the
+# recomputation does not have (it opened the same target on another day: a corrected due date, a late
+# payment, another version's grace), and a recomputed case of the same scope and target, opened in the
+# range under an id the live days never had, whose open period overlaps it. Collection cases are left
+# out: their details carry their id (a collection request's URL), which a rename cannot rewrite.
+_OVERLAPPING_CASES = f"""
 with live as (
     select r.case_id, r.scope, r.target_id, r.opened_on, r.closed_on
     from main.case_register r
@@ -156,29 +155,38 @@ recomputed as (
       and case_id not in (select case_id from main.case_register)
 ),
 
-overlapping as (
+final as (
     select l.case_id as live_id, r.case_id as recomputed_id,
            l.opened_on as live_opened_on, r.opened_on as recomputed_opened_on
     from live l
     join recomputed r using (scope, target_id)
     where r.opened_on <= coalesce(l.closed_on, date '9999-12-31')
       and l.opened_on <= coalesce(r.closed_on, date '9999-12-31')
-),
-
-final as (
-    select live_id, recomputed_id
-    from overlapping
-    qualify row_number() over (partition by live_id order by recomputed_opened_on, recomputed_id) = 1
-        and row_number() over (partition by recomputed_id order by live_opened_on, live_id) = 1
 )
 
-select * from final
+select live_id, recomputed_id from final
+order by live_opened_on, live_id, recomputed_opened_on, recomputed_id
 """
 
 
+def continued_cases(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """One recomputed case for each live case at most, and the reverse: the live cases in the order
+    they opened, each taking the earliest overlapping recomputed case no earlier live case took.
+
+    `pairs`: (live id, recomputed id), in that order (`_OVERLAPPING_CASES`: by the live case's opening
+    day, then the recomputed one's). A live case whose overlapping cases are all taken closes."""
+    taken: set[str] = set()
+    paired: dict[str, str] = {}
+    for live_id, recomputed_id in pairs:
+        if live_id not in paired and recomputed_id not in taken:
+            paired[live_id] = recomputed_id
+            taken.add(recomputed_id)
+    return list(paired.items())
+
+
 def _continue_live_cases(con, start: date) -> int:
-    """Give each recomputed case that continues a live case (`_CONTINUED_CASES`) the live case's id, in the
-    work schema, before the comparison and the adoption; returns how many.
+    """Give each recomputed case that continues a live case (`continued_cases`) the live case's id, in
+    the work schema, before the comparison and the adoption; returns how many.
 
     A case's id carries its opening day, so a backfill from before a live case opened that opens the
     same target on another day would otherwise make a second case: the live one closed with its sent
@@ -186,20 +194,26 @@ def _continue_live_cases(con, start: date) -> int:
     counted a second time, and a catch-up sending a level the customer already has, under another
     payment reference (`payment_reference(case_id)`). Under the live id the recomputed levels meet
     the sent ones on their keys: what was sent stays the record (`_adopt`), the report says how the
-    level moved (`changed`), and the case keeps its reference. Its opening day is the recomputed one.
+    level moved (`changed`), and the case keeps its reference.
     """
     w = WORK_SCHEMA
-    con.execute(_CONTINUED_CASES, {"start": start})
-    n = con.execute("select count(*) from continued_cases").fetchall()[0][0]
-    if n:
-        # a key is the case id, then '/': the rest of it (level or step, action) stays
-        con.execute(f"""update {w}.action_ledger set case_id = c.live_id,
-                            action_key = c.live_id || substr(action_ledger.action_key, length(c.recomputed_id) + 1)
-                        from continued_cases c where action_ledger.case_id = c.recomputed_id""")
-        con.execute(f"""update {w}.case_register set case_id = c.live_id
-                        from continued_cases c where case_register.case_id = c.recomputed_id""")
+    pairs = continued_cases(con.execute(_OVERLAPPING_CASES, {"start": start}).fetchall())
+    if not pairs:
+        return 0
+    con.execute("create or replace temp table continued_cases as "
+                "select unnest(?::varchar[]) as live_id, unnest(?::varchar[]) as recomputed_id",
+                [[p[0] for p in pairs], [p[1] for p in pairs]])
+    # a key is the case id, then '/': the rest of it (level or step, action) stays
+    con.execute(f"""update {w}.action_ledger set case_id = c.live_id,
+                        action_key = c.live_id || substr(action_ledger.action_key, length(c.recomputed_id) + 1)
+                    from continued_cases c where action_ledger.case_id = c.recomputed_id""")
+    # it opened on the earlier of the two days: the live case's sent levels never precede it
+    con.execute(f"""update {w}.case_register
+                    set case_id = c.live_id, opened_on = least(case_register.opened_on, l.opened_on)
+                    from continued_cases c join main.case_register l on l.case_id = c.live_id
+                    where case_register.case_id = c.recomputed_id""")
     con.execute("drop table continued_cases")
-    return n
+    return len(pairs)
 
 
 def _adopt(con, start: date) -> None:

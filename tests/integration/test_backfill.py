@@ -86,9 +86,9 @@ def test_a_recomputed_case_continues_the_live_case_it_overlaps(tmp_path):
                     "before_fee, after_fee from backfill_differences order by action_key") == [
         ("changed", "ct-CT1-20260316/L1/reminder", "2026-03-22", "2026-03-24", Decimal("0.00"), Decimal("0.00")),
         ("changed", "ct-CT1-20260316/L2/reminder", "2026-03-29", "2026-03-31", Decimal("5.00"), Decimal("5.00"))]
-    # one case, opened when the recomputation opened it
+    # one case, opened on the earlier of the two days: the live one, before its first sending
     assert query(s, "select case_id, opened_on::varchar, closed_on, close_reason from case_register") == [
-        ("ct-CT1-20260316", "2026-03-18", None, None)]
+        ("ct-CT1-20260316", "2026-03-16", None, None)]
     assert query(s, CASE_LEVELS) == [
         ("ct-CT1-20260316/L1/reminder", "2026-03-22", "sent", Decimal("0.00"), Decimal("0.00")),
         ("ct-CT1-20260316/L2/reminder", "2026-03-29", "sent", Decimal("5.00"), Decimal("5.00"))]
@@ -116,6 +116,60 @@ def test_a_catch_up_of_a_continued_case_keeps_its_id_and_payment_reference(tmp_p
     assert query(s, "select case_id, opened_on::varchar from case_register") == [("ct-CT1-20260316", "2026-03-13")]
     assert query(s, "select count(distinct payment_reference(case_id)) from action_ledger where status = 'sent'") \
         == [(1,)]
+
+
+# The due date corrected to 25 March, after both levels were sent: the recomputation opens the target on
+# 26 March. The continued case opens on the earlier day, 16 March, so no sent level precedes its opening:
+# explain answers for the day L1 went out, and a later backfill starting between the sending and the
+# recomputed opening seeds the case with its sent rows and changes nothing.
+def test_a_continued_case_opens_no_later_than_what_it_sent(tmp_path):
+    from pipeline.reporting.explain import explain_case
+
+    w = _world(tmp_path)
+    s = w.run("2026-03-16", "2026-04-02", dispatch=True)
+    w.rows["invoices"][0]["due_date"] = "2026-03-25"
+    s = w.write()
+    _backfill(s, "2026-03-10", "2026-04-02", catch_up="none")
+    register = query(s, "select case_id, opened_on::varchar, closed_on from case_register")
+    levels = query(s, CASE_LEVELS)
+    assert register == [("ct-CT1-20260316", "2026-03-16", None)]
+    assert levels == [
+        ("ct-CT1-20260316/L1/reminder", "2026-03-22", "sent", Decimal("0.00"), Decimal("0.00")),
+        ("ct-CT1-20260316/L2/reminder", "2026-03-29", "sent", Decimal("5.00"), Decimal("5.00"))]
+    with run_mod.connect(s.database) as con:
+        assert explain_case(con, "ct-CT1-20260316", date(2026, 3, 22)).opened_on == date(2026, 3, 16)
+    result = _backfill(s, "2026-03-24", "2026-04-02", catch_up="none")
+    assert result.differences == {}
+    assert (query(s, "select case_id, opened_on::varchar, closed_on from case_register"),
+            query(s, CASE_LEVELS)) == (register, levels)
+
+
+# Two live cases of one contract: A (opened 16 March, L1 sent, paid 20 March), then B (opened 25 March for
+# I2, L1 and L2 sent). Corrected: I1 due 13 March and paid 27 March, I2 due 28 March. The recomputation has
+# X (14-27 March), overlapping A and B, and Y (from 29 March), overlapping B only. A continues as X and B
+# as Y: B's levels are not caught up again under another case.
+def test_each_live_case_continues_as_the_earliest_recomputed_case_left_for_it(tmp_path):
+    def world(corrected: bool) -> World:
+        w = World(tmp_path, policy([("due_date", 2, 5), ("previous_level", 0, 7, {"EUR": "5.00"})]))
+        w.customer().contract()
+        w.invoice("I1", "100.00", "2026-03-01", "2026-03-13" if corrected else "2026-03-15")
+        w.invoice("I2", "100.00", *(("2026-03-28", "2026-03-28") if corrected else ("2026-03-21", "2026-03-24")))
+        w.payment("P1", "100.00", "2026-03-27" if corrected else "2026-03-20", invoice_id="I1")
+        return w
+
+    world(False).run("2026-03-16", "2026-03-31", dispatch=True)
+    s = world(True).write()
+    result = _backfill(s, "2026-03-10", "2026-03-31", catch_up="highest")
+    assert result.differences == {"changed": 2, "would_have_happened": 1, "would_not_have_happened": 1}
+    assert query(s, "select case_id, opened_on::varchar, closed_on::varchar, close_reason from case_register "
+                    "order by 1") == [("ct-CT1-20260316", "2026-03-14", "2026-03-27", "balance_cleared"),
+                                      ("ct-CT1-20260325", "2026-03-25", None, None)]
+    _live(s, "2026-04-01")
+    assert query(s, CASE_LEVELS) == [
+        ("ct-CT1-20260316/L1/reminder", "2026-03-17", "sent", Decimal("0.00"), Decimal("0.00")),
+        ("ct-CT1-20260316/L2/reminder", "2026-03-20", "not_dispatched", Decimal("5.00"), Decimal("5.00")),
+        ("ct-CT1-20260325/L1/reminder", "2026-03-26", "sent", Decimal("0.00"), Decimal("0.00")),
+        ("ct-CT1-20260325/L2/reminder", "2026-03-31", "sent", Decimal("5.00"), Decimal("5.00"))]
 
 
 # Only what reached someone ties a recomputed case to a live one: days planned and never sent are
