@@ -5,7 +5,9 @@
 -- level once, `each` its lowest one not yet caught up, one level a day. Only a live day
 -- ($live) catches up; a backfill's or a simulation's schema has no backfill runs anyway.
 -- The levels go through the gates of levels_due and the amounts of int_level_amounts like any
--- level, so the document demands what is owed on the day it is sent; a case that reaches a
+-- level, so the document demands what is owed on the day it is sent, with the fees the backfill
+-- recorded up to that level (not those of higher levels the customer has not been told of yet:
+-- `each` sends them on later days); a case that reaches a
 -- higher level (today: levels_due) needs no reminder of a lower one. A level whose catch-up a failed
 -- run started is completed by the next run, whichever command recovers.
 -- Like every model, it reads the ledger as it stood before $as_of: the day's own rows (a catch-up
@@ -26,7 +28,7 @@ caught_up as (
 ),
 
 missed as (
-    select l.case_id, l.level_no, l.action, b.catch_up
+    select l.case_id, l.level_no, l.action, l.fees_total, b.catch_up
     from action_ledger l
     cross join latest_backfill b
     where b.catch_up in ('highest', 'each')
@@ -61,7 +63,7 @@ chosen_levels as (
 ),
 
 final as (
-    select e.case_id, e.level_no, e.action
+    select e.case_id, e.level_no, e.action, e.fees_total as fees_through_level
     from eligible e
     join chosen_levels c using (case_id, level_no)
 )

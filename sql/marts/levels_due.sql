@@ -68,7 +68,7 @@ scheduled as (
 -- a level a backfill recorded and nobody received, sent today after all (int_catch_up_actions)
 catch_up as (
     select a.case_id, a.scope, a.target_id, a.contract_id, a.customer_id, a.currency,
-           a.policy_id, a.policy_version, a.routed_by, a.fees_total as fees_before, a.apply_fees,
+           a.policy_id, a.policy_version, a.routed_by, u.fees_through_level as fees_before, a.apply_fees,
            a.followed_invoice_id, a.days_overdue,
            a.overdue_amount as demanded_principal,
            demands_due_by(false, cast($as_of as date), l.payment_term_days, a.followed_due_date) as demands_due_by,
@@ -77,7 +77,8 @@ catch_up as (
            l.template,
            true as executed,
            true as catch_up
-    from (select distinct case_id, level_no from int_catch_up_actions) u
+    from (select case_id, level_no, max(fees_through_level) as fees_through_level
+          from int_catch_up_actions group by case_id, level_no) u
     join dunnable_cases a on a.case_id = u.case_id
     join policy_levels l on l.policy_version = a.policy_version and l.level_no = u.level_no
     where past_grace(false, a.days_overdue, a.grace_days)

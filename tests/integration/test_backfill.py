@@ -283,10 +283,12 @@ CATCH_UP_ROWS = ("select action_key, executed_on::varchar, principal, fee, fees_
                  "from action_ledger where action_key like '%+catch_up' order by executed_on, action_key")
 
 
+# (key, day, fees stated): a level's catch-up states the fees the backfill recorded up to that level. Level 1
+# of `each` has none: level 2's fee is stated with level 2, the next day, not before the customer has it.
 @pytest.mark.parametrize("mode, expected", [
-    ("highest", [("ct-CT1-20260316/L2/reminder+catch_up", "2026-04-01")]),
-    ("each", [("ct-CT1-20260316/L1/reminder+catch_up", "2026-04-01"),
-              ("ct-CT1-20260316/L2/reminder+catch_up", "2026-04-02")]),
+    ("highest", [("ct-CT1-20260316/L2/reminder+catch_up", "2026-04-01", Decimal("5.00"))]),
+    ("each", [("ct-CT1-20260316/L1/reminder+catch_up", "2026-04-01", Decimal("0.00")),
+              ("ct-CT1-20260316/L2/reminder+catch_up", "2026-04-02", Decimal("5.00"))]),
 ])
 def test_a_catch_up_demands_what_is_owed_on_the_day_it_is_sent(tmp_path, mode, expected):
     w = _world(tmp_path)
@@ -298,9 +300,9 @@ def test_a_catch_up_demands_what_is_owed_on_the_day_it_is_sent(tmp_path, mode, e
         ("ct-CT1-20260316/L1/reminder", Decimal("100.00"), Decimal("0.00"), Decimal("100.00")),
         ("ct-CT1-20260316/L2/reminder", Decimal("100.00"), Decimal("5.00"), Decimal("105.00"))]
     _live(s, "2026-04-01", "2026-04-02", "2026-04-03")
-    # 70.00 still overdue, plus the 5.00 fee the backfill recorded with level 2; no second fee
-    assert query(s, CATCH_UP_ROWS) == [(key, on, Decimal("70.00"), Decimal("0.00"), Decimal("5.00"),
-                                        Decimal("75.00"), "sent") for key, on in expected]
+    # 70.00 still overdue, plus the fees the backfill recorded up to the level; no second fee
+    assert query(s, CATCH_UP_ROWS) == [(key, on, Decimal("70.00"), Decimal("0.00"), fees, Decimal("70.00") + fees,
+                                        "sent") for key, on, fees in expected]
 
 
 def test_no_catch_up_for_a_case_now_below_its_threshold_or_settled(tmp_path):

@@ -241,8 +241,9 @@ def test_a_catch_up_shows_on_its_day_and_times_the_next_level_as_the_ledger_does
     s = _backfilled_then_live(tmp_path, mode, days)
     assert query(s, "select action_key, executed_on::varchar, status, fee, amount_demanded from action_ledger "
                     "where executed_on >= '2026-04-01' order by executed_on, action_key") == [
-        *[(f"ct-CT1-20260316/L{n}/reminder+catch_up", on, "sent", Decimal("0.00"), Decimal("105.00"))
-          for n, on, _ in caught_up],
+        # a catch-up states the fees up to its level: none for level 1, level 2's 5.00 from level 2 on
+        *[(f"ct-CT1-20260316/L{n}/reminder+catch_up", on, "sent", Decimal("0.00"),
+           Decimal("100.00") if n == 1 else Decimal("105.00")) for n, on, _ in caught_up],
         ("ct-CT1-20260316/L3/reminder", l3_on, "sent", Decimal("0.00"), Decimal("105.00"))]
     history = list(BACKFILLED)
     for n, on, next_on in caught_up:

@@ -36,7 +36,7 @@ ACTIVE_CASES = {"case_id": "varchar", "scope": "varchar", "target_id": "varchar"
                 "followed_due_date": "date"}
 OPEN_RECEIVABLES = {"invoice_id": "varchar", "contract_id": "varchar", "customer_id": "varchar", "currency": "varchar",
                     "due_date": "date", "open_amount": "decimal(18,2)", "is_overdue": "boolean"}
-CATCH_UP_ACTIONS = {"case_id": "varchar", "level_no": "integer"}
+CATCH_UP_ACTIONS = {"case_id": "varchar", "level_no": "integer", "fees_through_level": "decimal(18,2)"}
 POLICY_LEVELS = {"policy_version": "varchar", "level_no": "integer", "level_name": "varchar",
                  "payment_term_days": "integer", "channel": "varchar", "template": "varchar"}
 
@@ -63,9 +63,10 @@ def level(case_id, level_no, scheduled_on, *, anchor="due_date", reachable=True,
             "followed_due_date": D(followed_due_date), "reachable": reachable, "courtesy": courtesy}
 
 
-def row(case_id, level_no, scheduled_on, *, executed=True, catch_up=False, demanded="100.00", days_overdue=10):
+def row(case_id, level_no, scheduled_on, *, executed=True, catch_up=False, demanded="100.00", days_overdue=10,
+        fees_before="5.00"):
     return (case_id, level_no, f"Level {level_no}", D(scheduled_on), executed, catch_up, Decimal(demanded),
-            days_overdue, Decimal("5.00"), 7, "letter", f"l{level_no}")
+            days_overdue, Decimal(fees_before), 7, "letter", f"l{level_no}")
 
 
 def receivable(invoice_id, due_date, open_amount, contract_id="A"):
@@ -160,7 +161,10 @@ def test_a_catch_up_runs_alone_but_not_beside_the_next_level():
     rows = levels_due([case("A"), case("B")], [
         level("A", 2, "2026-03-18"),
         level("B", 3, "2026-03-30"),  # B's next level is not due: its catch-up runs alone
-    ], catch_up=[{"case_id": "A", "level_no": 1},
-                 {"case_id": "B", "level_no": 2}, {"case_id": "B", "level_no": 2}])  # two actions of one level
+    ], catch_up=[{"case_id": "A", "level_no": 1, "fees_through_level": Decimal("0.00")},
+                 {"case_id": "B", "level_no": 2, "fees_through_level": Decimal("2.50")},
+                 {"case_id": "B", "level_no": 2, "fees_through_level": Decimal("2.50")}])  # two actions of one level
+    # B's catch-up states the fees its backfill recorded up to level 2 (2.50), not the case's 5.00,
+    # which counts a higher level the customer has not been sent yet
     assert rows == [row("A", 2, "2026-03-18"),
-                    row("B", 2, "2026-03-20", catch_up=True)]  # scheduled today, from policy_levels
+                    row("B", 2, "2026-03-20", catch_up=True, fees_before="2.50")]  # scheduled today, from policy_levels
