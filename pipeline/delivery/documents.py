@@ -54,23 +54,51 @@ order by l.executed_on, l.action_key
 # ('rendered' without a document: a render failure a person sent back with `dunning resolve --as resend`)
 
 
-# The invoices each action's level demands: the case's receivables (case_covers) in the latest
-# open-receivables snapshot due on or before the ledger's demands_due_by (NULL in rows from
-# before that column: the day before execution, i.e. what was overdue). Days overdue and
-# `overdue` are counted on the day the level ran, the document's date.
+# The invoices each action's level demands: the case's receivables (case_covers) open on the day the
+# level ran, due on or before the ledger's demands_due_by (NULL in rows from before that column: the
+# day before execution, i.e. what was overdue). Days overdue and `overdue` are counted on that day,
+# the document's date. `{receivables}` is one of _RECEIVABLES_ON: the `open_receivables` table when it
+# holds that day (a document rendered on its own day, nearly all of them), else the same allocation
+# recomputed for the day (`open_receivables_as_of`, the daily model as a macro): a document planned on
+# one day and rendered on a later one (`--no-dispatch`, a retry, a resend) lists what its ledger row
+# demanded, not what is open today.
 _DEMANDED_SQL = """
 select l.action_key, o.contract_id, o.invoice_id, o.invoice_number, o.invoice_date, o.due_date, o.amount,
        o.open_amount, greatest(cast(l.executed_on - o.due_date as integer), 0) as days_overdue,
        o.due_date < l.executed_on as overdue
 from action_ledger l
-join open_receivables o
+join {receivables} o
   on o.customer_id = l.customer_id
  and case_covers(l.scope, l.target_id, l.contract_id, l.customer_id, l.currency, l.followed_invoice_id,
                  o.invoice_id, o.contract_id, o.customer_id, o.currency)
-where l.action_key in (select unnest(?))
+where l.action_key in (select unnest($keys))
   and o.due_date <= coalesce(l.demands_due_by, l.executed_on - 1)
 order by l.action_key, o.due_date, o.invoice_date, o.invoice_id
 """
+_RECEIVABLES_ON = {"latest": "open_receivables", "day": "open_receivables_as_of(cast($day as date))"}
+
+
+def _demanded(con, actions: list[dict]) -> dict[str, list[dict]]:
+    """The invoices each action demands, as open on the day its level ran (_DEMANDED_SQL)."""
+    from pipeline.warehouse.analytics import ensure_analytics
+
+    latest = con.execute("select max(as_of) from open_receivables").fetchall()[0][0]
+    keys_by_day: dict = defaultdict(list)
+    for a in actions:
+        keys_by_day[a["executed_on"]].append(a["action_key"])
+    out: dict[str, list[dict]] = defaultdict(list)
+    for day, keys in sorted(keys_by_day.items()):
+        if day == latest:
+            rows = records(con, _DEMANDED_SQL.format(receivables=_RECEIVABLES_ON["latest"]), {"keys": sorted(keys)})
+        else:
+            if not con.execute("select count(*) from duckdb_functions() "
+                               "where function_name = 'open_receivables_as_of'").fetchall()[0][0]:
+                ensure_analytics(con, replace=False, kinds=("macro",))  # a database's first run has none yet
+            rows = records(con, _DEMANDED_SQL.format(receivables=_RECEIVABLES_ON["day"]),
+                           {"keys": sorted(keys), "day": day})
+        for inv in rows:
+            out[inv.pop("action_key")].append(inv)
+    return out
 
 
 def _renderer(template_root):
@@ -83,7 +111,7 @@ def _renderer(template_root):
     return _RENDERERS[key]
 
 
-def records(con, sql: str, params: list) -> list[dict]:
+def records(con, sql: str, params: list | dict) -> list[dict]:
     cur = con.execute(sql, params)
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row)) for row in cur.fetchall()]
@@ -102,15 +130,19 @@ def build_contexts(con, actions: list[dict], settings: Settings) -> list[dict]:
                                 [sorted({a["customer_id"] for a in actions})]), "customer_id")
     contracts = _by_key(records(con, "select * from stg_contracts where contract_id in (select unnest(?))",
                                 [sorted({a["contract_id"] for a in actions})]), "contract_id")
-    demanded_by_action: dict[str, list[dict]] = defaultdict(list)
-    for inv in records(con, _DEMANDED_SQL, [sorted({a["action_key"] for a in actions})]):
-        demanded_by_action[inv.pop("action_key")].append(inv)
+    demanded_by_action = _demanded(con, actions)
     # paid since the level was planned: the followed invoice as billed, open for what was demanded
     billed = _by_key(records(con, """select invoice_id, contract_id, invoice_number, invoice_date, due_date, amount
                                      from stg_invoices where invoice_id in (select unnest(?))""",
                              [sorted({a["followed_invoice_id"] for a in actions
                                       if a["followed_invoice_id"] and not demanded_by_action.get(a["action_key"])})]),
                      "invoice_id")
+    # the fee the level charged, whichever of its actions carries it (planned_actions puts it on the
+    # level's first action) and, for a catch-up, as the level recorded it: what "a fee of ... for this
+    # notice" states, beside the fees of the case so far (fees_total)
+    level_fees = {(c, n): fee for c, n, fee in con.execute(
+        "select case_id, level_no, fee from levels_done(date '9999-12-31') where case_id in (select unnest(?))",
+        [sorted({a["case_id"] for a in actions})]).fetchall()}
     org = settings.organization.model_dump()
     # failed collections: the failed payment, its reason, the payment link or transfer details
     collections = collection_parts(con, actions, org)
@@ -138,7 +170,8 @@ def build_contexts(con, actions: list[dict], settings: Settings) -> list[dict]:
             "template": a["template"],
             "locale": customer["locale"],
             "as_of": a["executed_on"],
-            "level": {"no": a["level_no"], "name": a["level_name"], "due_date": a["level_due_date"], "fee": a["fee"]},
+            "level": {"no": a["level_no"], "name": a["level_name"], "due_date": a["level_due_date"],
+                      "fee": level_fees.get((a["case_id"], a["level_no"]), a["fee"])},
             "organization": org,
             "customer": customer,
             "contract": contracts[a["contract_id"]],
