@@ -97,6 +97,16 @@ def diff(old: PolicyFile, new: PolicyFile) -> Diff:
         lines.append(f"policy {handle}: removed")
     for handle in sorted(set(new_by) - set(old_by)):
         lines.append(f"policy {handle}: added ({len(new_by[handle].versions)} version(s))")
+    # the default takes every contract that names no policy (and no routing rule matches): new cases
+    # route elsewhere from the first day, though no version changed
+    old_default = next(p.handle for p in old.policies if p.default)
+    new_default = next(p.handle for p in new.policies if p.default)
+    if old_default != new_default:
+        lines.append(f"default policy: {old_default} -> {new_default} (new cases of contracts that name no "
+                     "policy route to it)")
+    for handle in sorted(set(old_by) & set(new_by)):
+        if old_by[handle].name != new_by[handle].name:
+            lines.append(f"policy {handle}: name {old_by[handle].name!r} -> {new_by[handle].name!r}")
     removed_ids: set[str] = set()
     for handle in sorted(set(old_by) | set(new_by)):
         o, n = old_by.get(handle), new_by.get(handle)

@@ -378,6 +378,18 @@ class Settings(BaseModel):
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     ingestion: IngestionSettings = Field(default_factory=IngestionSettings)
 
+    @field_validator("postage")
+    @classmethod
+    def _postage_in_cents(cls, value: dict[str, dict[str, Decimal]]) -> dict[str, dict[str, Decimal]]:
+        # the reports' money is DECIMAL(18,2): a rate of a tenth of a cent would be shown, then refused
+        # by the report's Parquet columns half-way through writing the report
+        for kind, rates in value.items():
+            for currency, rate in rates.items():
+                if not rate.is_finite() or rate < 0 or rate != rate.quantize(Decimal("0.01")):
+                    raise ValueError(f"postage.{kind}.{currency}: {rate} is not an amount in whole cents "
+                                     "(at most two decimals, not negative)")
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _output_folders_beside_database(cls, data):

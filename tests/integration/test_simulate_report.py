@@ -6,6 +6,7 @@ the same inputs."""
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import yaml
@@ -160,3 +161,20 @@ def test_a_long_list_is_capped_on_the_terminal_and_complete_in_the_file(tmp_path
     assert capped[-1] == "... 5 more: every one in /reports/x.md"
     assert sum(line.startswith("| added | ") for line in capped) == 30
     assert sum(line.startswith("| added | ") for line in markdown_sections(impact)) == 35
+
+
+def test_a_postage_rate_finer_than_a_cent_is_refused_when_the_settings_load(tmp_path):
+    """The reports' money is exact to the cent (DECIMAL(18,2)): a rate of 0.955 was shown as such, then
+    refused by the report's Parquet columns after the Markdown was written, half-way through."""
+    import pytest
+    from pydantic import ValidationError
+
+    w = _world(tmp_path)
+    w.settings_overrides["postage"] = {"letter": {"EUR": "0.955"}, "registered_letter": {"EUR": "3.69"}}
+    with pytest.raises(ValidationError, match=r"postage\.letter\.EUR: 0\.955 is not an amount in whole cents"):
+        w.write()
+    w.settings_overrides["postage"] = {"letter": {"EUR": "0.95"}, "registered_letter": {"EUR": "-1.00"}}
+    with pytest.raises(ValidationError, match=r"postage\.registered_letter\.EUR: -1\.00 is not an amount"):
+        w.write()
+    w.settings_overrides["postage"] = {"letter": {"EUR": "0.9"}}
+    assert w.write().postage == {"letter": {"EUR": Decimal("0.9")}}

@@ -235,3 +235,18 @@ def test_the_impact_range_says_what_it_cannot_show(tmp_path):
         "policy default: the version from 2026-09-01 acts from that day only"]
     with pytest.raises(ValueError, match="--days must be at least 1, not 0"):
         last_days(date(2026, 4, 30), 0)
+
+
+def test_policy_diff_reports_the_default_moving_and_a_policy_renamed(tmp_path):
+    """No version changes, yet new cases route elsewhere: the diff says so instead of "no change"."""
+    def two(default: str, name_b: str) -> str:
+        level = "[{name: Reminder, timing: {after: due_date, days: 3}}]"
+        return "policies:\n" + "".join(
+            f"  - handle: {h}\n    name: {n}\n    default: {str(h == default).lower()}\n"
+            f"    versions:\n      - effective_from: 2020-01-01\n        levels: {level}\n"
+            for h, n in (("a", "Standard"), ("b", name_b)))
+
+    assert _diff_lines(tmp_path, two("a", "Soft"), two("a", "Soft")) == ["no change"]
+    assert _diff_lines(tmp_path, two("a", "Soft"), two("b", "Gentle")) == [
+        "default policy: a -> b (new cases of contracts that name no policy route to it)",
+        "policy b: name 'Soft' -> 'Gentle'"]
