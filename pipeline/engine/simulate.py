@@ -57,11 +57,14 @@ with l as (
     select * from action_ledger
     where executed_on between $start and $end and status_is_done(status)
 ),
-levels as (select distinct level_no, currency from l where action = 'reminder'),
+levels as (select distinct level_no, scope = 'collection' as step, currency from l where action = 'reminder'),
+-- a failed-collection step (S1) apart from a dunning level of the same number (L1)
 paid as (
-    select level_no, currency, cast(sum(amount_recovered) as decimal(18, 2)) as paid
-    from recovered_after_level($end, $days)
-    where executed_on >= $start
+    select p.level_no, r.scope = 'collection' as step, p.currency,
+           cast(sum(p.amount_recovered) as decimal(18, 2)) as paid
+    from recovered_after_level($end, $days) p
+    join case_register r using (case_id)
+    where p.executed_on >= $start
     group by all
 ),
 fees as (select currency, sum(fee) as fees from l group by all),
@@ -69,21 +72,30 @@ ended as (
     select count(distinct contract_id) as contracts_ended from contract_terminations
     where executed_on between $start and $end
 )
-select 'level' as kind, level_no, currency, null, coalesce(p.paid, 0) as amount
-from levels v full join paid p using (level_no, currency)
-union all select 'fees', null, currency, null, fees from fees
-union all select 'ended', null, null, contracts_ended, null from ended
+select 'level' as kind, level_no, currency, null, coalesce(p.paid, 0) as amount, step
+from levels v full join paid p using (level_no, step, currency)
+union all select 'fees', null, currency, null, fees, null from fees
+union all select 'ended', null, null, contracts_ended, null, null from ended
 """
+
+
+def level_label(step: bool, level_no: int) -> str:
+    """L1 for a dunning level, S1 for a failed-collection step (as the impact's level rows name them)."""
+    return f"{'S' if step else 'L'}{level_no}"
+
+
+def _label_order(label: str) -> tuple[bool, int]:
+    return label[0] == "S", int(label[1:])
 
 
 @dataclass
 class Figures:
-    documents: dict[int, int] = field(default_factory=dict)
+    documents: dict[str, int] = field(default_factory=dict)  # per level (L1) or collection step (S1)
     letters: dict[str, int] = field(default_factory=dict)         # per currency
     registered: dict[str, int] = field(default_factory=dict)      # per currency
     postage: dict[str, Decimal] = field(default_factory=dict)     # per currency
     fees: dict[str, Decimal] = field(default_factory=dict)        # per currency
-    paid_after_level: dict[int, dict[str, Decimal]] = field(default_factory=dict)
+    paid_after_level: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # per L1 / S1, currency
     contracts_ended: int = 0
 
 
@@ -119,7 +131,7 @@ def figures(con, schema: str, start: date, end: date, days: int, levels: list[im
         counts = row.before if side == "before" else row.after
         if not counts.documents:
             continue
-        out.documents[row.level_no] = out.documents.get(row.level_no, 0) + counts.documents
+        out.documents[row.level] = out.documents.get(row.level, 0) + counts.documents
         out.letters[row.currency] = out.letters.get(row.currency, 0) + counts.letters
         out.registered[row.currency] = out.registered.get(row.currency, 0) + counts.registered
         out.postage[row.currency] = out.postage.get(row.currency, Decimal("0.00")) + counts.postage
@@ -129,11 +141,11 @@ def figures(con, schema: str, start: date, end: date, days: int, levels: list[im
     else:
         with schemas.in_schema(con, schema):
             rows = con.execute(_METRICS_SQL, params).fetchall()
-    for kind, level, currency, count, amount in rows:
+    for kind, level, currency, count, amount, step in rows:
         if kind == "level":
             # every level done in the range shows what was paid after it, also one without a reminder
             # (a payment is credited to the last level before it, an end_contract level included)
-            out.paid_after_level.setdefault(level, {})[currency] = amount
+            out.paid_after_level.setdefault(level_label(step, level), {})[currency] = amount
         elif kind == "fees":
             out.fees[currency] = amount
         else:
@@ -187,8 +199,8 @@ ASSUMED = ("Not a prediction: these figures assume customers behave as they did.
 def _mechanical_rows(sim: Simulation) -> list[tuple[str, object, object]]:
     a, c = sim.actual, sim.candidate
     rows: list[tuple[str, object, object]] = []
-    for level in sorted(set(a.documents) | set(c.documents)):
-        rows.append((f"documents, L{level}", a.documents.get(level, 0), c.documents.get(level, 0)))
+    for level in sorted(set(a.documents) | set(c.documents), key=_label_order):
+        rows.append((f"documents, {level}", a.documents.get(level, 0), c.documents.get(level, 0)))
     for ccy in sorted(set(a.letters) | set(c.letters)):
         rows.append((f"letters ({ccy})", a.letters.get(ccy, 0), c.letters.get(ccy, 0)))
         rows.append((f"postage estimate ({ccy})", a.postage.get(ccy, Decimal("0.00")),
@@ -202,9 +214,10 @@ def _mechanical_rows(sim: Simulation) -> list[tuple[str, object, object]]:
 def _paid_rows(sim: Simulation) -> list[tuple[str, object, object]]:
     a, c = sim.actual, sim.candidate
     rows: list[tuple[str, object, object]] = []
-    for level in sorted(set(a.paid_after_level) | set(c.paid_after_level)):
+    for level in sorted(set(a.paid_after_level) | set(c.paid_after_level), key=_label_order):
+        after = f"{'step' if level[0] == 'S' else 'level'} {level[1:]}"
         for ccy in sorted(set(a.paid_after_level.get(level, {})) | set(c.paid_after_level.get(level, {}))):
-            rows.append((f"paid within {sim.paid_within_days} days after level {level} ({ccy})",
+            rows.append((f"paid within {sim.paid_within_days} days after {after} ({ccy})",
                          a.paid_after_level.get(level, {}).get(ccy, Decimal("0.00")),
                          c.paid_after_level.get(level, {}).get(ccy, Decimal("0.00"))))
     return rows
@@ -254,9 +267,9 @@ def _html_table(header: list[str], rows) -> str:
 
 def write_html(sim: Simulation, folder: Path, *, stem: str | None = None) -> Path:
     """The comparison as an HTML page with titled charts; deterministic in the simulation's figures."""
-    levels = sorted(set(sim.actual.documents) | set(sim.candidate.documents))
+    levels = sorted(set(sim.actual.documents) | set(sim.candidate.documents), key=_label_order)
     charts = [_side_by_side("Documents per level: actual and candidate",
-                            {f"L{n}": (sim.actual.documents.get(n, 0), sim.candidate.documents.get(n, 0))
+                            {n: (sim.actual.documents.get(n, 0), sim.candidate.documents.get(n, 0))
                              for n in levels})]
     # one chart per currency: amounts in different currencies share no scale
     for ccy in sorted(set(sim.actual.fees) | set(sim.candidate.fees)):

@@ -70,12 +70,12 @@ def test_cash_booked_within_n_days_after_the_level_not_the_amount_demanded(tmp_p
 def test_simulate_shows_the_figure_level_outcomes_shows(tmp_path):
     s = _demanded_300(tmp_path).run(FIRST_DAY, LAST_DAY)
     within_30 = _simulate(s, tmp_path, 30)
-    assert query(s, "select amount_recovered from level_outcomes") == [(within_30.actual.paid_after_level[1]["EUR"],)]
-    assert within_30.actual.paid_after_level == within_30.candidate.paid_after_level == {1: {"EUR": D("130.00")}}
+    assert query(s, "select amount_recovered from level_outcomes") == [(within_30.actual.paid_after_level["L1"]["EUR"],)]
+    assert within_30.actual.paid_after_level == within_30.candidate.paid_after_level == {"L1": {"EUR": D("130.00")}}
     within_14 = _simulate(s, tmp_path, 14)
     assert query(s, "select amount_recovered_14_days from level_outcomes") == [
-        (within_14.actual.paid_after_level[1]["EUR"],)]
-    assert within_14.actual.paid_after_level == within_14.candidate.paid_after_level == {1: {"EUR": D("30.00")}}
+        (within_14.actual.paid_after_level["L1"]["EUR"],)]
+    assert within_14.actual.paid_after_level == within_14.candidate.paid_after_level == {"L1": {"EUR": D("30.00")}}
 
 
 def test_a_payment_in_another_currency_is_not_mixed_in(tmp_path):
@@ -92,7 +92,7 @@ def test_a_payment_in_another_currency_is_not_mixed_in(tmp_path):
         ("cu-CU1-USD-20260302", 1, "USD", "2026-03-08", 1, D("50.00"))]
     assert _outcomes(s) == [(1, "EUR", D("30.00"), D("30.00"), D("30.00")),
                             (1, "USD", D("50.00"), D("50.00"), D("50.00"))]
-    assert _simulate(s, tmp_path, 14).actual.paid_after_level == {1: {"EUR": D("30.00"), "USD": D("50.00")}}
+    assert _simulate(s, tmp_path, 14).actual.paid_after_level == {"L1": {"EUR": D("30.00"), "USD": D("50.00")}}
 
 
 def test_failed_and_reversed_payments_are_not_cash(tmp_path):
@@ -101,7 +101,7 @@ def test_failed_and_reversed_payments_are_not_cash(tmp_path):
     w.payment("P4", "50.00", "2026-03-14", status="reversed", reversed_on="2026-03-20", reason_code="MD06")
     s = w.run(FIRST_DAY, LAST_DAY)
     assert _outcomes(s) == [(1, "EUR", D("30.00"), D("30.00"), D("130.00"))]
-    assert _simulate(s, tmp_path, 14).actual.paid_after_level == {1: {"EUR": D("30.00")}}
+    assert _simulate(s, tmp_path, 14).actual.paid_after_level == {"L1": {"EUR": D("30.00")}}
     # as the balances count it: a reversed payment counts until its reversal, a failed one never
     assert _recovered(s, "2026-03-19", 14) == [("ct-CT1-20260302", 1, "EUR", "2026-03-08", 2, D("80.00"))]
     assert _recovered(s, "2026-03-20", 14) == [("ct-CT1-20260302", 1, "EUR", "2026-03-08", 1, D("30.00"))]

@@ -45,17 +45,18 @@ def test_a_candidate_is_compared_side_by_side_and_the_live_tables_stay_untouched
     assert sim.schema == "sim_candidate"
     assert query(s, "select * from action_ledger order by action_key") == live_before
     assert sim.actual == Figures(
-        documents={1: 2, 2: 1}, letters={"EUR": 0}, registered={"EUR": 0},
+        documents={"L1": 2, "L2": 1}, letters={"EUR": 0}, registered={"EUR": 0},
         postage={"EUR": Decimal("0.00")}, fees={"EUR": Decimal("5.00")},
-        paid_after_level={1: {"EUR": Decimal("40.00")}, 2: {"EUR": Decimal("0.00")}}, contracts_ended=0)
+        paid_after_level={"L1": {"EUR": Decimal("40.00")}, "L2": {"EUR": Decimal("0.00")}}, contracts_ended=0)
     # candidate: reminders on 18 March; both registered letters on 25 March (7.50 each), two
     # days before CU2 pays (the payment is level 2's, the last level before it: it counts once);
     # CT1's end_contract on 1 April (level 3, nothing paid after it) is exported in the
     # simulation's own schema, as a live day would (its contract_terminations view): one ends
     assert sim.candidate == Figures(
-        documents={1: 2, 2: 2}, letters={"EUR": 2}, registered={"EUR": 2},
+        documents={"L1": 2, "L2": 2}, letters={"EUR": 2}, registered={"EUR": 2},
         postage={"EUR": Decimal("7.38")}, fees={"EUR": Decimal("15.00")},
-        paid_after_level={1: {"EUR": Decimal("0.00")}, 2: {"EUR": Decimal("40.00")}, 3: {"EUR": Decimal("0.00")}},
+        paid_after_level={"L1": {"EUR": Decimal("0.00")}, "L2": {"EUR": Decimal("40.00")},
+                          "L3": {"EUR": Decimal("0.00")}},
         contracts_ended=1)
     assert query(s, "select contract_id, effective_on::varchar from sim_candidate.contract_terminations") == [
         ("CT1", "2026-04-30")]

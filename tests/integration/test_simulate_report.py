@@ -178,3 +178,27 @@ def test_a_postage_rate_finer_than_a_cent_is_refused_when_the_settings_load(tmp_
         w.write()
     w.settings_overrides["postage"] = {"letter": {"EUR": "0.9"}}
     assert w.write().postage == {"letter": {"EUR": Decimal("0.9")}}
+
+
+def test_a_collection_step_s_documents_are_not_a_dunning_level_s(tmp_path):
+    """A candidate adds a failed-collection step (S1) and no dunning level runs in the range: the summary
+    said "documents, L1", merging the step into level 1, where the impact table says S1."""
+    from pipeline.engine.simulate import markdown, simulate
+
+    level = [("due_date", 30, 0)]
+    w = World(tmp_path, policy(level, grace_days=10))
+    w.customer().contract(payment_method="direct_debit")
+    w.invoice("I1", "100.00", "2026-03-01", "2026-03-01")
+    w.payment("P1", "100.00", "2026-03-03", invoice_id="I1", status="failed", reason_code="MS02", mandate_id="M1")
+    s = w.run("2026-03-01", "2026-03-10")
+    candidate = tmp_path / "candidate.yaml"
+    steps = [{"type": "payment_alternative", "name": "Transfer", "method": "transfer", "grace_days": 5}]
+    collections = {"collections": {"steps": {"hard": steps}}}
+    candidate.write_text(yaml.safe_dump(policy(level, grace_days=10, extra=collections)))
+    with run_mod.connect(s.database) as con:
+        run_mod.load_inputs(con, s)
+        sim = simulate(con, s, candidate, date(2026, 3, 1), date(2026, 3, 10), name="candidate")
+    assert (sim.actual.documents, sim.candidate.documents) == ({}, {"S1": 1})
+    assert [(r.level, r.after.documents) for r in sim.impact.levels] == [("S1", 1)]
+    assert [line for line in markdown(sim).splitlines() if line.startswith("| documents")] == [
+        "| documents, S1 | 0 | 1 | +1 |"]
