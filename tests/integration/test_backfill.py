@@ -71,15 +71,20 @@ def test_a_case_the_recomputation_never_opens_is_reported_and_closed(tmp_path, s
 CASE_LEVELS = "select action_key, executed_on::varchar, status, fee, fees_total from action_ledger order by 2, 1"
 
 
+def _corrected(tmp_path, live_to: str, due_date: str):
+    """Live days from 16 March to `live_to`, sent; then I1's due date corrected (from 15 March) in the files."""
+    w = _world(tmp_path)
+    w.run("2026-03-16", live_to, dispatch=True)
+    w.rows["invoices"][0]["due_date"] = due_date
+    return w.write()
+
+
 # The invoice's due date corrected after the live days (15 March -> 17 March), a backfill from before
 # the case opened: the recomputation opens the same contract's case on 18 March instead of 16 March.
 # Its levels continue the live case under the live id: what the customer received stays the record
 # and counts as done, nothing is sent twice and no fee is counted twice.
 def test_a_recomputed_case_continues_the_live_case_it_overlaps(tmp_path):
-    w = _world(tmp_path)
-    s = w.run("2026-03-16", "2026-03-31", dispatch=True)
-    w.rows["invoices"][0]["due_date"] = "2026-03-17"
-    s = w.write()
+    s = _corrected(tmp_path, "2026-03-31", "2026-03-17")
     result = _backfill(s, "2026-03-10", "2026-03-31", catch_up="highest")
     assert result.differences == {"changed": 2}
     assert query(s, "select kind, action_key, before_executed_on::varchar, after_executed_on::varchar, "
@@ -101,10 +106,7 @@ def test_a_recomputed_case_continues_the_live_case_it_overlaps(tmp_path):
 # March, which the live days (level 1 sent on 22 March) never sent. The catch-up sends it under the
 # live case, so the letter carries the payment reference of the one the customer already has.
 def test_a_catch_up_of_a_continued_case_keeps_its_id_and_payment_reference(tmp_path):
-    w = _world(tmp_path)
-    s = w.run("2026-03-16", "2026-03-27", dispatch=True)
-    w.rows["invoices"][0]["due_date"] = "2026-03-12"
-    s = w.write()
+    s = _corrected(tmp_path, "2026-03-27", "2026-03-12")
     result = _backfill(s, "2026-03-10", "2026-03-27", catch_up="highest")
     assert result.differences == {"changed": 1, "would_have_happened": 1}
     assert query(s, CASE_LEVELS) == [
@@ -125,10 +127,7 @@ def test_a_catch_up_of_a_continued_case_keeps_its_id_and_payment_reference(tmp_p
 def test_a_continued_case_opens_no_later_than_what_it_sent(tmp_path):
     from pipeline.reporting.explain import explain_case
 
-    w = _world(tmp_path)
-    s = w.run("2026-03-16", "2026-04-02", dispatch=True)
-    w.rows["invoices"][0]["due_date"] = "2026-03-25"
-    s = w.write()
+    s = _corrected(tmp_path, "2026-04-02", "2026-03-25")
     _backfill(s, "2026-03-10", "2026-04-02", catch_up="none")
     register = query(s, "select case_id, opened_on::varchar, closed_on from case_register")
     levels = query(s, CASE_LEVELS)

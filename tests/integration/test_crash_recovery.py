@@ -163,6 +163,15 @@ def test_killed_at_any_point_the_next_run_delivers_exactly_once(planned, tmp_pat
     assert set(out["batches"]) == LETTERS
 
 
+def _paid_the_day_before(planned: World, tmp_path: Path, settings: Settings) -> Settings:
+    """`settings` reading a copy of the world's files in which every invoice was paid on 21 March."""
+    data = tmp_path / "data"
+    shutil.copytree(planned.root / "data", data)
+    with open(data / "payments.csv", "a", encoding="utf-8") as fh:
+        fh.writelines(f"P{n},CT{n},I{n},{n}00.00,EUR,2026-03-21,settled,,,\n" for n in (1, 2, 3))
+    return settings.model_copy(update={"data_dir": data})
+
+
 # Killed while an SMS (point 14) or a webhook (point 17) was being handed over, then recovered not by a
 # dispatch but by a re-run of the day, after the invoices were paid (the inputs changed). The re-run
 # recomputes only what no one was handed: the snapshot's rows are dispatch records, so it first
@@ -178,11 +187,7 @@ def test_killed_during_an_http_hand_over_a_rerun_with_new_payments_loses_and_rep
         killed = _dispatch_process(config, DUNNING_KILL_AT=str(kill_at), DUNNING_CHECKPOINT_LOG=str(trace))
         assert killed.returncode == -9, killed.stderr
         assert trace.read_text().splitlines()[-1] == f"{kill_at} journal.begin {key}"
-        data = tmp_path / "data"
-        shutil.copytree(planned.root / "data", data)
-        with open(data / "payments.csv", "a", encoding="utf-8") as fh:  # every invoice paid the day before
-            fh.writelines(f"P{n},CT{n},I{n},{n}00.00,EUR,2026-03-21,settled,,,\n" for n in (1, 2, 3))
-        settings = Settings.load(config).model_copy(update={"data_dir": data})
+        settings = _paid_the_day_before(planned, tmp_path, Settings.load(config))
         with run_mod.connect(settings.database) as con:
             run_mod.load_inputs(con, settings)
             run_mod.run_day(con, DAY, settings)
@@ -288,11 +293,7 @@ def test_a_possibly_delivered_http_message_stays_on_record_through_a_rerun(plann
             collect(con, snapshot, settings)
             after_collect = con.execute("select status, attempts, last_error from action_ledger where action_key = ?",
                                         [key]).fetchall()
-        data = tmp_path / "data"
-        shutil.copytree(planned.root / "data", data)
-        with open(data / "payments.csv", "a", encoding="utf-8") as fh:  # every invoice paid the day before
-            fh.writelines(f"P{n},CT{n},I{n},{n}00.00,EUR,2026-03-21,settled,,,\n" for n in (1, 2, 3))
-        settings = settings.model_copy(update={"data_dir": data})
+        settings = _paid_the_day_before(planned, tmp_path, settings)
         with run_mod.connect(settings.database) as con:
             run_mod.load_inputs(con, settings)
             run_mod.run_day(con, DAY, settings)
