@@ -5,6 +5,9 @@
 -- field and value (documents: none). A catch-up sends again only the documents nobody
 -- received (int_catch_up_actions). marts/planned_actions makes them ledger rows. The
 -- billed period running today (running_periods) is read for an end_contract's credit note.
+-- A contract is ended once (the macro ends_contract): an end_contract of a contract that its
+-- contracts row shows ended, that an end exported on an earlier day ended, or that another case
+-- ends today first (in case order) says so and ends nothing, credits nothing.
 with running_periods as (
     select contract_id, invoice_id, amount, period_start, period_end
     from stg_invoices
@@ -17,14 +20,27 @@ with running_periods as (
     qualify row_number() over (partition by contract_id order by period_end desc, invoice_date desc, invoice_id desc) = 1
 ),
 
--- the billed-until date of the contracts an end_contract ends today
+-- the billed-until date of the contracts an end_contract ends today, and whether their row shows
+-- them ended already
 ending_contracts as (
-    select contract_id, billed_until
+    select contract_id, billed_until, status = 'ended' or coalesce(ended_on <= $as_of, false) as ended, ended_on
     from stg_contracts
     where contract_id in (select d.contract_id
                           from levels_due d
                           join policy_level_actions a using (policy_version, level_no)
                           where d.executed and a.action = 'end_contract')
+),
+
+-- the end of those contracts exported on an earlier day
+ended_before as (
+    select contract_id,
+           arg_min(case_id, (executed_on, case_id)) as case_id,
+           arg_min(cast(json_extract_string(details, '$.effective_on') as date), (executed_on, case_id)) as ended_on
+    from action_ledger
+    where executed_on < $as_of
+      and ends_contract(action, status, details)
+      and contract_id in (select contract_id from ending_contracts)
+    group by contract_id
 ),
 
 -- each executed level runs its actions in policy order
@@ -40,15 +56,54 @@ executed_actions as (
       and (not d.catch_up or u.case_id is not null)
 ),
 
+-- the day each end_contract of today ends its contract: today, or the end of the billed period
+end_days as (
+    select e.case_id, e.level_no, e.contract_id,
+           case json_extract_string(e.params_json, '$.when')
+               when 'immediately' then cast($as_of as date)
+               else coalesce(k.billed_until, p.period_end, cast($as_of as date)) end as effective_on
+    from executed_actions e
+    left join running_periods p on p.contract_id = e.contract_id
+    left join ending_contracts k on k.contract_id = e.contract_id
+    where e.action = 'end_contract'
+),
+
+-- and the first case (in case order) that ends each contract today
+contract_ends as (
+    select *,
+           first_value(case_id) over today as first_case_id,
+           first_value(effective_on) over today as first_effective_on
+    from end_days
+    window today as (partition by contract_id order by case_id, level_no)
+),
+
+-- an end that finds its contract ended: by its contracts row, an earlier day's end, or a case before it today
+already_ended as (
+    select c.case_id, c.level_no,
+           case when not k.ended and b.contract_id is not null then b.case_id
+                when not k.ended then c.first_case_id end as ended_by_case_id,
+           case when k.ended then k.ended_on
+                when b.contract_id is not null then b.ended_on
+                else c.first_effective_on end as ended_on
+    from contract_ends c
+    join ending_contracts k on k.contract_id = c.contract_id
+    left join ended_before b on b.contract_id = c.contract_id
+    where k.ended or b.contract_id is not null or c.case_id <> c.first_case_id
+),
+
 final as (
     select e.case_id, e.level_no, e.catch_up, e.action_no, e.action, e.channel, e.template,
            case e.action
                when 'webhook' then json_object('event', json_extract_string(e.params_json, '$.event'))
-               when 'end_contract' then json_object(
+               when 'end_contract' then case when x.case_id is not null then json_object(
                    'when', json_extract_string(e.params_json, '$.when'),
-                   'effective_on', case json_extract_string(e.params_json, '$.when')
-                       when 'immediately' then cast($as_of as date)
-                       else coalesce(k.billed_until, p.period_end, cast($as_of as date)) end,
+                   'already_ended', true,
+                   'already_ended_by_case', x.ended_by_case_id,
+                   'already_ended_on', x.ended_on,
+                   'credit_note_amount', cast(0 as decimal(18, 2)))
+               else json_object(
+                   'when', json_extract_string(e.params_json, '$.when'),
+                   'effective_on', c.effective_on,
                    -- no billed period running today: nothing to credit
                    'credit_note_amount', case when json_extract_string(e.params_json, '$.when') = 'immediately'
                        then coalesce(cast(cast((cast(p.amount * 100 as hugeint) * (p.period_end - cast($as_of as date)) * 2
@@ -56,7 +111,7 @@ final as (
                                                // (2 * (p.period_end - p.period_start + 1)) as decimal(18, 2)) * 0.01
                                           as decimal(18, 2)), 0)
                        else 0 end,
-                   'credit_note_for_invoice_id', p.invoice_id)
+                   'credit_note_for_invoice_id', p.invoice_id) end
                when 'attempt_payment' then json_object('amount', e.demanded_principal)
                when 'move_to_policy' then json_object('policy', json_extract_string(e.params_json, '$.policy'))
                when 'set_field' then json_object(
@@ -69,7 +124,8 @@ final as (
            end as details
     from executed_actions e
     left join running_periods p on p.contract_id = e.contract_id
-    left join ending_contracts k on k.contract_id = e.contract_id
+    left join contract_ends c on c.case_id = e.case_id and c.level_no = e.level_no and e.action = 'end_contract'
+    left join already_ended x on x.case_id = e.case_id and x.level_no = e.level_no and e.action = 'end_contract'
 )
 
 select * from final

@@ -119,3 +119,53 @@ def test_move_to_policy_must_name_another_policy_and_be_the_last_step(tmp_path):
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(PolicyError, match=r"levels\[0\] \(L1 \"Move\"\): move_to_policy is a final step"):
         load_policy_file(path)
+
+
+END_NOW = [{"name": "End", "timing": {"after": "due_date", "days": 5},
+            "actions": [{"type": "end_contract", "when": "immediately"}]}]
+
+
+def _two_invoice_cases(tmp_path, i2_due: str, **contract):
+    """Invoice scope: I1 and I2 of CT1 are two cases, each of which ends the contract."""
+    w = World(tmp_path, policy(END_NOW, scope="invoice"))
+    w.customer().contract(billed_until="2026-03-31", **contract)
+    w.invoice("I1", "31.00", "2026-03-01", "2026-03-15", period_start="2026-03-01", period_end="2026-03-31")
+    w.invoice("I2", "10.00", "2026-03-02", i2_due)
+    return w
+
+
+def test_two_cases_ending_one_contract_the_same_day_end_it_once_with_one_credit_note(tmp_path):
+    s = _two_invoice_cases(tmp_path, "2026-03-15").run("2026-03-16", "2026-03-22", dispatch=True)
+    # the contract system gets one termination, one credit note: 31.00 x 11 unused days / 31 = 11.00
+    assert query(s, "select action_key, effective_on::varchar, credit_note_amount, credit_note_for_invoice_id "
+                    "from contract_terminations") == [
+        ("in-I1-20260316/L1/end_contract", "2026-03-20", Decimal("11.00"), "I1")]
+    # the other case's level is done (recorded), and says what had ended the contract already
+    assert query(s, "select action_key, status, details from action_ledger order by action_key") == [
+        ("in-I1-20260316/L1/end_contract", "recorded",
+         '{"when":"immediately","effective_on":"2026-03-20","credit_note_amount":11.00,'
+         '"credit_note_for_invoice_id":"I1"}'),
+        ("in-I2-20260316/L1/end_contract", "recorded",
+         '{"when":"immediately","already_ended":true,"already_ended_by_case":"in-I1-20260316",'
+         '"already_ended_on":"2026-03-20","credit_note_amount":0.00}')]
+    assert query(s, "select action_key from action_ledger where level_no = 1 and status_is_done(status) "
+                    "order by 1") == [("in-I1-20260316/L1/end_contract",), ("in-I2-20260316/L1/end_contract",)]
+
+
+def test_a_contract_ended_on_an_earlier_day_is_not_ended_again(tmp_path):
+    s = _two_invoice_cases(tmp_path, "2026-03-18").run("2026-03-16", "2026-03-25", dispatch=True)
+    assert query(s, "select action_key, effective_on::varchar, credit_note_amount from contract_terminations") == [
+        ("in-I1-20260316/L1/end_contract", "2026-03-20", Decimal("11.00"))]
+    assert query(s, "select executed_on::varchar, details from action_ledger where case_id like 'in-I2%'") == [
+        ("2026-03-23", '{"when":"immediately","already_ended":true,"already_ended_by_case":"in-I1-20260316",'
+                       '"already_ended_on":"2026-03-20","credit_note_amount":0.00}')]
+
+
+def test_an_ended_contract_is_dunned_but_not_ended_again(tmp_path):
+    s = _two_invoice_cases(tmp_path, "2026-03-15", status="ended", ended_on="2026-03-10").run(
+        "2026-03-16", "2026-03-22", dispatch=True)
+    assert query(s, "select count(*) from contract_terminations") == [(0,)]
+    assert query(s, "select action_key, status, details from action_ledger order by action_key") == [
+        (key, "recorded", '{"when":"immediately","already_ended":true,"already_ended_by_case":null,'
+                          '"already_ended_on":"2026-03-10","credit_note_amount":0.00}')
+        for key in ("in-I1-20260316/L1/end_contract", "in-I2-20260316/L1/end_contract")]

@@ -202,3 +202,28 @@ def test_a_collection_step_s_documents_are_not_a_dunning_level_s(tmp_path):
     assert [(r.level, r.after.documents) for r in sim.impact.levels] == [("S1", 1)]
     assert [line for line in markdown(sim).splitlines() if line.startswith("| documents")] == [
         "| documents, S1 | 0 | 1 | +1 |"]
+
+
+def test_contracts_ended_count_each_contract_once_in_the_summary_and_the_impact(tmp_path):
+    """Invoice scope: the cases of I1 and I2 both reach a level that ends CT1 on the same day. The summary
+    counted one contract ended, the impact table two ends (each with a credit note)."""
+    from pipeline.engine.simulate import simulate
+
+    w = World(tmp_path, policy([("due_date", 30, 0)]))
+    w.customer().contract(billed_until="2026-03-31")
+    w.invoice("I1", "31.00", "2026-03-01", "2026-03-15").invoice("I2", "10.00", "2026-03-02", "2026-03-15")
+    s = w.run("2026-03-16", "2026-03-25")
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text(yaml.safe_dump(policy([{"name": "End", "timing": {"after": "due_date", "days": 5},
+                                                 "actions": [{"type": "end_contract", "when": "end_of_period"}]}],
+                                               scope="invoice")))
+    with run_mod.connect(s.database) as con:
+        run_mod.load_inputs(con, s)
+        sim = simulate(con, s, candidate, date(2026, 3, 16), date(2026, 3, 25), name="candidate")
+        ends = con.execute("select count(*) from sim_candidate.action_ledger where action = 'end_contract'"
+                           ).fetchall()
+    assert ends == [(2,)]  # both levels ran
+    assert (sim.actual.contracts_ended, sim.candidate.contracts_ended) == (0, 1)
+    assert [(r.level, r.after.terminations) for r in sim.impact.levels] == [("L0", 0), ("L1", 1)]
+    assert {ccy: (before.terminations, after.terminations) for ccy, (before, after) in sim.impact.totals().items()
+            } == {"EUR": (0, 1)}
