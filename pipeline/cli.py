@@ -122,15 +122,8 @@ def _progress() -> Progress:
 
 def _run_days(settings: Settings, start: date, end: date, *, send: bool) -> list[pipeline_run.DayResult]:
     """Live days in order (plan -> dispatch -> publish); a day before the latest one is refused."""
-    from pipeline.warehouse.ingest import IngestError
-
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
-        try:
-            _, reports = pipeline_run.load_inputs(con, settings)
-        except IngestError as exc:  # a whole input file is unusable: nothing is planned or sent
-            console.print(Text(f"NOTHING PLANNED OR SENT: {exc}", style="bold red"), soft_wrap=True)
-            raise typer.Exit(2) from None
-        _print_ingest(reports)
+        _print_ingest(_load_inputs(con, settings))
         with _progress() as progress:
             task = progress.add_task("days", total=(end - start).days + 1)
 
@@ -158,6 +151,18 @@ def _run_days(settings: Settings, start: date, end: date, *, send: bool) -> list
             except DispatchBusy as exc:  # the day is planned; another process sends documents
                 progress.stop()
                 raise _dispatch_busy(exc) from None
+
+
+def _load_inputs(con, settings: Settings, *, stopped: str = "NOTHING PLANNED OR SENT"):
+    """Ingest the configured files; returns the reports. A whole input file that is unusable stops the
+    command with its message (naming the file) and exit code 2, before anything is computed."""
+    from pipeline.warehouse.ingest import IngestError
+
+    try:
+        return pipeline_run.load_inputs(con, settings)[1]
+    except IngestError as exc:
+        console.print(Text(f"{stopped}: {exc}", style="bold red"), soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 def _print_ingest(reports) -> None:
@@ -300,15 +305,8 @@ def backfill(
                                           report_paths, write_report)
 
     settings = _settings(config)
-    from pipeline.warehouse.ingest import IngestError
-
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
-        try:
-            _, reports = pipeline_run.load_inputs(con, settings)
-        except IngestError as exc:  # a whole input file is unusable: nothing is planned or sent
-            console.print(Text(f"NOTHING PLANNED OR SENT: {exc}", style="bold red"), soft_wrap=True)
-            raise typer.Exit(2) from None
-        _print_ingest(reports)
+        _print_ingest(_load_inputs(con, settings))
         with _day_progress((end.date() - start.date()).days + 1) as on_day:
             try:
                 result = run_backfill(con, start.date(), end.date(), settings, catch_up=catch_up,
@@ -351,7 +349,7 @@ def simulate(
 
     settings = _settings(config)
     with pipeline_run.connect(settings.database, settings.duckdb_memory_limit) as con:
-        pipeline_run.load_inputs(con, settings)
+        _load_inputs(con, settings, stopped="NOTHING SIMULATED")
         with _day_progress((end.date() - start.date()).days + 1) as on_day:
             try:
                 sim = run_simulation(con, settings, candidate, start.date(), end.date(), name=name,

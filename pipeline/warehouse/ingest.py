@@ -765,7 +765,9 @@ def quarantine_invalid_addresses(con, report: TableReport) -> TableReport:
     countries = [r[0] for r in con.execute("select distinct country from stg_customers").fetchall()]
     rules = []
     for country in countries:
-        data = country_data(country or "")
+        # as written: routing criteria and the account per country compare the value itself, so `de` or
+        # ` DE` is no code even though the library would read it as DE
+        data = country_data(country) if re.fullmatch(r"[A-Z]{2}", country or "") else None
         required = set(required_fields(data)) if data else set()
         rules.append((country, data is not None, "street_address" in required, "city" in required,
                       "postal_code" in required, (data or {}).get("zip"), ((data or {}).get("zipex") or "").split(",")[0]))

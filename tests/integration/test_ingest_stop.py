@@ -130,3 +130,22 @@ def test_an_unusable_file_stops_dunning_run_with_exit_2_and_no_traceback(tmp_pat
     assert "NOTHING PLANNED OR SENT: " in result.output
     assert "payments.csv: the file is empty (not even a header line)" in result.output.replace("\n", "")
     assert "Traceback" not in result.output and not (w.root / "dunning.duckdb.wal").exists()
+
+
+@pytest.mark.parametrize("command, stopped", [
+    (["backfill", "--from", "2026-03-01", "--to", "2026-03-02", "--catch-up", "none"], "NOTHING PLANNED OR SENT: "),
+    (["simulate", "--from", "2026-03-01", "--to", "2026-03-02"], "NOTHING SIMULATED: "),
+])
+def test_an_unusable_file_stops_backfill_and_simulate_the_same_way(tmp_path, command, stopped):
+    """simulate printed a traceback (exit 1) where run and backfill name the file and exit 2."""
+    w = World(tmp_path, policy([("due_date", 7, 0)]))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    config = w.write_config()
+    (w.root / "data" / "payments.csv").write_text("", encoding="utf-8")
+    if command[0] == "simulate":
+        command = [*command, "--policy", str(w.root / "policy.yaml")]
+    result = runner.invoke(app, [*command, "--config", str(config)])
+    assert result.exit_code == 2
+    assert stopped in result.output
+    assert "payments.csv: the file is empty (not even a header line)" in result.output.replace("\n", "")
+    assert "Traceback" not in result.output

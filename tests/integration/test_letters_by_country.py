@@ -79,6 +79,9 @@ def run(tmp_path_factory):
     # addresses no letter could carry: quarantined when read
     w.customer("XX1", country="XX", address_line1="1 Main Street", postal_code="123", city="Nowhere")
     w.customer("DE2", address_line1="Gartenweg 3", postal_code="80331", city="")
+    # a code as written is what routing and the account per country compare: `de` and ` DE` are none
+    w.customer("DE3", country="de", address_line1="Gartenweg 3", postal_code="80331", city="München")
+    w.customer("DE4", country=" DE", address_line1="Gartenweg 3", postal_code="80331", city="München")
     settings = w.write().model_copy(update={"organization": Organization.model_validate(ORG)})
     with run_mod.connect(settings.database) as con:
         run_mod.load_inputs(con, settings)
@@ -104,7 +107,9 @@ def test_ingestion_quarantines_addresses_no_letter_could_carry(run):
                          order by source_row""") == [
         ("XX", "invalid_address", "country", "not an ISO 3166 country code (two capital letters, e.g. DE, GB)"),
         (None, "invalid_address", "city", "the postal address has no city, which a letter to DE needs: fill it "
-                                          "in, or leave the whole address empty for a customer reached by email only")]
+                                          "in, or leave the whole address empty for a customer reached by email only"),
+        ("de", "invalid_address", "country", "not an ISO 3166 country code (two capital letters, e.g. DE, GB)"),
+        (" DE", "invalid_address", "country", "not an ISO 3166 country code (two capital letters, e.g. DE, GB)")]
     assert query(run, "select count(*) from stg_customers") == [(len(CUSTOMERS),)]
 
 
