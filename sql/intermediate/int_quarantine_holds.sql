@@ -7,9 +7,11 @@
 -- no level or collection step runs, the schedule does not move) until the row is fixed and
 -- ingested again (docs/design.md: not dunning what is ambiguous is the safe side).
 --
--- What a row names, read from its record (the raw row; control characters and outer spaces off):
+-- What a row names, read from its record (the raw row; control characters off, ids otherwise as
+-- written, as ingestion loads them):
 -- * an invoice: the contract of its contract_id, and the customer of its customer_id when that
---   contract is not a loaded contract of that customer (or there is none): the invoice could be
+--   contract is neither a loaded contract of that customer nor a contract row of that customer
+--   quarantined itself (whose invoices are all quarantined) or there is none: the invoice could be
 --   any of the customer's;
 -- * a payment: the contract of its contract_id and the contract of the loaded invoice of its
 --   invoice_id (both when they differ: which one the money was for is a guess). A payment naming
@@ -29,15 +31,35 @@
 -- contract's, an invoice's) or everyone's, and the loaded rows read (stg_contracts, stg_invoices)
 -- are found from the record's own ids, so a range day that recomputes some customers gets exactly
 -- their holds.
-with quarantined as (
+with records as (
     select table_name, source_file, source_row, rule,
-           nullif(trim(regexp_replace(record ->> 'contract_id', '[[:cntrl:]]', '', 'g')), '') as contract_id,
-           nullif(trim(regexp_replace(record ->> 'customer_id', '[[:cntrl:]]', '', 'g')), '') as customer_id,
-           nullif(trim(regexp_replace(record ->> 'invoice_id', '[[:cntrl:]]', '', 'g')), '') as invoice_id,
-           nullif(trim(regexp_replace(record ->> 'scope', '[[:cntrl:]]', '', 'g')), '') as suspension_scope,
-           nullif(trim(regexp_replace(record ->> 'target_id', '[[:cntrl:]]', '', 'g')), '') as suspension_target
+           regexp_replace(record ->> 'contract_id', '[[:cntrl:]]', '', 'g') as contract_id,
+           regexp_replace(record ->> 'customer_id', '[[:cntrl:]]', '', 'g') as customer_id,
+           regexp_replace(record ->> 'invoice_id', '[[:cntrl:]]', '', 'g') as invoice_id,
+           regexp_replace(record ->> 'scope', '[[:cntrl:]]', '', 'g') as suspension_scope,
+           regexp_replace(record ->> 'target_id', '[[:cntrl:]]', '', 'g') as suspension_target
     from quarantine
     where table_name in ('invoices', 'payments', 'suspensions')
+),
+
+-- ids as written (ingestion keeps spaces around them: `CT1 ` is another contract than `CT1`); one of
+-- spaces (U+0020) only is empty, as ingestion reads it
+quarantined as (
+    select table_name, source_file, source_row, rule,
+           case when trim(contract_id, ' ') <> '' then contract_id end as contract_id,
+           case when trim(customer_id, ' ') <> '' then customer_id end as customer_id,
+           case when trim(invoice_id, ' ') <> '' then invoice_id end as invoice_id,
+           case when trim(suspension_scope, ' ') <> '' then suspension_scope end as suspension_scope,
+           case when trim(suspension_target, ' ') <> '' then suspension_target end as suspension_target
+    from records
+),
+
+-- contracts quarantined for a fault of their own, with the customer they name: their invoices are
+-- quarantined too (unknown_contract), and nothing of theirs can change another contract's balance
+quarantined_contracts as (
+    select record ->> 'contract_id' as contract_id, record ->> 'customer_id' as customer_id
+    from quarantine
+    where table_name = 'contracts'
 ),
 
 -- an invoice's or a payment's own contract
@@ -55,6 +77,8 @@ invoice_customers as (
     from quarantined q
     where q.table_name = 'invoices' and q.customer_id is not null
       and not exists (select 1 from stg_contracts k
+                      where k.contract_id = q.contract_id and k.customer_id = q.customer_id)
+      and not exists (select 1 from quarantined_contracts k
                       where k.contract_id = q.contract_id and k.customer_id = q.customer_id)
 ),
 

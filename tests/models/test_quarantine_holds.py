@@ -142,6 +142,31 @@ def test_an_invoice_whose_contract_does_not_place_it_holds_its_customer(tmp_path
                          ("customer", "CU1", "CU1", None, "customer_id", "invoices", 18, "unknown_contract")]
 
 
+
+def test_the_invoices_of_a_quarantined_contract_hold_no_other_contract_of_its_customer(tmp_path):
+    """CT1B is quarantined for its own fault (a policy nobody defined), so its invoice is too (unknown
+    contract). Credit never crosses contracts: nothing of CT1B can change what CT1 owes. The invoice
+    held all of CU1, as if its contract could have been any of CU1's."""
+    w = _world(tmp_path)
+    w.contract("CT1B", "CU1", policy="gold").invoice("I1B", "50.00", "2026-03-01", "2026-03-10", contract_id="CT1B")
+    s = w.run("2026-03-01", "2026-03-20")
+    assert _quarantined(s) == [("contracts", 17, "unknown_policy"), ("invoices", 17, "unknown_contract")]
+    assert actions(s) == CT1_DUNNED + OTHERS
+    assert _holds(s) == [("contract", "CT1B", None, None, "contract_id", "invoices", 17, "unknown_contract")]
+
+
+def test_a_row_holds_the_id_it_names_as_written(tmp_path):
+    """Ids load exactly as written (docs/ingestion.md, Values): `CT1 ` is another contract than `CT1`. A
+    quarantined payment of `CT1 ` held `CT1` (the holds trimmed the id), so `CT1 ` was dunned for what
+    it had paid and `CT1` not at all."""
+    w = _world(tmp_path)
+    w.contract("CT1 ", "CU1").invoice("I1S", "50.00", "2026-03-01", "2026-03-10", contract_id="CT1 ")
+    w.payment("P1", "50.001", "2026-03-05", contract_id="CT1 ", invoice_id="I1S")
+    s = w.run("2026-03-01", "2026-03-20")
+    assert _quarantined(s) == [("payments", 11, "invalid_amount")]
+    assert actions(s) == CT1_DUNNED + OTHERS
+    assert _holds(s) == [("contract", "CT1 ", "CU1", "EUR", "contract_id", "payments", 11, "invalid_amount")]
+
 # --- suspensions ---------------------------------------------------------------------------------
 
 SUSPENSIONS = {
