@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from datetime import date
 
-from pipeline.reporting.explain_types import (STEP_COLUMNS, Explanation, ExplainError, LevelStep, NextAction, fees_so_far,
-                                    money, rows)
+from pipeline.reporting.explain_types import (Explanation, ExplainError, NextAction, fees_so_far, money, planned_steps,
+                                              rows)
 
 
 def explain_collection(con, e: Explanation, as_of: date) -> Explanation:
-    """Fill `e` (register facts and ledger history before `as_of` already in) from the day's models."""
+    """Fill `e` (register facts and the ledger's history up to `as_of` already in) from the day's models."""
     closing = con.execute("select close_reason from int_col_case_closures where case_id = ?", [e.case_id]).fetchall()
     if closing:  # decided before the day's steps
         e.closed_on, e.close_reason = as_of, closing[0][0]
@@ -35,12 +35,9 @@ def explain_collection(con, e: Explanation, as_of: date) -> Explanation:
     e.overdue_amount = e.balance = money(a["outstanding"])
     e.threshold = money(0)
     e.dunning_disabled = False
-    e.history += [LevelStep(**s) for s in rows(
-        con, f"""select {", ".join(f"p.{c}" for c in STEP_COLUMNS if c != "status")},
-                        coalesce(l.status, 'not run') as status
-                 from planned_collection_actions p left join action_ledger l using (action_key)
-                 where p.case_id = ? order by p.level_no, p.action_key""", [e.case_id])]
+    e.history += planned_steps(con, e.case_id, "planned_collection_actions")
     e.fees_total = fees_so_far(con, e.case_id, as_of, "planned_collection_actions")
+    e.threshold_reached = not o["nothing_outstanding"]  # a collection case has no threshold
     if o["next_step_no"] is None:
         return e
     held = ["the result of the retry: a failed collection moves on, a payment closes the case"] \

@@ -8,8 +8,10 @@ changes the state. Like any DuckDB reader it cannot open the file while a run
 holds it, and a run cannot start during the seconds an explanation takes.
 
 The state shown is the end of the as-of day: its closures, openings and the
-level it executed (from `planned_actions`, with the ledger's status if the day
-was run). What comes next (the next level, its day, what holds it) is the row of
+levels it executed (the ledger's rows up to that day, which a re-run of the day
+keeps where they record a dispatch, and the day's plan where the ledger has not
+recorded it), the current level being the highest the ledger counts as done.
+What comes next (the next level, its day, what holds it) is the row of
 the model `marts/case_outlook`, which applies levels_due's own rules; a collection
 case's is `collections/collection_case_outlook` (pipeline.failed_collections.explain).
 The fees are the ledger's (`fee_ledger`). This module only phrases the facts.
@@ -23,16 +25,13 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.reporting.explain_types import (STEP_COLUMNS, Explanation, ExplainError, LevelStep, NextAction, Suspension,
-                                    fees_so_far, fmt_money, format_explanation, money, rows)
+from pipeline.reporting.explain_types import (Explanation, ExplainError, LevelStep, NextAction, Suspension, fees_so_far,
+                                              fmt_money, format_explanation, money, planned_steps, recorded_steps, rows)
 from pipeline.failed_collections.explain import explain_collection
 from pipeline.warehouse.sql_runner import run_daily_models, run_model
 
 __all__ = ["Explanation", "ExplainError", "LevelStep", "NextAction", "Suspension", "explain_case",
            "format_explanation", "main", "run_outlook"]
-
-_STEP = ", ".join(STEP_COLUMNS)
-
 
 def run_outlook(con, as_of: date, model: str) -> None:
     """The day's models, then the outlook model (`marts/case_outlook` or `collections/collection_case_outlook`)
@@ -61,10 +60,10 @@ def explain_case(con, case_id: str, as_of: date | None = None) -> Explanation:
                     r["policy_id"], r["policy_version"], *((pv[0]["scope"], pv[0]["grace_days"]) if pv else (None, None)),
                     r["opened_on"])
     e.version_in_file = bool(pv[0]["in_file"]) if pv else False
-    e.history = [LevelStep(**s) for s in rows(
-        con, f"select {_STEP} from action_ledger where case_id = ? and executed_on < ? order by executed_on, level_no",
-        [case_id, as_of])]
-    if r["closed_on"] is not None and r["closed_on"] < as_of:   # closed before the day: nothing to compute
+    e.history = recorded_steps(con, case_id, as_of)
+    # closed by the end of the day as the runs recorded it (on the day: its closures, or the move of a
+    # move_to_policy, decided when the day's actions are applied): nothing to compute
+    if r["closed_on"] is not None and r["closed_on"] <= as_of:
         e.closed_on, e.close_reason = r["closed_on"], r["close_reason"]
         return e
     if e.scope == "collection":  # a failed collection: its facts are in the col_* models
@@ -92,12 +91,11 @@ def explain_case(con, case_id: str, as_of: date | None = None) -> Explanation:
     e.suspensions = [Suspension(**s) for s in o["suspensions_in_force"]]
     if o["held_by_pause_flag"]:
         e.suspensions.append(Suspension("pause flag", e.followed_invoice_id, None, None))
-    e.history += [LevelStep(**s) for s in rows(
-        con, f"""select {", ".join(f"p.{c}" for c in STEP_COLUMNS if c != "status")},
-                        coalesce(l.status, 'not run') as status
-                 from planned_actions p left join action_ledger l using (action_key)
-                 where p.case_id = ? order by p.level_no, p.action_key""", [case_id])]
+    e.history += planned_steps(con, case_id, "planned_actions")
     e.fees_total = fees_so_far(con, case_id, as_of, "planned_actions")
+    e.threshold_reached = not o["nothing_overdue"] and not o["below_threshold"]
+    if o["demanded_amount"] is not None and money(o["demanded_amount"]) != e.overdue_amount:
+        e.demanded_amount = money(o["demanded_amount"])
     e.awaiting_confirmation = o["awaiting_confirmation_key"]
     e.next_action = _next_action(e, o)
     return e

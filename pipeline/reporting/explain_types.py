@@ -26,6 +26,9 @@ class LevelStep:
     scheduled_on: date | None
     executed_on: date
     level_due_date: date | None
+    # the level ran (status_is_done: not held by the fresh-data gate, not skipped); not compared, so a
+    # step reads as the ledger row it is
+    done: bool = field(default=True, compare=False)
 
 
 @dataclass
@@ -73,6 +76,10 @@ class Explanation:
     suspensions: list[Suspension] = field(default_factory=list)
     dunning_disabled: bool = False
     awaiting_confirmation: str | None = None   # the action key of the unconfirmed manual reminder
+    # whether what the next level demands reaches the threshold (the outlook model's below_threshold
+    # and nothing_overdue); None: not known (a closed case)
+    threshold_reached: bool | None = None
+    demanded_amount: Decimal | None = None     # what the next level demands, when not the overdue amount
     next_action: NextAction | None = None
     version_in_file: bool = True   # False: edited or removed from the policy file since; kept for this case
 
@@ -83,11 +90,32 @@ class Explanation:
     @property
     def current_level(self) -> LevelStep | None:
         """The last level executed up to the as-of day (its actions share the level)."""
-        done = [s for s in self.history if s.action != "level_skipped"]
+        done = [s for s in self.history if s.done and s.action != "level_skipped"]
         return max(done, key=lambda s: (s.level_no, s.executed_on)) if done else None
 
 
 STEP_COLUMNS = ("level_no", "level_name", "action", "status", "scheduled_on", "executed_on", "level_due_date")
+
+
+def recorded_steps(con, case_id: str, as_of: date) -> list[LevelStep]:
+    """The case's ledger rows up to the end of `as_of`: what the runs recorded, including what a re-run
+    of the day kept (a dispatch record its new plan no longer has)."""
+    return [LevelStep(**s) for s in rows(
+        con, f"""select {", ".join(STEP_COLUMNS)}, status_is_done(status) as done from action_ledger
+                  where case_id = ? and executed_on <= ? order by executed_on, level_no, action_key""",
+        [case_id, as_of])]
+
+
+def planned_steps(con, case_id: str, planned: str) -> list[LevelStep]:
+    """The day's plan (`planned`: planned_actions or planned_collection_actions, a fixed name) where the
+    ledger has not recorded it: a day not run, or inputs changed since (status "not run")."""
+    assert planned in ("planned_actions", "planned_collection_actions")
+    return [LevelStep(**s) for s in rows(
+        con, f"""select {", ".join(c for c in STEP_COLUMNS if c != "status")}, 'not run' as status,
+                         status_is_done(status) as done
+                  from {planned}
+                  where case_id = ? and action_key not in (select action_key from action_ledger)
+                  order by level_no, action_key""", [case_id])]
 
 
 def fees_so_far(con, case_id: str, as_of: date, planned: str) -> Decimal:
@@ -134,9 +162,13 @@ def format_explanation(e: Explanation) -> str:
         days = f"{e.days_overdue} day{'' if e.days_overdue == 1 else 's'}"
         lines += [("Follows", f"invoice {e.followed_invoice_number} ({e.followed_invoice_id}), due "
                               f"{e.followed_due_date}, {days} overdue"),
-                  ("Overdue", f"{fmt_money(e.overdue_amount, e.currency)} against threshold "
-                              f"{fmt_money(e.threshold, e.currency)}"
-                              + (" (reached)" if 0 < e.overdue_amount >= e.threshold else " (below: the case waits)")),
+                  ("Overdue", fmt_money(e.overdue_amount, e.currency)
+                              + ("" if e.demanded_amount is None else
+                                 f"; the next level demands {fmt_money(e.demanded_amount, e.currency)} "
+                                 "(what falls due by its own due date)")
+                              + f" against threshold {fmt_money(e.threshold, e.currency)}"
+                              + ("" if e.threshold_reached is None
+                                 else " (reached)" if e.threshold_reached else " (below: the case waits)")),
                   ("Balance", fmt_money(e.balance, e.currency)),
                   ("Fees so far", fmt_money(e.fees_total, e.currency))]
     c = e.current_level

@@ -13,12 +13,23 @@
 -- courtesy level waits until the followed receivable is past the grace period. Amounts do not
 -- move: a courtesy level demands the receivables due by its own due date as they stand today.
 with done_today as (
-    select p.case_id, max(p.level_no) as level_no, arg_max(p.level_due_date, p.level_no) as level_due_date
-    from planned_actions p
-    left join action_ledger l using (action_key)
-    where p.action <> 'level_skipped'
-      and case when l.status is null then p.status <> 'skipped' else status_is_done(l.status) end
-    group by p.case_id
+    select case_id, max(level_no) as level_no, arg_max(level_due_date, level_no) as level_due_date
+    from (
+        -- the day's plan, with the ledger's status where the day has run
+        select p.case_id, p.level_no, p.level_due_date
+        from planned_actions p
+        left join action_ledger l using (action_key)
+        where p.action <> 'level_skipped'
+          and case when l.status is null then p.status <> 'skipped' else status_is_done(l.status) end
+        union all
+        -- what the day recorded and its plan no longer has: a re-run of the day on new inputs keeps
+        -- what was dispatched, and the next day's models count it (int_case_progress)
+        select case_id, level_no, level_due_date
+        from action_ledger
+        where executed_on = $as_of and action <> 'level_skipped' and status_is_done(status)
+          and action_key not in (select action_key from planned_actions)
+    )
+    group by case_id
 ),
 
 -- a manual reminder not confirmed by $as_of: an earlier one (int_case_progress's flag), else today's

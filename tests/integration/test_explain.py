@@ -252,3 +252,87 @@ def test_a_catch_up_shows_on_its_day_and_times_the_next_level_as_the_ledger_does
         assert e.history == history
         assert e.fees_total == Decimal("5.00")
         assert (e.next_action.level_no, e.next_action.scheduled_on, e.next_action.runs_on) == (3, D(next_on), D(next_on))
+
+
+# --- the day as the ledger has it (review 2026-12-07) ---------------------------------------------
+
+
+def test_a_level_the_fresh_data_gate_held_is_not_the_current_level(tmp_path):
+    w = World(tmp_path, policy([("due_date", 5, 7), ("previous_level", 10, 0)]))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    w.payment("P0", "1.00", "2026-01-05", contract_id="CT1")   # the newest payment is old: data stale
+    w.settings_overrides = {"dispatch": {"max_payment_age_days": 3}}
+    s = w.run("2026-03-11", "2026-03-15", dispatch=True)
+    assert query(s, "select action_key, status from action_ledger") == [("ct-CT1-20260311/L1/reminder", "held")]
+    assert query(s, "select current_level from state_as_of('2026-03-15')") == [(0,)]
+    e = explain(s)
+    assert e.current_level is None
+    assert [(h.level_no, h.status) for h in e.history] == [(1, "held")]
+    assert "Current level  none yet" in format_explanation(e)
+    assert (e.next_action.level_no, e.next_action.runs_on) == (1, D("2026-03-16"))
+
+
+def _paid_late_on_the_day_sent(tmp_path, amount):
+    """L1 sent on 15 March; then a payment booked on 15 March arrives and the day is run again: its plan no
+    longer has L1 (below the threshold, or the case closes), but the ledger keeps it as sent."""
+    w = World(tmp_path, policy([("due_date", 5, 7), ("previous_level", 10, 0)], thresholds={"EUR": "50.00"}))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    w.run("2026-03-11", "2026-03-15", dispatch=True)
+    w.payment("P1", amount, "2026-03-15", invoice_id="I1")
+    return w.run("2026-03-15", "2026-03-15", dispatch=True)
+
+
+def test_a_re_run_of_the_day_keeps_the_level_it_sent_in_the_explanation(tmp_path):
+    s = _paid_late_on_the_day_sent(tmp_path, "60.00")   # 40.00 left, below the threshold: the case stays open
+    assert query(s, "select action_key, executed_on::varchar, status from action_ledger") == [
+        ("ct-CT1-20260311/L1/reminder", "2026-03-15", "sent")]
+    assert query(s, "select status, current_level, level_due_date::varchar from state_as_of('2026-03-15')") == [
+        ("open", 1, "2026-03-22")]
+    e = explain(s)
+    assert (e.current_level.level_no, e.current_level.status, e.current_level.level_due_date) == (
+        1, "sent", D("2026-03-22"))
+    # the next level counts from L1's due date, as tomorrow's run will; the threshold holds it
+    assert (e.next_action.level_no, e.next_action.scheduled_on, e.next_action.held_by) == (
+        2, D("2026-04-01"), ["overdue amount 40.00 EUR is below the threshold 50.00 EUR"])
+
+
+def test_a_case_closed_by_a_re_run_of_the_day_still_shows_what_that_day_sent(tmp_path):
+    s = _paid_late_on_the_day_sent(tmp_path, "100.00")
+    e = explain(s)
+    assert (e.closed_on, e.close_reason) == (D("2026-03-15"), "balance_cleared")
+    assert [(h.level_no, h.action, h.status, h.executed_on) for h in e.history] == [
+        (1, "reminder", "sent", D("2026-03-15"))]
+    assert e.current_level.level_no == 1
+
+
+def test_a_case_moved_to_another_policy_is_closed_on_the_day_of_the_move(tmp_path):
+    doc = {"policies": [
+        {"handle": "default", "default": True, "versions": [{"effective_from": "2020-01-01", "levels": [
+            {"name": "Reminder", "timing": {"after": "due_date", "days": 5}},
+            {"name": "Hand over", "timing": {"after": "previous_level", "days": 5},
+             "actions": [{"type": "move_to_policy", "policy": "collections"}]}]}]},
+        {"handle": "collections", "versions": [{"effective_from": "2020-01-01", "levels": [
+            {"name": "Agency letter", "timing": {"after": "due_date", "days": 3}, "template": "final"}]}]},
+    ]}
+    w = World(tmp_path, doc)
+    w.customer().contract().invoice("I1", "30.00", "2026-03-01", "2026-03-15")
+    s = w.run("2026-03-16", "2026-03-25")
+    e = explain(s, "ct-CT1-20260316")
+    assert (e.closed_on, e.close_reason, e.next_action) == (D("2026-03-25"), "moved_to_policy", None)
+    assert [(h.level_no, h.action) for h in e.history] == [(1, "reminder"), (2, "move_to_policy")]
+
+
+def test_a_courtesy_level_s_demand_is_what_the_threshold_line_weighs(tmp_path):
+    """Before the due date nothing is overdue, but the next courtesy level demands what falls due by its
+    own due date: the Overdue line said "below: the case waits" beside a next level held by nothing."""
+    w = World(tmp_path, policy([("due_date", -5, 0), ("due_date", -2, 0), ("due_date", 7, 7)],
+                               thresholds={"EUR": "10.00"}))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    s = w.run("2026-03-04", "2026-03-09")
+    assert query(s, "select action_key, executed_on::varchar from action_ledger where action <> 'level_skipped' "
+                    "order by 2") == [("ct-CT1-20260305/L1/reminder", "2026-03-05"),
+                                      ("ct-CT1-20260305/L2/reminder", "2026-03-08")]
+    e = explain(s, "ct-CT1-20260305", D("2026-03-06"))
+    assert (e.next_action.level_no, e.next_action.runs_on, e.next_action.held_by) == (2, D("2026-03-08"), [])
+    assert ("Overdue        0.00 EUR; the next level demands 100.00 EUR (what falls due by its own due date) "
+            "against threshold 10.00 EUR (reached)") in format_explanation(e)
