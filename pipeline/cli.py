@@ -650,9 +650,9 @@ def _print_summary(settings: Settings, as_of: date) -> None:
         docs = report.documents_written(con)
         kinds = ", ".join(f"{kind} {n}" for kind, n in report.documents_per_kind(con))
         quarantined = con.execute("select count(*) from quarantine").fetchall()[0][0]
-    t = Table("level", "open cases", title=f"Open cases per level on {as_of}")
-    for lv, name, n in levels:
-        t.add_row(f"{lv} {name}", str(n))
+    t = Table("policy", "level", "open cases", title=f"Open cases per level on {as_of}")
+    for policy, lv, name, n in levels:
+        t.add_row(policy, f"{lv} {name}", str(n))
     console.print(t)
     t = Table("currency", "contracts overdue", "overdue", "open", title="Overdue amounts")
     for ccy, n, overdue, open_ in currencies:

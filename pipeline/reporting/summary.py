@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import date
 
 
-def open_cases_per_level(con) -> list[tuple[int, str, int]]:
+def open_cases_per_level(con) -> list[tuple[str, int, str, int]]:
+    """Open cases per policy and level: (policy, level number, level name, cases). Policies are kept
+    apart, as levels of the same number are different levels; a level renamed between versions shows
+    its first name in sort order."""
     return con.execute(
-        """select current_level, coalesce(any_value(current_level_name), 'opened, no level yet'), count(*)
-           from cases where is_open group by current_level order by current_level"""
+        """select policy_id, current_level, coalesce(min(current_level_name), 'opened, no level yet'), count(*)
+           from cases where is_open group by policy_id, current_level order by policy_id, current_level"""
     ).fetchall()
 
 
@@ -37,8 +40,8 @@ def day_summary_markdown(con, as_of: date, locale: str = "en") -> str:
     with CLDR's currency spacing: ``DKK 63,124.87`` in English, ``63.124,87 DKK`` in German)."""
     from pipeline.delivery.render.formatting import format_money
 
-    lines = ["| level | open cases |", "|---|---:|"]
-    lines += [f"| {lv} {name} | {n} |" for lv, name, n in open_cases_per_level(con)]
+    lines = ["| policy | level | open cases |", "|---|---|---:|"]
+    lines += [f"| {policy} | {lv} {name} | {n} |" for policy, lv, name, n in open_cases_per_level(con)]
     lines += ["", "| currency | contracts overdue | overdue | open |", "|---|---:|---:|---:|"]
     lines += [f"| {c} | {n} | {format_money(o or 0, c, locale)} | {format_money(t or 0, c, locale)} |"
               for c, n, o, t in overdue_per_currency(con, as_of)]

@@ -22,7 +22,8 @@ An aging bucket is of the ENUM type `aging_buckets`, whose values are the
 buckets of `sql/seeds/aging_buckets.csv` in the seed's order, so ORDER BY, min()
 and max() take them in their natural order (not due, 1-30, ..., over 90), not
 alphabetically. `state_as_of` refuses a day after the last day computed
-(run_log) with an error that says so: that day's state is not known yet.
+(run_log) with an error that says so: that day's state is not known yet
+(`level_outcomes_as_of` reads the cases through it, and refuses it too).
 
 DuckDB binds a view or macro when it is created, so an object is only created
 once the tables it reads exist; on a fresh database `ensure_state` runs before
@@ -74,7 +75,7 @@ OBJECTS: tuple[AnalyticsObject, ...] = (
     AnalyticsObject("recovered_after_level", "macro", "analytics/recovered_after_level",
                     (*_HISTORY, "stg_payments", "stg_contracts"), params=("paid_within_days",)),
     AnalyticsObject("level_outcomes_as_of", "macro", "analytics/level_outcomes_as_of",
-                    (*_HISTORY, "stg_payments", "stg_contracts")),
+                    (*_HISTORY, "run_log", "stg_payments", "stg_contracts")),
     AnalyticsObject("key_figures", "view", "analytics/key_figures", (*_HISTORY, "run_log")),
     AnalyticsObject("level_outcomes", "view", "analytics/level_outcomes",
                     (*_HISTORY, "run_log", "stg_payments", "stg_contracts")),

@@ -24,9 +24,14 @@ case_levels as (
     select l.*, coalesce(d.documents_sent, 0) as documents_sent, r.policy_id, r.currency,
            r.closed_on <= $as_of and r.close_reason in ('balance_cleared', 'invoice_settled', 'settled') as paid,
            r.closed_on - l.executed_on as days_to_pay,
-           l.level_no = max(l.level_no) over (partition by l.case_id) as is_last_level
+           -- the last level the case received before it closed: a level sent after the day a backfill
+           -- later found the case paid (a late payment) stays in the ledger, but was not what it paid after
+           l.level_no = max(l.level_no) filter (where r.closed_on is null or l.executed_on <= r.closed_on)
+                            over (partition by l.case_id) as is_last_level
     from levels l
-    join case_register r using (case_id)
+    -- the cases as they stood that day; a day after the last one computed is refused (state_as_of):
+    -- its outcomes are not known yet
+    join state_as_of($as_of) r using (case_id)
     left join documents d using (case_id, level_no)
 ),
 

@@ -96,3 +96,28 @@ def test_confirm_refuses_what_is_not_a_prepared_manual_document(tmp_path):
     assert "ct-CT1-20260511/L1/reminder is on channel outbox in status not_dispatched; only prepared manual" in " ".join(result.output.split())
     result = runner.invoke(app, ["confirm", "nope", "--on", "2026-05-18", "--config", str(config)])
     assert result.exit_code == 2 and "no action 'nope' in the ledger" in result.output
+
+
+def test_open_cases_per_level_keep_policies_apart(tmp_path):
+    """Two policies' level 1 were one row, named after whichever case DuckDB read last (any_value)."""
+    from datetime import date
+
+    from pipeline.reporting import summary
+
+    doc = policy([{"name": "Friendly reminder", "timing": {"after": "due_date", "days": 1}}])
+    doc["policies"].append({"handle": "strict", "versions": [{"effective_from": "2020-01-01", "levels": [
+        {"name": "Formal notice", "timing": {"after": "due_date", "days": 1}}]}]})
+    w = World(tmp_path, doc)
+    w.customer("CU1").contract("CT1", "CU1").invoice("I1", "100.00", "2026-03-01", "2026-03-10", "CT1", "CU1")
+    w.customer("CU2").contract("CT2", "CU2", policy="strict").invoice(
+        "I2", "100.00", "2026-03-01", "2026-03-10", "CT2", "CU2")
+    s = w.run("2026-03-11", "2026-03-11")
+    con = duckdb.connect(str(s.database), read_only=True)
+    try:
+        assert summary.open_cases_per_level(con) == [("default", 1, "Friendly reminder", 1),
+                                                     ("strict", 1, "Formal notice", 1)]
+        assert summary.day_summary_markdown(con, date(2026, 3, 11)).splitlines()[:4] == [
+            "| policy | level | open cases |", "|---|---|---:|",
+            "| default | 1 Friendly reminder | 1 |", "| strict | 1 Formal notice | 1 |"]
+    finally:
+        con.close()

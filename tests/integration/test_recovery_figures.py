@@ -135,3 +135,44 @@ def test_a_backfilled_end_contract_is_not_a_contract_ended(tmp_path):
         ("2026-03-15", "not_dispatched")]
     assert query(s, "select count(*) from contract_terminations") == [(0,)]
     assert _simulate(s, tmp_path, 14).actual.contracts_ended == 0
+
+
+def test_a_recovery_is_the_last_level_s_before_the_case_closed_also_after_a_backfill(tmp_path):
+    """L1 sent on 15 March, L2 on 25 March; a payment booked on 20 March arrives late and a backfill
+    closes the case on 20 March. L2 stays in the ledger (it was sent), but the customer paid after L1:
+    level_outcomes credited L2, with -5 days to pay, where recovered_after_level credits L1."""
+    w = World(tmp_path, policy([("due_date", 5, 0), ("previous_level", 10, 0)]))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    s = w.run("2026-03-11", "2026-03-28", dispatch=True)
+    w.payment("P1", "100.00", "2026-03-20", invoice_id="I1")
+    s = w.write()
+    with run_mod.connect(s.database) as con:
+        run_mod.load_inputs(con, s)
+        backfill(con, date(2026, 3, 11), date(2026, 3, 28), s, catch_up="none")
+    assert query(s, "select closed_on::varchar, close_reason from case_register") == [("2026-03-20", "balance_cleared")]
+    assert query(s, "select level_no, executed_on::varchar, status from action_ledger order by 1") == [
+        (1, "2026-03-15", "sent"), (2, "2026-03-25", "sent")]
+    assert query(s, "select level_no, amount_recovered from recovered_after_level('2026-03-28', 30) order by 1") == [
+        (1, D("100.00")), (2, D("0.00"))]
+    assert query(s, "select level_no, cases_reached, cases_recovered, paid_within_7_days, median_days_to_pay "
+                    "from level_outcomes order by 1") == [(1, 1, 1, 1, D("5.0")), (2, 1, 0, 0, None)]
+
+
+def test_the_outcomes_of_a_day_not_computed_yet_are_refused(tmp_path):
+    """state_as_of and key_figures_as_of refuse a day after the last one run; level_outcomes_as_of
+    answered it with the figures of the last day, stamped with the day asked."""
+    import duckdb
+    import pytest
+
+    w = World(tmp_path, policy([("due_date", 5, 0)]))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    s = w.run("2026-03-11", "2026-03-16")
+    con = duckdb.connect(str(s.database), read_only=True)
+    try:
+        with pytest.raises(duckdb.Error, match=r"state_as_of\(2026-04-30\): that day is after the last day computed, "
+                                               r"2026-03-16; its state is not known yet"):
+            con.execute("select * from level_outcomes_as_of('2026-04-30')").fetchall()
+        assert con.execute("select as_of::varchar, level_no, cases_reached from level_outcomes_as_of('2026-03-16')"
+                           ).fetchall() == [("2026-03-16", 1, 1)]
+    finally:
+        con.close()
