@@ -26,20 +26,35 @@
 -- Rows of customers and contracts hold nothing themselves: what names a contract or customer that is
 -- not loaded is quarantined with it (unknown_contract, unknown_customer) and is no target.
 --
--- The holds do not depend on the day: the quarantine is the same for every day of a run, so a range
--- needs no day of its own for them (pipeline/warehouse/range_days.py). Each is one customer's (a
--- contract's, an invoice's) or everyone's, and the loaded rows read (stg_contracts, stg_invoices)
--- are found from the record's own ids, so a range day that recomputes some customers gets exactly
--- their holds.
+-- A row holds from its own first date (held_from: the least of its readable dates, e.g. booked_on;
+-- none readable: every day): rows dated after a day are invisible when computing it, so a payment
+-- booked in April, quarantined, does not change March. A range needs no day of its own for a hold
+-- (pipeline/warehouse/range_days.py): it starts and never ends, and, like a suspension's start,
+-- only holds back what would happen, which a customer the day does not recompute has nothing of.
+-- Each hold is one customer's (a contract's, an invoice's) or everyone's, and the loaded rows read
+-- (stg_contracts, stg_invoices) are found from the record's own ids, so a range day that
+-- recomputes some customers gets exactly their holds.
 with records as (
     select table_name, source_file, source_row, rule,
            regexp_replace(record ->> 'contract_id', '[[:cntrl:]]', '', 'g') as contract_id,
            regexp_replace(record ->> 'customer_id', '[[:cntrl:]]', '', 'g') as customer_id,
            regexp_replace(record ->> 'invoice_id', '[[:cntrl:]]', '', 'g') as invoice_id,
            regexp_replace(record ->> 'scope', '[[:cntrl:]]', '', 'g') as suspension_scope,
-           regexp_replace(record ->> 'target_id', '[[:cntrl:]]', '', 'g') as suspension_target
+           regexp_replace(record ->> 'target_id', '[[:cntrl:]]', '', 'g') as suspension_target,
+           -- the first day the row could count, read from its own dates (least: a date that
+           -- contradicts another may be the typo); none readable: every day
+           least(try_cast(trim(record ->> 'invoice_date', ' ') as date), try_cast(trim(record ->> 'due_date', ' ') as date),
+                 try_cast(trim(record ->> 'booked_on', ' ') as date), try_cast(trim(record ->> 'reversed_on', ' ') as date),
+                 try_cast(trim(record ->> 'from_date', ' ') as date), try_cast(trim(record ->> 'to_date', ' ') as date))
+               as held_from
     from quarantine
     where table_name in ('invoices', 'payments', 'suspensions')
+),
+
+-- rows dated after the day are invisible when computing it (SPEC 3: any past day can be recomputed
+-- from today's files), so a quarantined row holds nothing before its own date
+dated as (
+    select * from records where held_from is null or held_from <= $as_of
 ),
 
 -- ids as written (ingestion keeps spaces around them: `CT1 ` is another contract than `CT1`); one of
@@ -50,8 +65,9 @@ quarantined as (
            case when trim(customer_id, ' ') <> '' then customer_id end as customer_id,
            case when trim(invoice_id, ' ') <> '' then invoice_id end as invoice_id,
            case when trim(suspension_scope, ' ') <> '' then suspension_scope end as suspension_scope,
-           case when trim(suspension_target, ' ') <> '' then suspension_target end as suspension_target
-    from records
+           case when trim(suspension_target, ' ') <> '' then suspension_target end as suspension_target,
+           held_from
+    from dated
 ),
 
 -- contracts quarantined for a fault of their own, with the customer they name: their invoices are
@@ -64,7 +80,7 @@ quarantined_contracts as (
 
 -- an invoice's or a payment's own contract
 named_contracts as (
-    select q.table_name, q.source_file, q.source_row, q.rule,
+    select q.table_name, q.source_file, q.source_row, q.rule, q.held_from,
            'contract' as scope, q.contract_id as target_id, 'contract_id' as named_by
     from quarantined q
     where q.table_name in ('invoices', 'payments') and q.contract_id is not null
@@ -72,7 +88,7 @@ named_contracts as (
 
 -- the contract named does not place the invoice with the customer named (none, unknown, another's)
 invoice_customers as (
-    select q.table_name, q.source_file, q.source_row, q.rule,
+    select q.table_name, q.source_file, q.source_row, q.rule, q.held_from,
            'customer' as scope, q.customer_id as target_id, 'customer_id' as named_by
     from quarantined q
     where q.table_name = 'invoices' and q.customer_id is not null
@@ -83,7 +99,7 @@ invoice_customers as (
 ),
 
 payment_invoice_contracts as (
-    select q.table_name, q.source_file, q.source_row, q.rule,
+    select q.table_name, q.source_file, q.source_row, q.rule, q.held_from,
            'contract' as scope, i.contract_id as target_id, 'invoice_id' as named_by
     from quarantined q
     join stg_invoices i on i.invoice_id = q.invoice_id
@@ -99,7 +115,7 @@ suspension_scopes as (
 ),
 
 suspension_targets as (
-    select s.table_name, s.source_file, s.source_row, s.rule,
+    select s.table_name, s.source_file, s.source_row, s.rule, s.held_from,
            a.scope, s.suspension_target as target_id,
            case when s.scope_readable then 'target_id' else 'target_id, any scope' end as named_by
     from suspension_scopes s
@@ -109,7 +125,7 @@ suspension_targets as (
 ),
 
 suspension_globals as (
-    select s.table_name, s.source_file, s.source_row, s.rule,
+    select s.table_name, s.source_file, s.source_row, s.rule, s.held_from,
            'global' as scope, '*' as target_id,
            case when s.suspension_scope = 'global' then 'scope global' else 'no target' end as named_by
     from suspension_scopes s
@@ -129,7 +145,7 @@ final as (
            case h.scope when 'contract' then k.customer_id when 'customer' then h.target_id
                         when 'invoice' then i.customer_id end as customer_id,
            case h.scope when 'contract' then k.currency when 'invoice' then i.currency end as currency,
-           h.named_by, h.table_name, h.source_file, h.source_row, h.rule
+           h.named_by, h.table_name, h.source_file, h.source_row, h.rule, h.held_from
     from holds h
     left join stg_contracts k on h.scope = 'contract' and k.contract_id = h.target_id
     left join stg_invoices i on h.scope = 'invoice' and i.invoice_id = h.target_id

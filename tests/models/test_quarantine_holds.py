@@ -167,6 +167,31 @@ def test_a_row_holds_the_id_it_names_as_written(tmp_path):
     assert actions(s) == CT1_DUNNED + OTHERS
     assert _holds(s) == [("contract", "CT1 ", "CU1", "EUR", "contract_id", "payments", 11, "invalid_amount")]
 
+
+@pytest.mark.parametrize("bad", ["amount_typo", "duplicate_id"])
+def test_a_quarantined_row_holds_nothing_before_its_own_date(tmp_path, bad):
+    """Rows dated after a day are invisible when computing it (SPEC 3), so a quarantined payment booked
+    in April cannot change March: it held CT1 on every day, and a backfill of March called the
+    reminder of 13 March wrong."""
+    w = _world(tmp_path)
+    w.payment("P1", "100.001" if bad == "amount_typo" else "100.00", "2026-04-01", invoice_id="I1")
+    if bad == "duplicate_id":
+        w.payment("P1", "100.00", "2026-04-01", invoice_id="I1")
+    s = w.run("2026-03-01", "2026-03-20")
+    assert [rule for _, _, rule in _quarantined(s)] == (
+        ["invalid_amount"] if bad == "amount_typo" else ["duplicate_id", "duplicate_id"])
+    assert actions(s) == CT1_DUNNED + OTHERS
+    assert _holds(s) == []  # on 20 March; from 1 April on, CT1 is held
+    import duckdb
+
+    con = duckdb.connect(str(s.database))
+    try:
+        run_model(con, HOLDS, {"as_of": date(2026, 4, 1)})
+        assert con.execute("select scope, target_id, held_from::varchar from int_quarantine_holds").fetchall() == [
+            ("contract", "CT1", "2026-04-01")] * (1 if bad == "amount_typo" else 2)
+    finally:
+        con.close()
+
 # --- suspensions ---------------------------------------------------------------------------------
 
 SUSPENSIONS = {
@@ -256,7 +281,7 @@ def test_a_quarantined_payment_holds_the_steps_of_its_contracts_collection_case(
             ("2026-03-03", "cm-M2-hard-20260303", 1, "reminder", "100.00")]
     assert actions(good) == both
     w = _collection_world(tmp_path / "bad")
-    w.payment("P1", "100.00", "2026-03-04", contract_id="CT1", invoice_id="I1", currency="eur")  # paid by transfer?
+    w.payment("P1", "100.00", "2026-03-03", contract_id="CT1", invoice_id="I1", currency="eur")  # paid by transfer? (booked on the step's day: a row holds from its own date)
     s = w.run("2026-03-01", "2026-03-06")
     # the case of CT1's failure opens (the failure is loaded) but its step waits; CT2's runs as before
     assert actions(s) == both[1:]
@@ -291,6 +316,8 @@ def _range_world(root: Path, scope: str) -> World:
     w.contract("CT1B", "CU1").invoice("I1B", "50.00", "2026-03-05", "2026-03-15", contract_id="CT1B")
     w.payment("P1", "100.00", "2026-03-05", invoice_id="I1", currency="eur")  # CT1 held
     w.payment("P3", "10.00", "2026-03-14", contract_id="CT3", invoice_id="I3")  # a part payment in the range
+    # quarantined (a typo in its amount), booked inside the range: CT2 is held from 15 March on only
+    w.payment("P2", "20.001", "2026-03-15", contract_id="CT2", invoice_id="I2")
     w.suspension("customer", "CU4", "2026-03-01", "2026-03-16")  # ends inside the range
     w.suspension("customer", "CU5", "01.03.2026")  # quarantined: CU5 held throughout
     for i in range(7, 12):  # good suspensions of customers who paid: the quarantined share stays low
@@ -324,6 +351,8 @@ def test_a_range_gives_what_its_days_one_by_one_give(tmp_path, scope):
     # CT1B is no contract of a quarantined row: dunned in contract scope (in customer scope CU1-EUR waits)
     assert bool([k for k in keys if k.startswith("ct-CT1B-")]) == (scope == "contract")
     assert [k for k in keys if k.startswith(("ct-CT4-", "cu-CU4-"))]  # dunned once its suspension ended
+    # CT2: L1 on 13 March, before its quarantined payment's day; L2 (20 March) held
+    assert [k.split("/", 1)[1] for k in keys if k.startswith(("ct-CT2-", "cu-CU2-"))] == ["L1/reminder"]
     assert query(once, f"select {COLUMNS} from action_ledger order by action_key") == expected
     assert query(once, f"select {COLUMNS} from sim_same.action_ledger order by action_key") == expected
     cases = "select * exclude (routed_by) from {} order by case_id"
