@@ -180,15 +180,23 @@ def load_inputs(con, settings: Settings) -> tuple[policy_mod.PolicyFile, list[Ta
     """Load the policy file and ingest the billing files; shared by every kind of run."""
     policies = policy_mod.load_policy_file(settings.policy_file)
     ensure_state(con)
-    policy_mod.load_into_duckdb(con, policies)
-    reports = ingest(con, settings.data_dir, policies.handles)
-    # reason codes of failed collections (reference data, replaced on every run) and their views
-    load_reference(con)
-    report_unknown_codes(con)
-    # the analysts' objects that read the inputs exist once the inputs do (a fresh database)
-    created = ensure_analytics(con, replace=False)
-    if created:
-        catalog.apply_comments(con, created)
+    # all or nothing: a file that stops ingestion (IngestError) leaves the policies, the input tables
+    # and the quarantine as the previous load left them, not some tables replaced and others not
+    con.execute("begin transaction")
+    try:
+        policy_mod.load_into_duckdb(con, policies)
+        reports = ingest(con, settings.data_dir, policies.handles)
+        # reason codes of failed collections (reference data, replaced on every run) and their views
+        load_reference(con)
+        report_unknown_codes(con)
+        # the analysts' objects that read the inputs exist once the inputs do (a fresh database)
+        created = ensure_analytics(con, replace=False)
+        if created:
+            catalog.apply_comments(con, created, own_transaction=False)
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
     return policies, reports
 
 

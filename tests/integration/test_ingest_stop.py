@@ -149,3 +149,26 @@ def test_an_unusable_file_stops_backfill_and_simulate_the_same_way(tmp_path, com
     assert stopped in result.output
     assert "payments.csv: the file is empty (not even a header line)" in result.output.replace("\n", "")
     assert "Traceback" not in result.output
+
+
+def test_an_unusable_file_leaves_every_input_table_as_the_last_load_left_it(tmp_path):
+    """Ingestion is all or nothing: an unusable suspensions file (read last) stopped the load after
+    the invoices, payments and their quarantine rows had been replaced by the new files."""
+    from pipeline.warehouse.ingest import IngestError
+
+    w = World(tmp_path, policy([("due_date", 7, 0)]))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    w.payment("P1", "10.001", "2026-03-05")   # quarantined: a typo in the amount
+    settings = w.write()
+    before = "select (select list(invoice_id order by invoice_id) from stg_invoices), " \
+             "(select list(payment_id) from stg_payments), (select list(table_name || ':' || rule) from quarantine)"
+    with run_mod.connect(settings.database) as con:
+        run_mod.load_inputs(con, settings)
+        assert con.execute(before).fetchall() == [(["I1"], None, ["payments:invalid_amount"])]
+        w.invoice("I2", "50.00", "2026-03-02", "2026-03-12")
+        w.rows["payments"][0]["amount"] = "10.00"   # fixed
+        w.write()
+        (w.root / "data" / "suspensions.csv").write_text("", encoding="utf-8")
+        with pytest.raises(IngestError, match="suspensions.csv: the file is empty"):
+            run_mod.load_inputs(con, settings)
+        assert con.execute(before).fetchall() == [(["I1"], None, ["payments:invalid_amount"])]
