@@ -5,7 +5,7 @@
 -- (b) for a per-mandate case, every failure of its mandate and failure type;
 -- (c) a failure for the same invoice as one of those: the same money failing again;
 -- (d) a failure bound to no invoice, of the same contract and mandate as one of those,
---     when the case's last step before it was a retry: the retry's result.
+--     when the case's last step on or before its day was a retry: the retry's result.
 -- A failure belongs to the case that opened first among those open on its day (a case
 -- closing on a day takes no failure of that day). Cases opened today are not here: today's
 -- openings are decided after today's closures (int_col_case_openings). `repeat`: the failure is
@@ -71,7 +71,8 @@ retry_candidates as (
 last_step_before as (
     select r.*, s.is_retry
     from retry_candidates r
-    join executed_steps s on s.case_id = r.case_id and s.executed_on < r.failed_on
+    -- on the retry's own day too: a card retry declined at once is reported with that day's date
+    join executed_steps s on s.case_id = r.case_id and s.executed_on <= r.failed_on
     qualify row_number() over (partition by r.case_id, r.payment_id order by s.step_no desc) = 1
 ),
 

@@ -4,8 +4,9 @@
 -- - after an at_once step (change the mandate, notify): the day it ran;
 -- - after a step with a grace period: its end, or earlier the day a new failure of the
 --   case arrived (a per-mandate case's next transaction, or the same money again);
--- - after a retry: the day a failure of the case arrived after it (the retry failed), or
---   the retry's result_days after it when none has come by then;
+-- - after a retry: the day a failure of the case arrived after it, or on its own day the same
+--   money failing again (the retry failed), or the retry's result_days after it when none has
+--   come by then;
 -- - before the first step: the day the case opened.
 -- A per-mandate case starts after the steps of the mandate's earlier cases.
 with open_cases as (
@@ -51,10 +52,16 @@ with_steps as (
       on s.policy_version = c.policy_version and s.failure_type = c.failure_type and s.step_no = p.last_step_no
 ),
 
+-- a failure of the case after its last step; after a retry also one of the same money failing again
+-- on the retry's own day (`repeat`): a card retry is declined at once, reported with that day's date
+-- (the run that requested the retry could not see it; the next day's run does)
 later_failures as (
     select w.case_id, min(f.failed_on) as first_failure_after
     from with_steps w
-    join int_col_case_payments f on f.case_id = w.case_id and f.failed_on > w.last_step_on
+    join int_col_case_payments f
+      on f.case_id = w.case_id
+     and (f.failed_on > w.last_step_on
+          or (f.failed_on = w.last_step_on and f.repeat and w.last_wait = 'retry_result'))
     group by w.case_id
 ),
 
