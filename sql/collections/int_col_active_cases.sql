@@ -6,8 +6,8 @@
 -- moving it. Money still open: per invoice of the case's failed transactions the smaller
 -- of what failed (the largest failed amount: a retry of the same invoice is the same money)
 -- and what is open of the invoice; for transactions bound to no invoice, the smaller of
--- what failed (a retry's result not counted again) and the contract's open amount beyond
--- those invoices. A quarantined row naming the customer, a contract or invoice of the case holds
+-- what failed (a retry's result not counted again) and what is open of the contract's invoices
+-- issued by the day it failed, beyond those invoices. A quarantined row naming the customer, a contract or invoice of the case holds
 -- its steps like a suspension (int_quarantine_holds: the money may have been paid).
 with suspended_targets as (
     select scope, target_id from int_suspensions_in_force
@@ -62,14 +62,23 @@ invoices_open_per_contract as (
     group by all
 ),
 
+-- a failure bound to no invoice was collecting what the contract had been invoiced by its day (a
+-- retry's failure is the same money): later invoices, not yet due, are no part of it
+contract_failures as (
+    select case_id, contract_id, coalesce(sum(amount) filter (where not repeat), 0) as failed,
+           coalesce(max(failed_on) filter (where not repeat), max(failed_on)) as invoiced_by
+    from int_col_active_payments
+    where invoice_id is null
+    group by case_id, contract_id
+),
+
 contract_groups as (
-    select p.case_id, p.contract_id, coalesce(sum(p.amount) filter (where not p.repeat), 0) as failed,
-           greatest(coalesce(any_value(b.open_amount), 0) - coalesce(any_value(i.open_amount), 0), 0) as open_amount
-    from int_col_active_payments p
-    left join int_contract_balances b on b.contract_id = p.contract_id
-    left join invoices_open_per_contract i on i.case_id = p.case_id and i.contract_id = p.contract_id
-    where p.invoice_id is null
-    group by p.case_id, p.contract_id
+    select f.case_id, f.contract_id, f.failed,
+           greatest(coalesce(sum(o.open_amount), 0) - coalesce(any_value(i.open_amount), 0), 0) as open_amount
+    from contract_failures f
+    left join int_open_receivables o on o.contract_id = f.contract_id and o.invoice_date <= f.invoiced_by
+    left join invoices_open_per_contract i on i.case_id = f.case_id and i.contract_id = f.contract_id
+    group by f.case_id, f.contract_id, f.failed
 ),
 
 money as (

@@ -1,18 +1,21 @@
 -- Collection cases that close on $as_of, decided before any step of the day, as dunning
 -- closures are: a payment booked today means no step today.
 -- - settled: nothing is open any more of the money the case is about: the invoices its
---   failed transactions were for, or, for a failure bound to no invoice, the contract
---   (a later collection, the payment link, a transfer or a credit note all count, through
---   the same balances as dunning);
+--   failed transactions were for, or, for a failure bound to no invoice, the contract's invoices
+--   issued by the day it failed (a later collection, the payment link, a transfer or a credit
+--   note all count, through the same open receivables as dunning);
 -- - unsettled: its last step has waited its time (grace period over, or the retry reported
 --   failed) and the money is still open. It is listed in unsettled_collections.
 with money_open as (
     select p.case_id,
            bool_or(case when p.invoice_id is not null then o.invoice_id is not null
-                        else coalesce(b.open_amount, 0) > 0 end) as anything_open
+                        else c.invoice_id is not null end) as anything_open
     from int_col_case_payments p
     left join int_open_receivables o on o.invoice_id = p.invoice_id
-    left join int_contract_balances b on b.contract_id = p.contract_id
+    -- a failure bound to no invoice was collecting what the contract had been invoiced by its day (a
+    -- retry's failure is the same money): an invoice issued later, not yet due, is no part of it
+    left join int_open_receivables c
+      on p.invoice_id is null and not p.repeat and c.contract_id = p.contract_id and c.invoice_date <= p.failed_on
     where p.failed_on < $as_of
     group by p.case_id
 ),
