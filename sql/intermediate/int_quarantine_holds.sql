@@ -26,8 +26,9 @@
 -- Rows of customers and contracts hold nothing themselves: what names a contract or customer that is
 -- not loaded is quarantined with it (unknown_contract, unknown_customer) and is no target.
 --
--- A row holds from its own first date (held_from: the least of its readable dates, e.g. booked_on;
--- none readable: every day): rows dated after a day are invisible when computing it, so a payment
+-- A row holds from its own first date (held_from: invoice_date, booked_on or from_date; every day
+-- when that is unreadable or a date broke the row's rule): rows dated after a day are invisible
+-- when computing it, so a payment
 -- booked in April, quarantined, does not change March. A range needs no day of its own for a hold
 -- (pipeline/warehouse/range_days.py): it starts and never ends, and, like a suspension's start,
 -- only holds back what would happen, which a customer the day does not recompute has nothing of.
@@ -41,12 +42,16 @@ with records as (
            regexp_replace(record ->> 'invoice_id', '[[:cntrl:]]', '', 'g') as invoice_id,
            regexp_replace(record ->> 'scope', '[[:cntrl:]]', '', 'g') as suspension_scope,
            regexp_replace(record ->> 'target_id', '[[:cntrl:]]', '', 'g') as suspension_target,
-           -- the first day the row could count, read from its own dates (least: a date that
-           -- contradicts another may be the typo); none readable: every day
-           least(try_cast(trim(record ->> 'invoice_date', ' ') as date), try_cast(trim(record ->> 'due_date', ' ') as date),
-                 try_cast(trim(record ->> 'booked_on', ' ') as date), try_cast(trim(record ->> 'reversed_on', ' ') as date),
-                 try_cast(trim(record ->> 'from_date', ' ') as date), try_cast(trim(record ->> 'to_date', ' ') as date))
-               as held_from
+           -- the first day the row could count: its own first date (an invoice's invoice_date, a
+           -- payment's booked_on, a suspension's from_date), unless it is unreadable or a date broke
+           -- the row's rule (out of range, before the date it follows: it may be the typo): every day
+           case when column_name in ('invoice_date', 'due_date', 'booked_on', 'reversed_on', 'from_date', 'to_date')
+                     or rule in ('due_before_invoice_date', 'reversed_before_booked', 'empty_period')
+                then null
+                else try_cast(trim(record ->> (case table_name when 'invoices' then 'invoice_date'
+                                                               when 'payments' then 'booked_on'
+                                                               else 'from_date' end), ' ') as date)
+           end as held_from
     from quarantine
     where table_name in ('invoices', 'payments', 'suspensions')
 ),

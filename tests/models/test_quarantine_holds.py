@@ -192,6 +192,22 @@ def test_a_quarantined_row_holds_nothing_before_its_own_date(tmp_path, bad):
     finally:
         con.close()
 
+
+@pytest.mark.parametrize("bad", ["from_date_unreadable", "booked_in_another_century"])
+def test_a_row_whose_own_date_cannot_be_trusted_holds_on_every_day(tmp_path, bad):
+    """A suspension whose from_date is unreadable names a to_date, the day dunning resumes: it held CU1
+    only from that day, not during the suspension. A payment quarantined because its booking date is out
+    of range (a typo in the year, perhaps) may have been meant for any day."""
+    w = _world(tmp_path)
+    if bad == "from_date_unreadable":
+        w.suspension("customer", "CU1", "2026-03-0x", "2026-03-31")
+    else:
+        w.payment("P1", "100.00", "2226-03-05", invoice_id="I1")
+    s = w.run("2026-03-01", "2026-03-20")
+    assert [rule for _, _, rule in _quarantined(s)] == (
+        ["invalid_date"] if bad == "from_date_unreadable" else ["date_out_of_range"])
+    assert actions(s) == OTHERS
+
 # --- suspensions ---------------------------------------------------------------------------------
 
 SUSPENSIONS = {
