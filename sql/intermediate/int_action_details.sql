@@ -5,9 +5,9 @@
 -- field and value (documents: none). A catch-up sends again only the documents nobody
 -- received (int_catch_up_actions). marts/planned_actions makes them ledger rows. The
 -- billed period running today (running_periods) is read for an end_contract's credit note.
--- A contract is ended once (the macro ends_contract): an end_contract of a contract that its
--- contracts row shows ended, that an end exported on an earlier day ended, or that another case
--- ends today first (in case order) says so and ends nothing, credits nothing.
+-- A contract is ended once (the macro ends_contract): an end_contract of a contract that an earlier
+-- end, its contracts row, or another end of today has ended by the day it would take effect says
+-- so (already_ended, by which case, on which day) and ends nothing, credits nothing.
 with running_periods as (
     select contract_id, invoice_id, amount, period_start, period_end
     from stg_invoices
@@ -20,10 +20,9 @@ with running_periods as (
     qualify row_number() over (partition by contract_id order by period_end desc, invoice_date desc, invoice_id desc) = 1
 ),
 
--- the billed-until date of the contracts an end_contract ends today, and whether their row shows
--- them ended already
+-- the billed-until date of the contracts an end_contract ends today, and the end their row shows
 ending_contracts as (
-    select contract_id, billed_until, status = 'ended' or coalesce(ended_on <= $as_of, false) as ended, ended_on
+    select contract_id, billed_until, status, ended_on
     from stg_contracts
     where contract_id in (select d.contract_id
                           from levels_due d
@@ -31,15 +30,18 @@ ending_contracts as (
                           where d.executed and a.action = 'end_contract')
 ),
 
--- the end of those contracts exported on an earlier day
+-- the earliest end of those contracts recorded on an earlier day (ends_contract: exported, or a
+-- backfill's own in a range that is not live)
 ended_before as (
     select contract_id,
-           arg_min(case_id, (executed_on, case_id)) as case_id,
-           arg_min(cast(json_extract_string(details, '$.effective_on') as date), (executed_on, case_id)) as ended_on
-    from action_ledger
-    where executed_on < $as_of
-      and ends_contract(action, status, details)
-      and contract_id in (select contract_id from ending_contracts)
+           arg_min(case_id, (effective_on, executed_on, case_id)) as case_id,
+           min(effective_on) as effective_on
+    from (select contract_id, case_id, executed_on,
+                 cast(json_extract_string(details, '$.effective_on') as date) as effective_on
+          from action_ledger
+          where executed_on < $as_of
+            and ends_contract(action, status, details, not $live)
+            and contract_id in (select contract_id from ending_contracts))
     group by contract_id
 ),
 
@@ -68,27 +70,40 @@ end_days as (
     where e.action = 'end_contract'
 ),
 
--- and the first case (in case order) that ends each contract today
+-- and the end of today that takes effect first (then in case order), which ends each contract today
 contract_ends as (
     select *,
            first_value(case_id) over today as first_case_id,
            first_value(effective_on) over today as first_effective_on
     from end_days
-    window today as (partition by contract_id order by case_id, level_no)
+    window today as (partition by contract_id order by effective_on, case_id, level_no)
 ),
 
--- an end that finds its contract ended: by its contracts row, an earlier day's end, or a case before it today
-already_ended as (
-    select c.case_id, c.level_no,
-           case when not k.ended and b.contract_id is not null then b.case_id
-                when not k.ended then c.first_case_id end as ended_by_case_id,
-           case when k.ended then k.ended_on
-                when b.contract_id is not null then b.ended_on
-                else c.first_effective_on end as ended_on
+-- an end that finds its contract ended by the day it would take effect: by an end recorded on an
+-- earlier day effective by then, by its contracts row (ended before today, or to end before this end
+-- would; the row the billing system wrote back for this pipeline's own end of today is not earlier),
+-- or by another end of today that takes effect no later
+blocked as (
+    select c.case_id, c.level_no, c.first_case_id, c.first_effective_on,
+           b.case_id as before_case_id, b.effective_on as before_effective_on, k.ended_on,
+           coalesce(b.effective_on <= c.effective_on, false) as by_earlier_end,
+           coalesce(k.ended_on < greatest(c.effective_on, cast($as_of as date)), k.status = 'ended') as by_contract_row,
+           c.case_id <> c.first_case_id as by_end_today
     from contract_ends c
     join ending_contracts k on k.contract_id = c.contract_id
     left join ended_before b on b.contract_id = c.contract_id
-    where k.ended or b.contract_id is not null or c.case_id <> c.first_case_id
+),
+
+already_ended as (
+    select case_id, level_no,
+           case when by_earlier_end then before_case_id
+                when by_contract_row then null
+                else first_case_id end as ended_by_case_id,
+           case when by_earlier_end then before_effective_on
+                when by_contract_row then ended_on
+                else first_effective_on end as ended_on
+    from blocked
+    where by_earlier_end or by_contract_row or by_end_today
 ),
 
 final as (

@@ -20,7 +20,7 @@ select action_key, case_id, contract_id, customer_id, currency, executed_on,
        cast(json_extract_string(details, '$.credit_note_amount') as decimal(18,2)) as credit_note_amount,
        json_extract_string(details, '$.credit_note_for_invoice_id') as credit_note_for_invoice_id,
        policy_id, policy_version, level_no
-from action_ledger where ends_contract(action, status, details);
+from action_ledger where ends_contract(action, status, details, false);
 create or replace view collection_requests as
 select action_key, case_id, contract_id, customer_id, currency, executed_on,
        cast(json_extract_string(details, '$.amount') as decimal(18,2)) as amount,

@@ -169,3 +169,64 @@ def test_an_ended_contract_is_dunned_but_not_ended_again(tmp_path):
         (key, "recorded", '{"when":"immediately","already_ended":true,"already_ended_by_case":null,'
                           '"already_ended_on":"2026-03-10","credit_note_amount":0.00}')
         for key in ("in-I1-20260316/L1/end_contract", "in-I2-20260316/L1/end_contract")]
+
+
+def test_a_contract_row_that_ends_it_later_does_not_stop_an_immediate_end(tmp_path):
+    """The contract is to end on 31 March (its row says so); ending it immediately on 20 March still ends
+    it, with its credit note. The row's end counted as having ended it already."""
+    s = _two_invoice_cases(tmp_path, "2026-03-15", status="ended", ended_on="2026-03-31").run(
+        "2026-03-16", "2026-03-22", dispatch=True)
+    assert query(s, "select action_key, effective_on::varchar, credit_note_amount from contract_terminations") == [
+        ("in-I1-20260316/L1/end_contract", "2026-03-20", Decimal("11.00"))]
+
+
+def test_an_end_that_takes_effect_earlier_than_an_earlier_end_of_the_period_still_ends_it(tmp_path):
+    """L1 ends CT1 at the end of its billed period (31 March), L2 immediately on 23 March: the contract
+    ends on 23 March, with the credit note for the unused days. L2 was recorded as already ended."""
+    levels = [{"name": "End later", "timing": {"after": "due_date", "days": 5},
+               "actions": [{"type": "end_contract", "when": "end_of_period"}]},
+              {"name": "End now", "timing": {"after": "due_date", "days": 8},
+               "actions": [{"type": "end_contract", "when": "immediately"}]}]
+    w = World(tmp_path, policy(levels))
+    w.customer().contract(billed_until="2026-03-31")
+    w.invoice("I1", "31.00", "2026-03-01", "2026-03-15", period_start="2026-03-01", period_end="2026-03-31")
+    s = w.run("2026-03-16", "2026-03-25", dispatch=True)
+    # 31.00 x 8 unused days (24 to 31 March) / 31
+    assert query(s, "select action_key, mode, effective_on::varchar, credit_note_amount from contract_terminations "
+                    "order by action_key") == [
+        ("ct-CT1-20260316/L1/end_contract", "end_of_period", "2026-03-31", Decimal("0.00")),
+        ("ct-CT1-20260316/L2/end_contract", "immediately", "2026-03-23", Decimal("8.00"))]
+
+
+def test_a_re_run_after_the_billing_system_wrote_the_end_back_keeps_it(tmp_path):
+    """The contracts file of the re-run shows the end this pipeline exported on the day itself: that
+    is not an end before it, and the re-run dropped the termination."""
+    w = _two_invoice_cases(tmp_path, "2026-03-15")
+    s = w.run("2026-03-16", "2026-03-20", dispatch=True)
+    terminations = "select action_key, effective_on::varchar, credit_note_amount from contract_terminations"
+    assert query(s, terminations) == [("in-I1-20260316/L1/end_contract", "2026-03-20", Decimal("11.00"))]
+    w.rows["contracts"][0].update(status="ended", ended_on="2026-03-20")
+    s = w.run("2026-03-20", "2026-03-20", dispatch=True)
+    assert query(s, terminations) == [("in-I1-20260316/L1/end_contract", "2026-03-20", Decimal("11.00"))]
+
+
+def test_a_backfill_ends_a_contract_once_as_its_days_would(tmp_path):
+    """A backfill exports nothing, but what it records is what would have happened: the second case's
+    end finds the contract ended by the first one's, as on live days."""
+    from datetime import date
+
+    from pipeline.engine import run as run_mod
+    from pipeline.engine.backfill import backfill
+
+    s = _two_invoice_cases(tmp_path, "2026-03-18").write()
+    with run_mod.connect(s.database) as con:
+        run_mod.load_inputs(con, s)
+        backfill(con, date(2026, 3, 16), date(2026, 3, 25), s, catch_up="none")
+    assert query(s, "select action_key, status, details from action_ledger order by action_key") == [
+        ("in-I1-20260316/L1/end_contract", "not_dispatched",
+         '{"when":"immediately","effective_on":"2026-03-20","credit_note_amount":11.00,'
+         '"credit_note_for_invoice_id":"I1"}'),
+        ("in-I2-20260319/L1/end_contract", "not_dispatched",
+         '{"when":"immediately","already_ended":true,"already_ended_by_case":"in-I1-20260316",'
+         '"already_ended_on":"2026-03-20","credit_note_amount":0.00}')]
+    assert query(s, "select count(*) from contract_terminations") == [(0,)]  # a backfill exports nothing
