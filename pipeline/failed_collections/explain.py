@@ -35,7 +35,7 @@ def explain_collection(con, e: Explanation, as_of: date) -> Explanation:
     e.overdue_amount = e.balance = money(a["outstanding"])
     e.threshold = money(0)
     e.dunning_disabled = False
-    e.history += planned_steps(con, e.case_id, "planned_collection_actions")
+    e.history += planned_steps(con, e.case_id, as_of, "planned_collection_actions")
     e.fees_total = fees_so_far(con, e.case_id, as_of, "planned_collection_actions")
     e.threshold_reached = not o["nothing_outstanding"]  # a collection case has no threshold
     if o["next_step_no"] is None:

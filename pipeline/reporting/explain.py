@@ -91,7 +91,7 @@ def explain_case(con, case_id: str, as_of: date | None = None) -> Explanation:
     e.suspensions = [Suspension(**s) for s in o["suspensions_in_force"]]
     if o["held_by_pause_flag"]:
         e.suspensions.append(Suspension("pause flag", e.followed_invoice_id, None, None))
-    e.history += planned_steps(con, case_id, "planned_actions")
+    e.history += planned_steps(con, case_id, as_of, "planned_actions")
     e.fees_total = fees_so_far(con, case_id, as_of, "planned_actions")
     e.threshold_reached = not o["nothing_overdue"] and not o["below_threshold"]
     if o["demanded_amount"] is not None and money(o["demanded_amount"]) != e.overdue_amount:

@@ -106,28 +106,32 @@ def recorded_steps(con, case_id: str, as_of: date) -> list[LevelStep]:
         [case_id, as_of])]
 
 
-def planned_steps(con, case_id: str, planned: str) -> list[LevelStep]:
-    """The day's plan (`planned`: planned_actions or planned_collection_actions, a fixed name) where the
-    ledger has not recorded it: a day not run, or inputs changed since (status "not run")."""
+def planned_steps(con, case_id: str, as_of: date, planned: str) -> list[LevelStep]:
+    """The plan of `as_of` (`planned`: planned_actions or planned_collection_actions, a fixed name)
+    where the ledger has not recorded it by then: a day not run (a later day may have run the same
+    level), or inputs changed since (status "not run")."""
     assert planned in ("planned_actions", "planned_collection_actions")
     return [LevelStep(**s) for s in rows(
         con, f"""select {", ".join(c for c in STEP_COLUMNS if c != "status")}, 'not run' as status,
                          status_is_done(status) as done
                   from {planned}
-                  where case_id = ? and action_key not in (select action_key from action_ledger)
-                  order by level_no, action_key""", [case_id])]
+                  where case_id = ?
+                    and action_key not in (select action_key from action_ledger where executed_on <= ?)
+                  order by level_no, action_key""", [case_id, as_of])]
 
 
 def fees_so_far(con, case_id: str, as_of: date, planned: str) -> Decimal:
     """The fees charged up to the end of `as_of`: the case's rows of the `fee_ledger` view, plus
     the fees of the day's planned rows (`planned`: planned_actions or planned_collection_actions,
-    a fixed name) when the day has not run yet (its keys are not in the ledger)."""
+    a fixed name) when the day has not run (its keys are not in the ledger by then)."""
     assert planned in ("planned_actions", "planned_collection_actions")
     total = con.execute(f"""select coalesce(sum(fee), 0) from (
                                select fee from fee_ledger where case_id = $c and executed_on <= $d
                                union all
                                select p.fee from {planned} p
-                               where p.case_id = $c and p.action_key not in (select action_key from action_ledger))""",
+                               where p.case_id = $c
+                                 and p.action_key not in (select action_key from action_ledger
+                                                          where executed_on <= $d))""",
                         {"c": case_id, "d": as_of}).fetchone()[0]
     return money(total)
 

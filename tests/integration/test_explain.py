@@ -336,3 +336,19 @@ def test_a_courtesy_level_s_demand_is_what_the_threshold_line_weighs(tmp_path):
     assert (e.next_action.level_no, e.next_action.runs_on, e.next_action.held_by) == (2, D("2026-03-08"), [])
     assert ("Overdue        0.00 EUR; the next level demands 100.00 EUR (what falls due by its own due date) "
             "against threshold 10.00 EUR (reached)") in format_explanation(e)
+
+
+def test_a_day_no_run_computed_shows_its_plan_even_when_a_later_day_ran_the_level(tmp_path):
+    """Live runs on 14 and 20 March only. On 17 March (not run) the plan runs L1; the ledger has L1 from
+    20 March under the same key, which hid the plan: no history, no level, no fee on 17 March."""
+    w = World(tmp_path, policy([("due_date", 5, 7, {"EUR": "5.00"}), ("previous_level", 10, 0)]))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    w.run("2026-03-14", "2026-03-14", dispatch=True)
+    s = w.run("2026-03-20", "2026-03-20", dispatch=True)
+    assert query(s, "select action_key, executed_on::varchar from action_ledger") == [
+        ("ct-CT1-20260314/L1/reminder", "2026-03-20")]
+    e = explain(s, "ct-CT1-20260314", D("2026-03-17"))
+    assert [(h.level_no, h.status, h.executed_on) for h in e.history] == [(1, "not run", D("2026-03-17"))]
+    assert (e.current_level.level_no, e.fees_total) == (1, Decimal("5.00"))
+    e = explain(s, "ct-CT1-20260314", D("2026-03-20"))
+    assert [(h.level_no, h.status, h.executed_on) for h in e.history] == [(1, "sent", D("2026-03-20"))]
