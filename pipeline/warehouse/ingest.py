@@ -424,13 +424,17 @@ def _csv_rejects(con, sources: list[_Source], table: Table) -> list[tuple]:
                 f"{file} line {line}" + (f", column {column}" if column else "") + ": a quote is opened and never "
                 "closed, so the lines after it would be read as one value; close the quote (a quote inside a "
                 'quoted value is written twice: "")')
+        values = next(csv.reader([csv_line], delimiter=source.delimiter), [])
         if rule == "wrong_column_count":
-            found = len(next(csv.reader([csv_line], delimiter=source.delimiter), []))
-            message = f"{found} values, the header has {len(source.columns)} columns"
+            message = f"{len(values)} values, the header has {len(source.columns)} columns"
             column = None
         else:
             message = CSV_MESSAGES.get(rule, error)
-        record_json = {"_source_file": file, "_source_row": record, "csv_line": csv_line}
+        # the values as the header's columns name them, by position (of a row with too many values, the
+        # leading ones): what the row names (a contract, an invoice) is held from dunning all the same
+        # (int_quarantine_holds), where the row's other values cannot be trusted
+        record_json = {**dict(zip(source.columns, values)),
+                       "_source_file": file, "_source_row": record, "csv_line": csv_line}
         out.append((table.name, file, record, rule, column, None, message, record_json))
     return out
 

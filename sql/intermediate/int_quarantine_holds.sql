@@ -15,13 +15,14 @@
 --   any of the customer's;
 -- * a payment: the contract of its contract_id and the contract of the loaded invoice of its
 --   invoice_id (both when they differ: which one the money was for is a guess). A payment naming
---   neither holds nothing: who paid cannot be read (nor from a line the CSV reader rejected, whose
---   record holds no values); the quarantine's share stop (ingestion.stop_when_quarantined_share_above)
---   is what guards against many of those;
+--   neither holds nothing: who paid cannot be read; the quarantine's share stop
+--   (ingestion.stop_when_quarantined_share_above) is what guards against many of those. A line the
+--   CSV reader rejected has the values read from it by position in its record, so it names what its
+--   leading values name (ids come first);
 -- * a suspension: scope customer, contract or invoice with a target: that target, as the suspension
 --   would have held it; a target whose scope is no valid scope or names no loaded row of it
---   (unknown_target): that id in every scope; scope global, or no target at all (missing, or a
---   rejected line): everything, a global hold, because the row could have been any suspension,
+--   (unknown_target): that id in every scope; scope global, or no target at all (missing, or
+--   unreadable): everything, a global hold, because the row could have been any suspension,
 --   a global one included, and a suspension is an explicit instruction not to dun.
 -- Rows of customers and contracts hold nothing themselves: what names a contract or customer that is
 -- not loaded is quarantined with it (unknown_contract, unknown_customer) and is no target.

@@ -208,6 +208,25 @@ def test_a_row_whose_own_date_cannot_be_trusted_holds_on_every_day(tmp_path, bad
         ["invalid_date"] if bad == "from_date_unreadable" else ["date_out_of_range"])
     assert actions(s) == OTHERS
 
+
+def test_a_line_the_csv_reader_rejects_holds_what_its_leading_values_name(tmp_path):
+    """An unquoted comma in the last column gives the line one value too many: it is quarantined as
+    wrong_column_count. Its record kept only the line, so it named nothing and held nothing: CT1 was
+    dunned for the invoice this payment had paid."""
+    w = _world(tmp_path)
+    s = w.write()
+    with open(s.data_dir / "payments.csv", "a", encoding="utf-8", newline="") as fh:
+        fh.write("P1,CT1,I1,100.00,EUR,2026-03-05,settled,,note, paid by transfer,M1\r\n")  # the writer's line ends
+    with run_mod.connect(s.database) as con:
+        run_mod.load_inputs(con, s)
+        run_mod.run_range(con, date(2026, 3, 1), date(2026, 3, 20), s, mode=run_mod.RunMode.SIMULATE)
+    assert _quarantined(s) == [("payments", 11, "wrong_column_count")]
+    # by position: the leading values are the ids; those after the stray comma are shifted
+    assert query(s, "select record ->> 'contract_id', record ->> 'invoice_id', record ->> 'reason_code', "
+                    "record ->> 'mandate_id' from quarantine") == [("CT1", "I1", "note", " paid by transfer")]
+    assert actions(s) == OTHERS
+    assert _holds(s) == [("contract", "CT1", "CU1", "EUR", "contract_id", "payments", 11, "wrong_column_count")]
+
 # --- suspensions ---------------------------------------------------------------------------------
 
 SUSPENSIONS = {
