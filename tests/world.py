@@ -144,6 +144,25 @@ def actions(settings: Settings) -> list[tuple]:
                   "order by executed_on, action_key")]
 
 
+# a policy whose level 2 hands the case over to the policy `collections`, whose one level is three days
+# after the due date: the case closes (moved_to_policy) and the next opens under `collections`
+MOVE_TO_COLLECTIONS = {"policies": [
+    {"handle": "default", "default": True, "versions": [{"effective_from": "2020-01-01", "levels": [
+        {"name": "Reminder", "timing": {"after": "due_date", "days": 5}},
+        {"name": "Hand over", "timing": {"after": "previous_level", "days": 5},
+         "actions": [{"type": "move_to_policy", "policy": "collections"}]}]}]},
+    {"handle": "collections", "versions": [{"effective_from": "2020-01-01", "levels": [
+        {"name": "Agency letter", "timing": {"after": "due_date", "days": 3}, "template": "final"}]}]},
+]}
+
+
+def moving_world(root: Path) -> World:
+    """MOVE_TO_COLLECTIONS over CU1/CT1 owing I1 (30.00, due 2026-03-15): L1 on 20 March, the move on 25 March."""
+    w = World(root, MOVE_TO_COLLECTIONS)
+    w.customer().contract().invoice("I1", "30.00", "2026-03-01", "2026-03-15")
+    return w
+
+
 def one_invoice_world(root: Path) -> World:
     """CU1, CT1 and one invoice I1 (100.00, due 2026-03-10): the ingestion tests' starting point."""
     w = World(root, policy([("due_date", 1, 0)]))

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from pipeline.config.policy import PolicyError, load_policy_file
-from world import World, policy, query
+from world import World, moving_world, policy, query
 
 
 def _world(tmp_path, levels, **contract):
@@ -80,16 +80,7 @@ def test_keep_active_is_only_allowed_on_the_last_level(tmp_path):
 
 
 def test_move_to_policy_closes_the_case_and_the_next_opens_under_the_target(tmp_path):
-    doc = {"policies": [
-        {"handle": "default", "default": True, "versions": [{"effective_from": "2020-01-01", "levels": [
-            {"name": "Reminder", "timing": {"after": "due_date", "days": 5}},
-            {"name": "Hand over", "timing": {"after": "previous_level", "days": 5},
-             "actions": [{"type": "move_to_policy", "policy": "collections"}]}]}]},
-        {"handle": "collections", "versions": [{"effective_from": "2020-01-01", "levels": [
-            {"name": "Agency letter", "timing": {"after": "due_date", "days": 3}, "template": "final"}]}]},
-    ]}
-    w = World(tmp_path, doc)
-    w.customer().contract().invoice("I1", "30.00", "2026-03-01", "2026-03-15")
+    w = moving_world(tmp_path)
     s = w.run("2026-03-16", "2026-03-31")
     assert query(s, "select case_id, policy_id, routed_by, opened_on::varchar, closed_on::varchar, close_reason "
                     "from case_register order by opened_on") == [

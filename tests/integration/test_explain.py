@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from pipeline.reporting.explain import ExplainError, LevelStep, Suspension, explain_case, format_explanation, main
-from world import World, policy, query
+from world import World, moving_world, policy, query
 
 D = date.fromisoformat
 CASE = "ct-CT1-20260311"
@@ -306,16 +306,7 @@ def test_a_case_closed_by_a_re_run_of_the_day_still_shows_what_that_day_sent(tmp
 
 
 def test_a_case_moved_to_another_policy_is_closed_on_the_day_of_the_move(tmp_path):
-    doc = {"policies": [
-        {"handle": "default", "default": True, "versions": [{"effective_from": "2020-01-01", "levels": [
-            {"name": "Reminder", "timing": {"after": "due_date", "days": 5}},
-            {"name": "Hand over", "timing": {"after": "previous_level", "days": 5},
-             "actions": [{"type": "move_to_policy", "policy": "collections"}]}]}]},
-        {"handle": "collections", "versions": [{"effective_from": "2020-01-01", "levels": [
-            {"name": "Agency letter", "timing": {"after": "due_date", "days": 3}, "template": "final"}]}]},
-    ]}
-    w = World(tmp_path, doc)
-    w.customer().contract().invoice("I1", "30.00", "2026-03-01", "2026-03-15")
+    w = moving_world(tmp_path)
     s = w.run("2026-03-16", "2026-03-25")
     e = explain(s, "ct-CT1-20260316")
     assert (e.closed_on, e.close_reason, e.next_action) == (D("2026-03-25"), "moved_to_policy", None)
