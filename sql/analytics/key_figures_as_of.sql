@@ -19,9 +19,10 @@ final as (
            count(*) filter (where close_reason = 'moved_to_policy') as closed_moved_to_policy,
            count(*) filter (where close_reason = 'settled') as closed_collection_settled,
            count(*) filter (where close_reason = 'unsettled') as closed_collection_unsettled,
+           count(*) filter (where close_reason = 'superseded') as closed_collection_superseded,
            count(*) filter (where status = 'closed' and close_reason not in
                             ('balance_cleared', 'invoice_settled', 'invoice_voided', 'moved_to_policy',
-                             'settled', 'unsettled'))
+                             'settled', 'unsettled', 'superseded'))
                as closed_other,
            count(*) filter (where is_open) as cases_open,
            cast(sum(fees_total) as decimal(18, 2)) as fees_earned

@@ -4,6 +4,8 @@
 --   failed transactions were for, or, for a failure bound to no invoice, the contract's invoices
 --   issued by the day it failed (a later collection, the payment link, a transfer or a credit
 --   note all count, through the same open receivables as dunning);
+-- - superseded: the debtor refused a soft case's money (a hard failure of one of its invoices,
+--   after it opened): its hard case takes over, and the soft case retries nothing more;
 -- - unsettled: its last step has waited its time (grace period over, or the retry reported
 --   failed) and the money is still open. It is listed in unsettled_collections.
 with money_open as (
@@ -20,12 +22,27 @@ with money_open as (
     group by p.case_id
 ),
 
+-- the debtor refused the money of a soft case (hard_after_soft) after it opened: its own hard case
+-- takes over from that day (the refusal opens or joins it today, after the closures)
+superseded as (
+    select distinct c.case_id
+    from int_col_case_progress c
+    join int_col_case_payments p using (case_id)
+    join int_col_failures f
+      on f.invoice_id = p.invoice_id and f.failed_on > c.opened_on and f.failed_on <= $as_of
+     and hard_after_soft(c.failure_type, f.failure_type)
+),
+
 final as (
     select c.case_id,
-           case when not coalesce(m.anything_open, false) then 'settled' else 'unsettled' end as close_reason
+           case when not coalesce(m.anything_open, false) then 'settled'
+                when s.case_id is not null then 'superseded'
+                else 'unsettled' end as close_reason
     from int_col_case_progress c
     left join money_open m using (case_id)
+    left join superseded s using (case_id)
     where not coalesce(m.anything_open, false)
+       or s.case_id is not null
        or (c.last_step_no = c.step_count and c.last_wait <> 'final' and c.next_due_from <= $as_of)
 )
 

@@ -6,6 +6,9 @@
 -- (c) a failure for the same invoice as one of those: the same money failing again;
 -- (d) a failure bound to no invoice, of the same contract and mandate as one of those,
 --     when the case's last step on or before its day was a retry: the retry's result.
+-- A refusal (hard) of a soft case's money is neither (c) nor (d): the debtor refused, so the money
+-- is not retried (SPEC 6: soft failures only); it opens or joins its own hard case, and the soft
+-- case closes as superseded (int_col_case_closures, the macro hard_after_soft).
 -- A failure belongs to the case that opened first among those open on its day (a case
 -- closing on a day takes no failure of that day). Cases opened today are not here: today's
 -- openings are decided after today's closures (int_col_case_openings). `repeat`: the failure is
@@ -48,6 +51,7 @@ same_invoice as (
     join int_col_failures f
       on f.invoice_id = r.invoice_id
      and f.failed_on >= c.opened_on and (c.closed_on is null or c.closed_on > f.failed_on)
+     and not hard_after_soft(c.failure_type, f.failure_type)
 ),
 
 executed_steps as (
@@ -66,6 +70,7 @@ retry_candidates as (
     join int_col_failures f
       on f.invoice_id is null and f.contract_id = r.contract_id and f.mandate_id is not distinct from r.mandate_id
      and f.failed_on > c.opened_on and (c.closed_on is null or c.closed_on > f.failed_on)
+     and not hard_after_soft(c.failure_type, f.failure_type)
 ),
 
 last_step_before as (
