@@ -137,15 +137,22 @@ def test_a_clean_dispatch_delivers_everything_once(planned, tmp_path):
 POINTS = 31  # the clean run above passes 31 crash points
 
 
+def _killed_dispatch(planned: World, tmp_path: Path, smtp, rx, kill_at: int) -> tuple[Path, str]:
+    """`dunning dispatch` of the planned world, SIGKILLed at crash point `kill_at`: its config and the
+    last crash point it passed (`<n> <point> <detail>...`)."""
+    config = _config(planned, tmp_path / "run", smtp, rx)
+    trace = tmp_path / "points.log"
+    killed = _dispatch_process(config, DUNNING_KILL_AT=str(kill_at), DUNNING_CHECKPOINT_LOG=str(trace))
+    assert killed.returncode == -9, killed.stderr
+    return config, trace.read_text().splitlines()[-1]
+
+
 @pytest.mark.parametrize("kill_at", range(1, POINTS + 1))
 def test_killed_at_any_point_the_next_run_delivers_exactly_once(planned, tmp_path, kill_at, monkeypatch):
     monkeypatch.setenv("TEST_SIGNING_SECRET", SECRET)
     with SmtpServer() as smtp, WebhookReceiver(SECRET) as rx:
-        config = _config(planned, tmp_path / "run", smtp, rx)
-        trace = tmp_path / "points.log"
-        killed = _dispatch_process(config, DUNNING_KILL_AT=str(kill_at), DUNNING_CHECKPOINT_LOG=str(trace))
-        assert killed.returncode == -9, killed.stderr
-        _, point, *detail = trace.read_text().splitlines()[-1].split()
+        config, last_point = _killed_dispatch(planned, tmp_path, smtp, rx, kill_at)
+        _, point, *detail = last_point.split()
         # the next run, in this process: recovers, then delivers what is left
         settings = Settings.load(config)
         with run_mod.connect(settings.database) as con:
@@ -182,11 +189,8 @@ def test_killed_during_an_http_hand_over_a_rerun_with_new_payments_loses_and_rep
         planned, tmp_path, kill_at, key, monkeypatch):
     monkeypatch.setenv("TEST_SIGNING_SECRET", SECRET)
     with SmtpServer() as smtp, WebhookReceiver(SECRET) as rx:
-        config = _config(planned, tmp_path / "run", smtp, rx)
-        trace = tmp_path / "points.log"
-        killed = _dispatch_process(config, DUNNING_KILL_AT=str(kill_at), DUNNING_CHECKPOINT_LOG=str(trace))
-        assert killed.returncode == -9, killed.stderr
-        assert trace.read_text().splitlines()[-1] == f"{kill_at} journal.begin {key}"
+        config, last_point = _killed_dispatch(planned, tmp_path, smtp, rx, kill_at)
+        assert last_point == f"{kill_at} journal.begin {key}"
         settings = _paid_the_day_before(planned, tmp_path, Settings.load(config))
         with run_mod.connect(settings.database) as con:
             run_mod.load_inputs(con, settings)
