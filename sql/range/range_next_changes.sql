@@ -9,6 +9,9 @@
 --   courtesy level whose day has come is held (what it demands grows with the day), while a courtesy
 --   first level could open a case, and while a failed collection is worked on (its steps wait for
 --   days of their own);
+-- * for a collection case whose steps are held (int_col_active_cases.held: a suspension, a pause
+--   flag, dunning_disabled or a quarantined row, each ending only with a dated input, if at all), the
+--   day its last step's wait ends (int_col_case_closures closes it unsettled then, held or not);
 -- * the day after a receivable's due date: it is overdue from then (overdue amounts, thresholds);
 -- * the first day past the grace period of a target's policy, or of an open case's version;
 -- * the day of a case's next level in reach, and the day of the first level of a target's policy.
@@ -47,7 +50,7 @@ tomorrow as (
     union all
     select p.customer_id from int_col_case_progress p semi join int_col_case_closures c using (case_id)
     union all
-    select customer_id from int_col_active_cases
+    select customer_id from int_col_active_cases where not held
     union all
     select customer_id from planned_collection_actions
     union all
@@ -74,6 +77,8 @@ candidates as (
     select customer_id, followed_due_date + grace_days + 1 from openable
     union all
     select customer_id, first_level_on from openable
+    union all
+    select customer_id, next_due_from from int_col_active_cases where held
 ),
 
 final as (

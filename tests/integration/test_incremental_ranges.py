@@ -244,3 +244,43 @@ def test_a_failed_write_after_a_failed_day_is_logged_and_the_day_s_own_error_rai
     assert len(errors) == 1
     assert errors[0].startswith("the range stopped after 2026-03-07; the contract balances of its days up to "
                                 "then could not be written: Catalog Error")
+
+
+def test_a_held_collection_case_is_not_recomputed_every_day_and_the_range_equals_its_days(tmp_path):
+    """A collection case whose steps are held waits for a dated input (the end of a suspension) or for
+    its last step's wait, not for the passing of days: its customer is not recomputed every day (it was,
+    for every day of the range, before 2026-12-08). CU1's debit of a paused invoice is refused on the
+    3rd: the case is held for good. CU2's is refused on the 3rd too, while its contract is suspended
+    until the 10th: held until then, its steps run from the 11th."""
+    doc = policy([("due_date", 30, 7)], scope="invoice", extra={"collections": {"steps": {"hard": [
+        {"type": "notify", "name": "Notify"}, {"type": "registered_mail", "name": "Registered", "grace_days": 4}]}}})
+    w = World(tmp_path / "range", doc)
+    for c in ("1", "2"):
+        w.customer(f"CU{c}").contract(f"CT{c}", f"CU{c}", payment_method="direct_debit")
+    w.invoice("I1", "100.00", "2026-02-20", "2026-03-01", "CT1", "CU1", dunning_paused="true")
+    w.invoice("I2", "70.00", "2026-02-20", "2026-03-01", "CT2", "CU2")
+    for c in ("1", "2"):
+        w.payment(f"P{c}", "100.00" if c == "1" else "70.00", "2026-03-03", f"CT{c}", invoice_id=f"I{c}",
+                  status="failed", reason_code="MS02", mandate_id=f"M{c}")
+    w.suspension("contract", "CT2", "2026-02-25", "2026-03-10")
+    recomputed: dict[str, list[int]] = {"CU1": [], "CU2": []}
+
+    def seen(con, result):
+        if result.computed is Computed.SOME:
+            for (customer,) in con.execute("select customer_id from range_recomputed_customers").fetchall():
+                recomputed[customer].append(result.as_of.day)
+
+    _simulated(w.write(), seen)
+    # CU1: overdue from the 2nd, the refusal on the 3rd, the day after its case opened; then nothing
+    # (every day to the 21st before). CU2 the same, then the suspension's end on the 10th (both steps
+    # run: the notice has no wait), the days its unheld case is worked on, the 14th (its last step's
+    # wait ends: it closes unsettled and I2's dunning case opens) and the day after.
+    assert recomputed == {"CU1": [2, 3, 4], "CU2": [2, 3, 4, 10, 11, 12, 13, 14, 15]}
+    assert query(w.write(), "select case_id, level_no, channel, executed_on from action_ledger order by all") == [
+        ("cm-M2-hard-20260303", 1, "email", date(2026, 3, 10)),
+        ("cm-M2-hard-20260303", 2, "registered_letter", date(2026, 3, 10))]
+    assert query(w.write(), "select case_id, opened_on, closed_on, close_reason from case_register order by all") == [
+        ("cm-M1-hard-20260303", date(2026, 3, 3), None, None),
+        ("cm-M2-hard-20260303", date(2026, 3, 3), date(2026, 3, 14), "unsettled"),
+        ("in-I2-20260314", date(2026, 3, 14), None, None)]
+    _assert_same_as_whole_days(w, tmp_path / "whole")
