@@ -1,36 +1,41 @@
 -- The levels each case has done, from the ledger (the only memory carried between days).
 -- A row counts once it was executed before `before_day` with a status that is done (skipped, held:
--- see sql/seeds/ledger_statuses.csv, never count): ledger_rows_done, read by both macros below.
+-- see sql/seeds/ledger_statuses.csv, never count): row_done_before, read by both macros below.
 
-create or replace macro ledger_rows_done(before_day) as table
-select *
-from action_ledger
-where executed_on < before_day
-  and status_is_done(status);
+create or replace macro row_done_before(executed_on, status, before_day) as
+    executed_on < before_day and status_is_done(status);
 
--- One number that orders a case's sendings by level, then by day: the latest sending of the highest
--- level is its largest. (A struct key (level_no, executed_on) in arg_max cost 40% more of the day's
--- case progress at 1M contracts.) Epoch days stay far below the factor for any real date.
+-- The rule of the latest sending: one number that orders a case's sendings by level, then by day. A
+-- level counts from its latest sending (levels_done), a case stands at the latest sending of its
+-- highest level (case_levels_done): in both, the largest. (A struct key (level_no, executed_on) in
+-- arg_max cost 40% more of the day's case progress at 1M contracts.) Epoch days stay far below the
+-- factor for any real date.
+-- A manual reminder handed to a person (one a backfill or simulation recorded never was).
+create or replace macro hand_sent(channel, status) as
+    channel = 'manual' and status <> 'not_dispatched';
+
 create or replace macro level_sending_order(level_no, executed_on) as
     cast(level_no as bigint) * 10000000 + date_diff('day', date '1970-01-01', executed_on);
 
 -- One row per case and level done. A level sent again live after a backfill (catch-up) counts from
 -- its latest sending. Read per level by the analysts' level outcomes and recoveries, and for the
 -- manual reminders of case_levels_done. `manual_only`: only the levels that sent a manual reminder
--- (handed to a person: one a backfill or simulation recorded never was), found before grouping.
+-- (hand_sent), found before grouping.
 create or replace macro levels_done(before_day, manual_only := false) as table
 select case_id, level_no,
-       arg_max(level_name, executed_on) as level_name,
+       arg_max(level_name, level_sending_order(level_no, executed_on)) as level_name,
        max(executed_on) as executed_on,
-       arg_max(level_due_date, executed_on) as level_due_date,
+       arg_max(level_due_date, level_sending_order(level_no, executed_on)) as level_due_date,
        sum(fee) as fee,
-       arg_max(amount_demanded, executed_on) as amount_demanded,
-       bool_or(channel = 'manual' and status <> 'not_dispatched') as manual,
+       arg_max(amount_demanded, level_sending_order(level_no, executed_on)) as amount_demanded,
+       bool_or(hand_sent(channel, status)) as manual,
        max(confirmed_on) as confirmed_on
-from ledger_rows_done(before_day)
-where not manual_only
-   or (case_id, level_no) in (select case_id, level_no from ledger_rows_done(before_day)
-                              where channel = 'manual' and status <> 'not_dispatched')
+from action_ledger
+where row_done_before(executed_on, status, before_day)
+  and (not manual_only
+       or (case_id, level_no) in (select case_id, level_no from action_ledger
+                                  where row_done_before(executed_on, status, before_day)
+                                    and hand_sent(channel, status)))
 group by case_id, level_no;
 
 -- Where each case stands after the levels it has done before `before_day`: its current level (the
@@ -51,7 +56,8 @@ with per_case as (
            arg_max(level_due_date, level_sending_order(level_no, executed_on)) as level_due_date,
            arg_max(amount_demanded, level_sending_order(level_no, executed_on)) as last_amount_demanded,
            sum(fee) as fees_total
-    from ledger_rows_done(before_day)
+    from action_ledger
+    where row_done_before(executed_on, status, before_day)
     group by case_id
 ),
 
