@@ -89,17 +89,26 @@ def backfill(con, start: date, end: date, settings: Settings, *, catch_up: str,
     schemas.seed(con, WORK_SCHEMA, start)
     results = run_in_schema(con, WORK_SCHEMA, start, end, policy_version=policy_version, on_day=on_day)
     _continue_live_cases(con, start)
-    counts = _record_differences(con, backfill_id, start, end)
-    before = con.execute("select count(*) from action_ledger where executed_on between ? and ?",
-                         [start, end]).fetchall()[0][0]
-    after = con.execute(f"select count(*) from {WORK_SCHEMA}.action_ledger where executed_on between ? and ?",
-                        [start, end]).fetchall()[0][0]
-    _adopt(con, start)
-    # numbered in the order backfills run: the latest one's catch-up choice is the one in force
-    con.execute("""insert into backfill_runs (backfill_id, first_day, last_day, policy_version, catch_up,
-                                              actions_before, actions_after, differences, sequence_no)
-                   select ?, ?, ?, ?, ?, ?, ?, ?, coalesce(max(sequence_no), 0) + 1 from backfill_runs""",
-                [backfill_id, start, end, policy_version, catch_up, before, after, sum(counts.values())])
+    # the differences, the adoption and the run's record in one transaction: a backfill stopped in
+    # between (an error, Ctrl-C, a kill) leaves no difference rows under an id that its retry, which
+    # numbers itself from backfill_runs, takes again, and never adopted days without their catch-up choice
+    con.execute("begin transaction")
+    try:
+        counts = _record_differences(con, backfill_id, start, end)
+        before = con.execute("select count(*) from action_ledger where executed_on between ? and ?",
+                             [start, end]).fetchall()[0][0]
+        after = con.execute(f"select count(*) from {WORK_SCHEMA}.action_ledger where executed_on between ? and ?",
+                            [start, end]).fetchall()[0][0]
+        _adopt(con, start)
+        # numbered in the order backfills run: the latest one's catch-up choice is the one in force
+        con.execute("""insert into backfill_runs (backfill_id, first_day, last_day, policy_version, catch_up,
+                                                  actions_before, actions_after, differences, sequence_no)
+                       select ?, ?, ?, ?, ?, ?, ?, ?, coalesce(max(sequence_no), 0) + 1 from backfill_runs""",
+                    [backfill_id, start, end, policy_version, catch_up, before, after, sum(counts.values())])
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
     catalog.apply_comments(con)
     return BackfillResult(backfill_id, results, counts)
 
@@ -217,9 +226,9 @@ def _continue_live_cases(con, start: date) -> int:
 
 
 def _adopt(con, start: date) -> None:
-    """Make the recomputed days the live state; rows that record a dispatch or a live export stay as they are."""
+    """Make the recomputed days the live state; rows that record a dispatch or a live export stay as they are.
+    Inside the caller's transaction (`backfill`)."""
     w = WORK_SCHEMA
-    con.execute("begin transaction")
     # rows that record what was handed to someone or exported stay as they are (KEPT_BY_BACKFILL)
     con.execute(f"delete from action_ledger where executed_on >= ? and not {KEPT_BY_BACKFILL}", [start])
     con.execute("""delete from case_register c where opened_on >= ?
@@ -250,7 +259,6 @@ def _adopt(con, start: date) -> None:
                     select * replace (run_number + coalesce((select max(m.run_number) from run_log m
                                                              where m.as_of = w.as_of), 0) as run_number)
                     from {w}.run_log w where as_of >= ?""", [start])
-    con.execute("commit")
 
 
 def _record_differences(con, backfill_id: str, start: date, end: date) -> dict[str, int]:

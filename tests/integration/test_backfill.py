@@ -431,3 +431,34 @@ def test_a_backfill_that_would_not_have_ended_the_contract_reports_it_and_keeps_
     assert query(s, LEDGER_ROWS) == ENDED_LIVE
     assert query(s, TERMINATIONS) == [("ct-CT1-20260316/L2/end_contract", "immediately", "2026-03-29",
                                        Decimal("1.94"))]
+
+
+@pytest.mark.parametrize("fails", ["before_adopting", "after_adopting"])
+def test_a_backfill_stopped_before_its_run_is_recorded_leaves_nothing_and_runs_again(tmp_path, monkeypatch, fails):
+    """The differences, the adoption and the run's record are one transaction (review 2026-12-08): a
+    backfill stopped in between left its difference rows under an id its retry takes again, and every
+    retry of the range then failed on their key; stopped after adopting, the adopted days had no
+    catch-up choice on record."""
+    from pipeline.engine import backfill as backfill_mod
+
+    s = _world(tmp_path).run("2026-03-16", "2026-03-31", dispatch=True)
+    before = query(s, "select * exclude (status_changed_on) from action_ledger order by action_key")
+    adopt = backfill_mod._adopt
+
+    def stopped(con, start):
+        if fails == "after_adopting":
+            adopt(con, start)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(backfill_mod, "_adopt", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        _backfill(s, "2026-03-16", "2026-03-31", catch_up="none", version="v2")
+    assert query(s, "select count(*) from backfill_differences") == [(0,)]
+    assert query(s, "select count(*) from backfill_runs") == [(0,)]
+    assert query(s, "select * exclude (status_changed_on) from action_ledger order by action_key") == before
+    monkeypatch.setattr(backfill_mod, "_adopt", adopt)
+    result = _backfill(s, "2026-03-16", "2026-03-31", catch_up="none", version="v2")
+    assert (result.backfill_id, result.differences) == ("bf-2026-03-16-2026-03-31-1",
+                                                        {"changed": 1, "would_not_have_happened": 1})
+    assert query(s, "select backfill_id, catch_up, differences from backfill_runs") == [
+        ("bf-2026-03-16-2026-03-31-1", "none", 2)]
