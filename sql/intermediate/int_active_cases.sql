@@ -4,12 +4,12 @@
 with active_cases as (
     select case_id, scope, target_id, contract_id, customer_id, currency, policy_id,
            policy_version, routed_by, last_level_no, last_level_due_date, fees_total,
-           manual_delay_days, awaiting_confirmation
+           manual_delay_days, last_level_delay_days, awaiting_confirmation
     from int_case_progress
     where case_id not in (select case_id from int_case_closures)
     union all
     select case_id, scope, target_id, contract_id, customer_id, currency, policy_id,
-           policy_version, routed_by, 0, null, 0, 0, false
+           policy_version, routed_by, 0, null, 0, 0, 0, false
     from int_case_openings
 ),
 

@@ -28,6 +28,7 @@ final as (
            p.level_due_date as last_level_due_date,
            cast(coalesce(p.fees_total, 0) as decimal(18, 2)) as fees_total,
            cast(coalesce(p.manual_delay_days, 0) as integer) as manual_delay_days,
+           cast(coalesce(p.current_level_delay_days, 0) as integer) as last_level_delay_days,
            coalesce(p.awaiting_confirmation, false) as awaiting_confirmation
     from open_cases c
     left join progress p using (case_id)

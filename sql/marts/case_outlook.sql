@@ -36,7 +36,7 @@ with done_today as (
 earlier_manual as (
     select case_id, arg_min(action_key, (executed_on, action_key)) as action_key
     from action_ledger
-    where channel = 'manual' and executed_on < $as_of and status_is_done(status) and status <> 'not_dispatched'
+    where hand_sent(channel, status) and executed_on < $as_of and status_is_done(status)
       and (confirmed_on is null or confirmed_on > $as_of)
     group by case_id
 ),
@@ -59,6 +59,10 @@ after_day as (
            a.open_amount, a.overdue_amount, a.threshold, a.grace_days, a.days_overdue, a.dunning_disabled,
            t.contract_id as followed_contract_id, t.followed_paused, t.held_by_quarantine,
            greatest(a.last_level_no, coalesce(d.level_no, 0)) as done_level_no,
+           -- the last level's own delay (a manual reminder), which a level after it carries until
+           -- another level is done: then that level's day holds it
+           case when coalesce(d.level_no, 0) > a.last_level_no then 0 else a.last_level_delay_days end
+               as done_level_delay_days, a.last_level_delay_days,
            case when d.level_no >= a.last_level_no then d.level_due_date else a.last_level_due_date end
                as done_level_due_date,
            case when a.awaiting_confirmation then coalesce(e.action_key, 'a manual reminder')
@@ -75,7 +79,8 @@ after_day as (
     left join manual_today m using (case_id)
 ),
 
--- the pending levels after the day's, a previous_level anchor moved to the level done today;
+-- the pending levels after the day's, a previous_level anchor moved to the level done today (with
+-- the delay of a manual reminder it carried: int_pending_levels);
 -- their order and reach after it: int_pending_level_ranks
 pending as (
     select p.case_id, p.level_no, p.level_name, p.anchor, p.payment_term_days, c.done_level_no = 0 as first_level,
@@ -85,6 +90,7 @@ pending as (
                                     c.followed_scheduled_payment_on, c.done_level_due_date)
                   - level_anchor_date(p.anchor, c.followed_invoice_date, c.followed_due_date,
                                       c.followed_scheduled_payment_on, c.last_level_due_date) as integer)
+           + case when p.anchor = 'previous_level' then c.done_level_delay_days - c.last_level_delay_days else 0 end
                as scheduled_on,
            r.pending_rank, r.reachable
     from int_pending_levels p

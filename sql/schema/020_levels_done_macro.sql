@@ -41,7 +41,7 @@ group by case_id, level_no;
 -- Where each case stands after the levels it has done before `before_day`: its current level (the
 -- highest done) with that level's name, day, own due date and demand (its latest sending), the fees
 -- charged so far, and what its manual reminders add: the days between each one's sending and its
--- confirmation, and whether one still waits for it. A confirmation counts once it is on or before
+-- confirmation (all of them, and the current level's own), and whether one still waits for it. A confirmation counts once it is on or before
 -- `confirmed_by` (an unconfirmed manual reminder holds the case). One definition, read by the daily
 -- model int_case_progress, the `cases` view and the analysts' state_as_of, so they never disagree.
 -- The figures of the current level and the fees come from the rows in one pass (grouping by level
@@ -62,7 +62,7 @@ with per_case as (
 ),
 
 manual_levels as (
-    select case_id, executed_on, case when confirmed_on <= confirmed_by then confirmed_on end as confirmed
+    select case_id, level_no, executed_on, case when confirmed_on <= confirmed_by then confirmed_on end as confirmed
     from levels_done(before_day, manual_only := true)
     where manual
 ),
@@ -70,6 +70,8 @@ manual_levels as (
 manual_cases as (
     select case_id,
            sum(coalesce(confirmed - executed_on, 0)) as manual_delay_days,
+           max(level_no) as last_manual_level_no,
+           arg_max(coalesce(confirmed - executed_on, 0), level_no) as last_manual_delay_days,
            bool_or(confirmed is null) as awaiting_confirmation
     from manual_levels
     group by case_id
@@ -77,6 +79,10 @@ manual_cases as (
 
 select p.*,
        coalesce(m.manual_delay_days, 0) as manual_delay_days,
+       -- the delay of the current level itself, when it is a manual reminder: what a level timed after
+       -- the previous level adds (the delays of earlier ones moved the current level already)
+       case when m.last_manual_level_no = p.current_level then m.last_manual_delay_days else 0 end
+           as current_level_delay_days,
        coalesce(m.awaiting_confirmation, false) as awaiting_confirmation
 from per_case p
 left join manual_cases m using (case_id);
