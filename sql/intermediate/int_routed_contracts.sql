@@ -60,11 +60,15 @@ explicit as (
 ),
 
 -- each matching policy's next action for the item: its first enabled level's day for the
--- item's receivable (previous_level timing counts from the due date)
+-- item's receivable (previous_level timing counts from the due date), not before the first day past
+-- its grace period unless that level is a courtesy level (first_action_on: a long grace period made
+-- a policy win that acted days after another, review 2026-12-08)
 rule_matches as (
     select m.contract_id, m.invoice_id, v.policy_id, v.policy_version, v.scope, v.grace_days, r.priority,
-           level_anchor_date(f.anchor, t.invoice_date, t.due_date, t.scheduled_payment_on, null)
-               + f.offset_days as next_action_on
+           first_action_on(f.anchor,
+                           level_anchor_date(f.anchor, t.invoice_date, t.due_date, t.scheduled_payment_on, null)
+                               + f.offset_days,
+                           t.due_date, v.grace_days) as next_action_on
     from int_routing_matches m
     join items t using (contract_id, invoice_id)
     join versions_in_force v using (policy_version)

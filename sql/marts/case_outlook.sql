@@ -170,7 +170,7 @@ graced as (
                      and r.followed_due_date + r.grace_days >= r.resume_day
                 then r.followed_due_date + r.grace_days end as in_grace_until,
            case when coalesce(l.courtesy, false) then r.resume_day
-                else greatest(r.resume_day, r.followed_due_date + r.grace_days + 1) end as resume_day
+                else greatest(r.resume_day, first_day_past_grace(r.followed_due_date, r.grace_days)) end as resume_day
     from resumes r
     left join level_on_resume o using (case_id)
     left join reachable_levels l on l.case_id = o.case_id and l.level_no = o.level_no

@@ -68,13 +68,13 @@ candidates as (
     union all
     select customer_id, due_date + 1 from int_open_receivables where not is_overdue
     union all
-    select customer_id, followed_due_date + grace_days + 1 from int_active_cases
+    select customer_id, first_day_past_grace(followed_due_date, grace_days) from int_active_cases
     union all
     select a.customer_id, p.scheduled_on
     from int_pending_levels p join int_active_cases a using (case_id)
     where p.reachable
     union all
-    select customer_id, followed_due_date + grace_days + 1 from openable
+    select customer_id, first_day_past_grace(followed_due_date, grace_days) from openable
     union all
     select customer_id, first_level_on from openable
     union all

@@ -38,6 +38,19 @@ create or replace macro level_demand(courtesy, due_by_amount, overdue_amount) as
 create or replace macro past_grace(courtesy, days_overdue, grace_days) as
     courtesy or days_overdue > grace_days;
 
+-- The first day past grace for a receivable due on `due_date` (past_grace: more days overdue than the
+-- grace period): the first day a level that is not a courtesy level can run.
+create or replace macro first_day_past_grace(due_date, grace_days) as
+    cast(due_date + grace_days + 1 as date);
+
+-- The first day a policy version can act on a receivable: its first level's day, not before the first
+-- day past its grace period unless that level is a courtesy level. What routing compares (SPEC 7: the
+-- policy whose next action comes earliest wins). NULL: the version has no enabled level.
+create or replace macro first_action_on(anchor, first_level_on, due_date, grace_days) as
+    case when first_level_on is null then null
+         when is_courtesy_level(anchor, true, first_level_on, due_date) then first_level_on
+         else greatest(first_level_on, first_day_past_grace(due_date, grace_days)) end;
+
 -- The receivables a case covers: its invoice, its contract's, or the customer's in the case's
 -- currency; a failed-collection case covers the invoice its failed payment was for. Join on
 -- customer_id first (every scope is within one customer), then filter with this.
