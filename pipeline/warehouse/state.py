@@ -256,18 +256,28 @@ def apply_day(con, as_of: date, dispatch_mode: str, *, held: bool = False,
     # A simulation's schema is a world of its own in which the candidate runs live: its exports are
     # recorded there as on a live day (its own contract_terminations, ...), its documents are not
     # dispatched (nobody sends or confirms them).
+    # A manual reminder a person really received (the live ledger's row of the same key and day, handed
+    # over: prepared or confirmed) is that reminder in a backfill or simulation too: it carries the live
+    # status and confirmation, so it holds and delays the case's later levels as it did live (SPEC 4
+    # rule 3). Recorded as never handed over, it let a backfill time the next level days early, and a
+    # live day after it never sent that level (review 2026-12-08).
     planned = con.execute(
         """insert into action_ledger by name
-           select * exclude (status),
+           select p.* exclude (status),
                   case when ? then 'held'
-                       when ? <> 'live' and status_is_done(status) and not action_is_transition(action)
-                            and (? = 'backfill' or action_is_document(action))
-                       then 'not_dispatched' else status end as status,
+                       when h.status is not null then h.status
+                       when ? <> 'live' and status_is_done(p.status) and not action_is_transition(p.action)
+                            and (? = 'backfill' or action_is_document(p.action))
+                       then 'not_dispatched' else p.status end as status,
+                  h.confirmed_on,
                   ? as dispatch_mode, ? as status_changed_on
-           from (select * from planned_actions union all by name select * from planned_collection_actions)
-           order by action_key
+           from (select * from planned_actions union all by name select * from planned_collection_actions) p
+           left join (select action_key, executed_on, status, confirmed_on from main.action_ledger
+                      where ? <> 'live' and hand_sent(channel, status) and status_is_dispatch_record(status)) h
+             on h.action_key = p.action_key and h.executed_on = p.executed_on
+           order by p.action_key
            on conflict do nothing""",
-        [held, dispatch_mode, dispatch_mode, dispatch_mode, as_of],
+        [held, dispatch_mode, dispatch_mode, dispatch_mode, as_of, dispatch_mode],
     ).fetchall()[0][0]
     del planned  # a re-run inserts nothing new; the summary below describes the day either way
     # a case handed to another policy closes today; the next case for its item opens under that policy

@@ -42,8 +42,12 @@ suspension_days as (
     from suspension_bounds s join stg_invoices i on s.scope = 'invoice' and i.invoice_id = s.target_id
 ),
 
+-- a backfill's or simulation's manual reminder carries the confirmation of the live one a person
+-- received (apply_day): the live ledger's (main) confirmations are dated inputs of the range too
 confirmation_days as (
     select customer_id, confirmed_on as changed_on from action_ledger where confirmed_on is not null
+    union
+    select customer_id, confirmed_on from main.action_ledger where confirmed_on is not null
 ),
 
 policy_days as (

@@ -462,3 +462,30 @@ def test_a_backfill_stopped_before_its_run_is_recorded_leaves_nothing_and_runs_a
                                                         {"changed": 1, "would_not_have_happened": 1})
     assert query(s, "select backfill_id, catch_up, differences from backfill_runs") == [
         ("bf-2026-03-16-2026-03-31-1", "none", 2)]
+
+
+@pytest.mark.parametrize("catch_up", ["none", "highest"])
+def test_a_backfill_keeps_the_delay_of_a_manual_reminder_a_person_confirmed(tmp_path, catch_up):
+    """L1 by hand on 24 May, confirmed on 29 May: L2 (previous level + 7) is due on 5 June (SPEC 4
+    rule 3). A backfill of the days up to 3 June with nothing changed reports no difference, and the live
+    days after it send L2 on 5 June. Before (review 2026-12-08) the backfill's L1 was one nobody had
+    received, so it timed L2 on 31 May ("would have happened"), recorded it as done, and the live days
+    never sent it (catch-up none) or sent it on 4 June (highest)."""
+    from pipeline.warehouse.state import confirm_manual
+
+    levels = [{"name": "By hand", "timing": {"after": "due_date", "days": 14}, "channel": "manual"},
+              {"name": "Notice", "timing": {"after": "previous_level", "days": 7}}]
+    w = World(tmp_path, policy(levels))
+    w.customer().contract().invoice("I1", "100.00", "2026-04-26", "2026-05-10")
+    s = w.run("2026-05-11", "2026-05-28", dispatch=True)
+    with run_mod.connect(s.database) as con:
+        confirm_manual(con, "ct-CT1-20260511/L1/reminder", date(2026, 5, 29))
+    w.run("2026-05-29", "2026-06-03", dispatch=True)
+    result = _backfill(s, "2026-05-11", "2026-06-03", catch_up=catch_up)
+    assert result.differences == {}
+    assert query(s, "select count(*) from backfill_differences") == [(0,)]
+    w.run("2026-06-04", "2026-06-20", dispatch=True)
+    assert query(s, "select action_key, status, executed_on::varchar, confirmed_on::varchar from action_ledger "
+                    "order by 1") == [
+        ("ct-CT1-20260511/L1/reminder", "sent", "2026-05-24", "2026-05-29"),
+        ("ct-CT1-20260511/L2/reminder", "sent", "2026-06-05", None)]
