@@ -273,11 +273,12 @@ def apply_day(con, as_of: date, dispatch_mode: str, *, held: bool = False,
                   ? as dispatch_mode, ? as status_changed_on
            from (select * from planned_actions union all by name select * from planned_collection_actions) p
            left join (select action_key, executed_on, status, confirmed_on from main.action_ledger
-                      where ? <> 'live' and hand_sent(channel, status) and status_is_dispatch_record(status)) h
+                      where ? <> 'live' and executed_on = ? and hand_sent(channel, status)
+                        and status_is_dispatch_record(status)) h
              on h.action_key = p.action_key and h.executed_on = p.executed_on
            order by p.action_key
            on conflict do nothing""",
-        [held, dispatch_mode, dispatch_mode, dispatch_mode, as_of, dispatch_mode],
+        [held, dispatch_mode, dispatch_mode, dispatch_mode, as_of, dispatch_mode, as_of],
     ).fetchall()[0][0]
     del planned  # a re-run inserts nothing new; the summary below describes the day either way
     # a case handed to another policy closes today; the next case for its item opens under that policy
