@@ -163,6 +163,23 @@ def moving_world(root: Path) -> World:
     return w
 
 
+MANUAL_THEN_NOTICE = [{"name": "By hand", "timing": {"after": "due_date", "days": 14}, "channel": "manual"},
+                      {"name": "Notice", "timing": {"after": "previous_level", "days": 7}}]
+
+
+def confirmed_manual_world(root: Path, levels=MANUAL_THEN_NOTICE) -> tuple[World, Settings]:
+    """I1 (100.00, due 2026-05-10) under `levels` (the first by hand, 14 days after the due date): run
+    live to 28 May, its L1 made on 24 May and confirmed as sent on 29 May, 5 days late."""
+    from pipeline.warehouse.state import confirm_manual
+
+    w = World(root, policy(levels))
+    w.customer().contract().invoice("I1", "100.00", "2026-04-26", "2026-05-10")
+    s = w.run("2026-05-11", "2026-05-28", dispatch=True)
+    with run_mod.connect(s.database) as con:
+        confirm_manual(con, "ct-CT1-20260511/L1/reminder", date(2026, 5, 29))
+    return w, s
+
+
 def one_invoice_world(root: Path) -> World:
     """CU1, CT1 and one invoice I1 (100.00, due 2026-03-10): the ingestion tests' starting point."""
     w = World(root, policy([("due_date", 1, 0)]))

@@ -471,15 +471,9 @@ def test_a_backfill_keeps_the_delay_of_a_manual_reminder_a_person_confirmed(tmp_
     days after it send L2 on 5 June. Before (review 2026-12-08) the backfill's L1 was one nobody had
     received, so it timed L2 on 31 May ("would have happened"), recorded it as done, and the live days
     never sent it (catch-up none) or sent it on 4 June (highest)."""
-    from pipeline.warehouse.state import confirm_manual
+    from world import confirmed_manual_world
 
-    levels = [{"name": "By hand", "timing": {"after": "due_date", "days": 14}, "channel": "manual"},
-              {"name": "Notice", "timing": {"after": "previous_level", "days": 7}}]
-    w = World(tmp_path, policy(levels))
-    w.customer().contract().invoice("I1", "100.00", "2026-04-26", "2026-05-10")
-    s = w.run("2026-05-11", "2026-05-28", dispatch=True)
-    with run_mod.connect(s.database) as con:
-        confirm_manual(con, "ct-CT1-20260511/L1/reminder", date(2026, 5, 29))
+    w, s = confirmed_manual_world(tmp_path)
     w.run("2026-05-29", "2026-06-03", dispatch=True)
     result = _backfill(s, "2026-05-11", "2026-06-03", catch_up=catch_up)
     assert result.differences == {}

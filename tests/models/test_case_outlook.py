@@ -12,7 +12,7 @@ from decimal import Decimal
 import duckdb
 
 from pipeline.reporting.explain import explain_case, format_explanation, run_outlook
-from world import World, policy
+from world import World, policy, query
 
 D = date.fromisoformat
 CASE = "ct-CT1-20260311"
@@ -130,24 +130,18 @@ def test_after_a_manual_reminder_the_outlook_names_the_day_each_later_level_runs
     (term 0). L2 runs on 5 June (31 May + 5) and L3 on 12 June: the delay moved L2, and L3 follows L2's
     own due date (review 2026-12-08: L3 was scheduled on 17 June, the delay counted twice). The outlook
     says so on the day L2 runs (the level done that day moves the anchor) and the day after."""
-    from pipeline.engine import run as run_mod
-    from pipeline.warehouse.state import confirm_manual
+    from world import confirmed_manual_world
 
     levels = [{"name": "By hand", "timing": {"after": "due_date", "days": 14}, "channel": "manual",
                "payment_term_days": 0},
               {"name": "Second", "timing": {"after": "previous_level", "days": 7}, "payment_term_days": 0},
               {"name": "Notice", "timing": {"after": "previous_level", "days": 7}, "payment_term_days": 0}]
-    w = World(tmp_path, policy(levels))
-    w.customer().contract().invoice("I1", "100.00", "2026-04-26", "2026-05-10")
-    s = w.run("2026-05-11", "2026-05-28", dispatch=True)
-    with run_mod.connect(s.database) as con:
-        confirm_manual(con, "ct-CT1-20260511/L1/reminder", date(2026, 5, 29))
+    w, s = confirmed_manual_world(tmp_path, levels)
     w.run("2026-05-29", "2026-06-06", dispatch=True)
     case = "ct-CT1-20260511"
     for day in ("2026-06-05", "2026-06-06"):
         row, reason, _ = outlook(s, D(day), case)
         assert row[:5] == (case, 3, "Notice", D("2026-06-12"), D("2026-06-12")), day
     w.run("2026-06-07", "2026-06-20", dispatch=True)
-    from world import query
     assert query(s, "select level_no, executed_on::varchar from action_ledger order by level_no") == [
         (1, "2026-05-24"), (2, "2026-06-05"), (3, "2026-06-12")]
