@@ -99,3 +99,20 @@ def test_the_level_fee_of_a_document_is_the_level_s_whichever_action_carries_it(
     finally:
         con.close()
     assert (ctx["level"]["fee"], ctx["amounts"]["fees"]) == (Decimal("5.00"), Decimal("5.00"))
+
+
+def test_a_yen_document_demands_the_ledger_s_amount_to_the_cent(tmp_path):
+    """Interest of 10% on ¥100,000 for 30 days is 821.92 (SPEC 4: rounded half-up to the cent), so the
+    level demands 100,821.92. The email says so; before (review 2026-12-08) Babel rounded every amount
+    to whole yen: "Default interest: JP¥822", "Total due: JP¥100,822", a sum the ledger did not demand."""
+    w = World(tmp_path, policy([("due_date", 30, 7)], extra={"interest": {"annual_rate_percent": "10"}}))
+    w.customer("CU1", **GB).contract("CT1", "CU1", currency="JPY")
+    w.invoice("I1", "100000", "2026-03-01", "2026-03-10", currency="JPY")
+    s = w.run("2026-03-01", "2026-04-09", dispatch=True)
+    assert query(s, "select action_key, executed_on::varchar, interest, amount_demanded from action_ledger") == [
+        ("ct-CT1-20260311/L1/reminder", "2026-04-09", Decimal("821.92"), Decimal("100821.92"))]
+    text = _texts(s)["ct-CT1-20260311/L1/reminder"]
+    money = [line.strip() for line in text.splitlines() if "JP¥" in line]
+    assert money == ["- Invoice N-I1 of 1 Mar 2026, due 10 Mar 2026 (30 days overdue): JP¥100,000 open of JP¥100,000",
+                     "Open invoices:    JP¥100,000", "Default interest: JP¥821.92", "Total due:        JP¥100,821.92",
+                     "Please transfer JP¥100,821.92 by 16 Apr 2026 to:"]

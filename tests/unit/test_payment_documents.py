@@ -248,6 +248,12 @@ def test_a_letter_to_an_undeliverable_address_is_refused_an_email_is_not(templat
     ("5", "USD", "en_GB", "US$5.00"),  # a sign ending in a symbol keeps no space
     ("1234.56", "EUR", "en_GB", "€1,234.56"),
     ("1234.56", "EUR", "nl_NL", "€\xa01.234,56"),
+    # never rounded to the currency's minor unit: the ledger's cents of a yen amount stay (review 2026-12-08)
+    ("100821.92", "JPY", "en_GB", "JP¥100,821.92"),
+    ("100822.00", "JPY", "en_GB", "JP¥100,822"),
+    ("0.50", "JPY", "ja_JP", "￥0.5"),
+    ("12.345", "BHD", "en_GB", "BHD\xa012.345"),
+    ("12.30", "BHD", "en_GB", "BHD\xa012.300"),
 ])
 def test_money_keeps_a_code_and_the_amount_apart(amount, currency, locale, text):
     assert format_money(Decimal(amount), currency, locale) == text

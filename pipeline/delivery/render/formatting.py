@@ -50,12 +50,18 @@ def format_money(amount: Decimal | int | str, currency: str, locale: str | None)
 
     Amounts are Decimals; floats are accepted by Babel but would carry binary
     rounding, so strings and ints are converted through Decimal first.
+
+    A document states the ledger's amount exactly: an amount finer than its currency's minor unit (the
+    ledger keeps cents, interest of a yen amount has them) keeps its digits (``JP¥100,821.92``) instead
+    of Babel rounding it to the currency's own (``JP¥100,822``: the document demanded a sum the ledger
+    did not, review 2026-12-08). An amount the minor unit holds prints as usual (``JP¥100,822``).
     """
     _require(amount, "money")
     if not isinstance(amount, Decimal):
         amount = Decimal(str(amount))
     loc = parse_locale(locale)
-    return _currency_spacing(format_currency(amount, _require(currency, "currency"), locale=loc),
+    return _currency_spacing(format_currency(amount, _require(currency, "currency"), locale=loc,
+                                             decimal_quantization=False),
                              get_currency_symbol(currency, locale=loc))
 
 
