@@ -128,9 +128,11 @@ def build_contexts(con, actions: list[dict], settings: Settings) -> list[dict]:
         return []
     customers = _by_key(records(con, "select * from stg_customers where customer_id in (select unnest(?))",
                                 [sorted({a["customer_id"] for a in actions})]), "customer_id")
-    contracts = _by_key(records(con, "select * from stg_contracts where contract_id in (select unnest(?))",
-                                [sorted({a["contract_id"] for a in actions})]), "contract_id")
     demanded_by_action = _demanded(con, actions)
+    contracts = _by_key(records(con, "select * from stg_contracts where contract_id in (select unnest(?))",
+                                [sorted({a["contract_id"] for a in actions}
+                                        | {i["contract_id"] for rows in demanded_by_action.values() for i in rows})]),
+                        "contract_id")
     # paid since the level was planned: the followed invoice as billed, open for what was demanded
     billed = _by_key(records(con, """select invoice_id, contract_id, invoice_number, invoice_date, due_date, amount
                                      from stg_invoices where invoice_id in (select unnest(?))""",
@@ -175,6 +177,10 @@ def build_contexts(con, actions: list[dict], settings: Settings) -> list[dict]:
             "organization": org,
             "customer": customer,
             "contract": contracts[a["contract_id"]],
+            # every contract the document is about, the followed one first: in customer scope one document
+            # lists the invoices of all the customer's contracts in its currency (SPEC 3), and named only the
+            # followed one (its footer, a final notice's termination; review 2026-12-08)
+            "contracts": [contracts[c] for c in _contract_ids(a["contract_id"], demanded)],
             "invoice": followed,
             "invoices": demanded or [followed],
             # a courtesy reminder: nothing it lists is overdue yet, it is about what falls due
@@ -194,6 +200,11 @@ def build_contexts(con, actions: list[dict], settings: Settings) -> list[dict]:
             ctx["subject_prefix"] = f"[{customer['customer_id']}] "
         contexts.append(ctx)
     return contexts
+
+
+def _contract_ids(followed: str, invoices: list[dict]) -> list[str]:
+    """The contract of the followed receivable, then those of the other listed invoices in id order."""
+    return [followed, *sorted({i["contract_id"] for i in invoices} - {followed})]
 
 
 def _configured(channel: str, settings: Settings) -> bool:

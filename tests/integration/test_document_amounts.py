@@ -116,3 +116,20 @@ def test_a_yen_document_demands_the_ledger_s_amount_to_the_cent(tmp_path):
     assert money == ["- Invoice N-I1 of 1 Mar 2026, due 10 Mar 2026 (30 days overdue): JP¥100,000 open of JP¥100,000",
                      "Open invoices:    JP¥100,000", "Default interest: JP¥821.92", "Total due:        JP¥100,821.92",
                      "Please transfer JP¥100,821.92 by 16 Apr 2026 to:"]
+
+
+def test_a_customer_document_names_every_contract_whose_invoices_it_lists(tmp_path):
+    """Customer scope (SPEC 3: one document listing every overdue invoice of the customer's contracts in
+    one currency): I1 of CT1 and I2 of CT2 in one reminder, whose footer names both contracts, the
+    followed one first. Before (review 2026-12-08) it named CT1 only, and a final notice threatened to
+    end CT1 alone."""
+    w = World(tmp_path, policy([("due_date", 7, 7)], scope="customer"))
+    w.customer("CU1", **GB).contract("CT2", "CU1").contract("CT1", "CU1")
+    w.invoice("I1", "100.00", "2026-03-01", "2026-03-10", "CT1")
+    w.invoice("I2", "200.00", "2026-03-01", "2026-03-11", "CT2")
+    s = w.run("2026-03-01", "2026-03-18", dispatch=True)
+    assert query(s, "select action_key, contract_id, amount_demanded from action_ledger") == [
+        ("cu-CU1-EUR-20260311/L1/reminder", "CT1", Decimal("300.00"))]
+    text = _texts(s)["cu-CU1-EUR-20260311/L1/reminder"]
+    assert [line for line in text.splitlines() if line.startswith("Customer no.")] == [
+        "Customer no. CU1 · Contract CT1, CT2"]

@@ -109,6 +109,7 @@ def sample_context(i: int = 0, as_of: date = date(2026, 5, 10), locale: str | No
             "city": city,
         },
         "contract": {"contract_id": contract_id, "customer_id": customer_id, "currency": currency, "status": "active"},
+        "contracts": [{"contract_id": contract_id, "customer_id": customer_id, "currency": currency, "status": "active"}],
         "invoice": invoices[0],
         "invoices": invoices,
         "courtesy": False,
