@@ -29,6 +29,7 @@ from pipeline.reporting.explain_types import (Explanation, ExplainError, LevelSt
                                               fmt_money, format_explanation, money, planned_steps, recorded_steps, rows)
 from pipeline.failed_collections.explain import explain_collection
 from pipeline.warehouse.sql_runner import run_daily_models, run_model
+from pipeline.warehouse.state import create_history_macros
 
 __all__ = ["Explanation", "ExplainError", "LevelStep", "NextAction", "Suspension", "explain_case",
            "format_explanation", "main", "run_outlook"]
@@ -138,6 +139,7 @@ def main(database: Path, case_id: str, as_of: date | None) -> int:
         print(f"cannot open {database} read-only: {exc}", file=sys.stderr)
         return 1
     try:
+        create_history_macros(con, temporary=True)  # this release's rules, whatever release ran last
         print(format_explanation(explain_case(con, case_id, as_of)))
         return 0
     except ExplainError as exc:

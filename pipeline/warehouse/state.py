@@ -105,15 +105,23 @@ def create_state_schema(con) -> None:
             _unkey_contract_balances(con, path)
 
 
-def create_history_macros(con) -> None:
+def create_history_macros(con, *, temporary: bool = False) -> None:
     """The ledger-rule macros and the macros over the ledger (`levels_done`), without tables: for
-    a database whose `action_ledger` is already there (the analysts' copy, a view over Parquet)."""
-    from pipeline.warehouse.ledger_rules import ensure_ledger_rules
+    a database whose `action_ledger` is already there (the analysts' copy, a view over Parquet).
 
-    ensure_ledger_rules(con, tables=False)
+    `temporary`: as temp macros, which a read-only connection may create and which shadow the file's
+    own: `dunning explain` reads a database the latest run may have written with an older release,
+    whose macros lack (or differ from) those this release's models call."""
+    from pipeline.warehouse.ledger_rules import macro_ddl
+
+    def run(sql: str) -> None:
+        # every statement of macro_ddl and of the *_macro.sql files is `create or replace macro`
+        con.execute(sql.replace("create or replace macro", "create or replace temp macro") if temporary else sql)
+
+    run(macro_ddl())
     for path in schema_files():
         if "_macro" in path.stem:
-            con.execute(path.read_text(encoding="utf-8"))
+            run(path.read_text(encoding="utf-8"))
 
 
 def _unkey_contract_balances(con, tables_ddl: Path) -> None:

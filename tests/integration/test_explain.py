@@ -343,3 +343,21 @@ def test_a_day_no_run_computed_shows_its_plan_even_when_a_later_day_ran_the_leve
     assert (e.current_level.level_no, e.fees_total) == (1, Decimal("5.00"))
     e = explain(s, "ct-CT1-20260314", D("2026-03-20"))
     assert [(h.level_no, h.status, h.executed_on) for h in e.history] == [(1, "sent", D("2026-03-20"))]
+
+
+def test_explain_reads_a_database_an_older_release_ran_last(tmp_path, capsys):
+    """`dunning explain` is read-only: a database whose last run was an older release lacks the macros
+    this release's models call (hand_sent and first_day_past_grace in case_outlook, 2026-12-08) and holds
+    older definitions of others. It explains with this release's macros, as temp macros of its own
+    connection, and leaves the file as it was. Before, it stopped with "function does not exist"."""
+    w = World(tmp_path, policy([("due_date", 5, 7), ("previous_level", 3, 7)]))
+    w.customer().contract().invoice("I1", "100.00", "2026-03-01", "2026-03-10")
+    s = w.run("2026-03-11", "2026-03-20")
+    expected = format_explanation(explain(s))
+    with duckdb.connect(str(s.database)) as con:  # what an older release's run left: no such macros
+        con.execute("drop macro hand_sent")
+        con.execute("drop macro first_day_past_grace")
+    assert main(s.database, CASE, None) == 0
+    assert capsys.readouterr().out == expected + "\n"
+    assert query(s, "select count(*) from duckdb_functions() where function_name in "
+                    "('hand_sent', 'first_day_past_grace') and not internal") == [(0,)]
