@@ -5,7 +5,8 @@
 -- dispatch. A manual reminder not confirmed by $as_of holds the case. One recorded by a
 -- backfill or simulation (not_dispatched) was never handed to a person: it neither holds
 -- nor delays the case, unless it is the very reminder a person received on a live day (same key
--- and day: it carries that row's status and confirmation, state.apply_day). Rows `held` by the fresh-data gate were never done. All of it is
+-- and day: it carries that row's status and confirmation, state.apply_day). Rows `held` by the
+-- fresh-data gate were never done. All of it is
 -- the macro case_levels_done (sql/schema/020_levels_done_macro.sql), which the `cases`
 -- view and the analysts' state_as_of read too.
 with open_cases as (

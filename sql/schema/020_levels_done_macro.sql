@@ -5,15 +5,15 @@
 create or replace macro row_done_before(executed_on, status, before_day) as
     executed_on < before_day and status_is_done(status);
 
+-- A manual reminder handed to a person (one a backfill or simulation recorded never was).
+create or replace macro hand_sent(channel, status) as
+    channel = 'manual' and status <> 'not_dispatched';
+
 -- The rule of the latest sending: one number that orders a case's sendings by level, then by day. A
 -- level counts from its latest sending (levels_done), a case stands at the latest sending of its
 -- highest level (case_levels_done): in both, the largest. (A struct key (level_no, executed_on) in
 -- arg_max cost 40% more of the day's case progress at 1M contracts.) Epoch days stay far below the
 -- factor for any real date.
--- A manual reminder handed to a person (one a backfill or simulation recorded never was).
-create or replace macro hand_sent(channel, status) as
-    channel = 'manual' and status <> 'not_dispatched';
-
 create or replace macro level_sending_order(level_no, executed_on) as
     cast(level_no as bigint) * 10000000 + date_diff('day', date '1970-01-01', executed_on);
 
@@ -41,8 +41,9 @@ group by case_id, level_no;
 -- Where each case stands after the levels it has done before `before_day`: its current level (the
 -- highest done) with that level's name, day, own due date and demand (its latest sending), the fees
 -- charged so far, and what its manual reminders add: the days between each one's sending and its
--- confirmation (all of them, and the current level's own), and whether one still waits for it. A confirmation counts once it is on or before
--- `confirmed_by` (an unconfirmed manual reminder holds the case). One definition, read by the daily
+-- confirmation (all of them, and the current level's own), and whether one still waits for it. A
+-- confirmation counts once it is on or before `confirmed_by` (an unconfirmed manual reminder holds
+-- the case). One definition, read by the daily
 -- model int_case_progress, the `cases` view and the analysts' state_as_of, so they never disagree.
 -- The figures of the current level and the fees come from the rows in one pass (grouping by level
 -- first cost a second grouping of every row: 1.0 s of a steady day at 1M contracts, 0.7 s so); the
